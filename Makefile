@@ -1,0 +1,50 @@
+# copperc: build, example, tests. `make` lists the targets.
+#
+# `make test` installs what the tests need on a fresh machine (Debian
+# packages via apt-get) and runs every test, lint and format check.
+
+CARGO ?= cargo
+BUILD ?= build
+SHARED ?= ../shared
+
+.PHONY: help build example test deps lint fmt snap bench clean
+
+help:
+	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
+	@echo "make test     install test prerequisites, then run every test, clippy and rustfmt --check"
+	@echo "make lint     cargo clippy -D warnings and cargo fmt --check"
+	@echo "make snap     re-record insta snapshots (review the diff before committing)"
+	@echo "make bench    criterion benchmarks"
+
+build:
+	$(CARGO) build --release --locked
+
+example: build
+	./target/release/copperc check --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
+
+# Prerequisites of the test suite; each is checked, then installed if missing.
+deps:
+	@test -d $(SHARED) || { echo "error: $(SHARED) (shared test data) is missing"; exit 1; }
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
+	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+
+test: deps
+	$(CARGO) test --locked --all-targets
+	$(MAKE) lint
+
+lint:
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+fmt:
+	$(CARGO) fmt --all
+
+snap:
+	INSTA_UPDATE=always $(CARGO) test --locked --all-targets
+
+bench:
+	$(CARGO) bench --locked
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

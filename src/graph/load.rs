@@ -1,0 +1,320 @@
+//! Parses call-graph JSON into a `CallGraph`, reporting every problem with
+//! its JSON path and the span of the value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{Call, CallGraph, Service, ServiceId};
+use crate::diag::{Code, Diagnostic};
+use crate::source::{FileId, SourceMap, Span};
+use crate::syntax::pattern::is_dns_label;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGraph<'a> {
+    #[serde(borrow)]
+    services: Vec<RawService<'a>>,
+    #[serde(borrow, default)]
+    calls: Vec<RawCall<'a>>,
+    #[serde(borrow, default)]
+    entrypoints: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService<'a> {
+    #[serde(borrow)]
+    name: &'a RawValue,
+    #[serde(borrow, default)]
+    replicas: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    versions: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCall<'a> {
+    #[serde(borrow)]
+    from: &'a RawValue,
+    #[serde(borrow)]
+    to: &'a RawValue,
+    #[serde(borrow, default)]
+    rps: Option<&'a RawValue>,
+}
+
+struct Loader<'a> {
+    file: FileId,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Loader<'a> {
+    fn span(&self, raw: &RawValue) -> Span {
+        let start = (raw.get().as_ptr() as usize).saturating_sub(self.text.as_ptr() as usize);
+        Span::new(self.file, start, start + raw.get().len())
+    }
+
+    fn invalid(&mut self, raw: &RawValue, path: &str, what: &str) {
+        let span = self.span(raw);
+        self.diags.push(
+            Diagnostic::new(Code::GraphInvalidValue, format!("`{path}` must be {what}"))
+                .at(span, format!("found `{}`", abbreviate(raw.get()))),
+        );
+    }
+
+    fn string(&mut self, raw: &RawValue, path: &str) -> Option<String> {
+        match serde_json::from_str::<String>(raw.get()) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.invalid(raw, path, "a string");
+                None
+            }
+        }
+    }
+
+    fn service_name(&mut self, raw: &RawValue, path: &str) -> Option<String> {
+        let name = self.string(raw, path)?;
+        if !is_dns_label(&name) {
+            let span = self.span(raw);
+            let fixed = name.to_lowercase().replace(['_', '.'], "-");
+            let mut d = Diagnostic::new(
+                Code::GraphInvalidName,
+                format!("`{path}`: `{name}` is not a valid service name"),
+            )
+            .at(span, "not a DNS label");
+            if is_dns_label(&fixed) {
+                d = d.with_help(format!("did you mean `{fixed}`?"));
+            }
+            self.diags.push(d);
+            return None;
+        }
+        Some(name)
+    }
+}
+
+fn abbreviate(s: &str) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).collect();
+    if s.chars().count() > 40 {
+        format!("{}...", s.chars().take(37).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// Parses a call graph. The graph is `Some` when there are no errors
+/// (warnings may remain).
+pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec<Diagnostic>) {
+    let text = sources.text(file);
+    let raw: RawGraph = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(e) => return (None, vec![serde_error(sources, file, text, &e)]),
+    };
+    let mut l = Loader {
+        file,
+        text,
+        diags: Vec::new(),
+    };
+
+    let mut services: Vec<Service> = Vec::new();
+    let mut by_name: BTreeMap<String, ServiceId> = BTreeMap::new();
+    for (i, s) in raw.services.iter().enumerate() {
+        let path = format!("services[{i}]");
+        let name = l.service_name(s.name, &format!("{path}.name"));
+        let replicas = match s.replicas {
+            None => Some(1),
+            Some(r) => match serde_json::from_str::<u64>(r.get()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    l.invalid(r, &format!("{path}.replicas"), "a non-negative integer");
+                    None
+                }
+            },
+        };
+        let versions = match s.versions {
+            None => Some(vec!["v1".to_string()]),
+            Some(v) => match serde_json::from_str::<Vec<String>>(v.get()) {
+                Ok(vs)
+                    if !vs.is_empty()
+                        && vs.iter().collect::<BTreeSet<_>>().len() == vs.len()
+                        && vs.iter().all(|x| is_dns_label(x)) =>
+                {
+                    Some(vs)
+                }
+                _ => {
+                    l.invalid(
+                        v,
+                        &format!("{path}.versions"),
+                        "a non-empty list of distinct version names (DNS labels)",
+                    );
+                    None
+                }
+            },
+        };
+        let (Some(name), Some(replicas), Some(versions)) = (name, replicas, versions) else {
+            continue;
+        };
+        let span = l.span(s.name);
+        if let Some(&first) = by_name.get(&name) {
+            let first_span = services[first].span;
+            l.diags.push(
+                Diagnostic::new(Code::GraphDuplicateService, format!("service `{name}` is listed twice"))
+                    .at(span, "listed again here")
+                    .with_label(first_span, "first listed here"),
+            );
+            continue;
+        }
+        by_name.insert(name.clone(), services.len());
+        services.push(Service {
+            name,
+            replicas,
+            versions,
+            span,
+        });
+    }
+
+    let resolve = |l: &mut Loader, raw: &RawValue, path: String| -> Option<ServiceId> {
+        let name = l.string(raw, &path)?;
+        match by_name.get(&name) {
+            Some(&id) => Some(id),
+            None => {
+                let span = l.span(raw);
+                let mut d = Diagnostic::new(Code::GraphUnknownService, format!("`{path}`: unknown service `{name}`"))
+                    .at(span, "not listed in `services`");
+                if let Some(s) = crate::diag::suggest(&name, by_name.keys().map(String::as_str)) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                l.diags.push(d);
+                None
+            }
+        }
+    };
+
+    let mut calls: BTreeMap<(ServiceId, ServiceId), Call> = BTreeMap::new();
+    for (i, c) in raw.calls.iter().enumerate() {
+        let from = resolve(&mut l, c.from, format!("calls[{i}].from"));
+        let to = resolve(&mut l, c.to, format!("calls[{i}].to"));
+        let rps = match c.rps {
+            None => Some(None),
+            Some(r) => match serde_json::from_str::<f64>(r.get()) {
+                Ok(x) if x.is_finite() && x >= 0.0 => Some(Some(x)),
+                _ => {
+                    l.invalid(r, &format!("calls[{i}].rps"), "a non-negative number");
+                    None
+                }
+            },
+        };
+        let (Some(from), Some(to), Some(rps)) = (from, to, rps) else {
+            continue;
+        };
+        let span = l.span(c.from).to(l.span(c.to));
+        calls
+            .entry((from, to))
+            .and_modify(|existing| {
+                // Merged duplicates add their rates.
+                existing.rps = match (existing.rps, rps) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+            })
+            .or_insert(Call { from, to, rps, span });
+    }
+
+    let entrypoints: Vec<ServiceId> = match &raw.entrypoints {
+        Some(list) => {
+            let mut ids: Vec<ServiceId> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| resolve(&mut l, r, format!("entrypoints[{i}]")))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        }
+        None => {
+            let reached: BTreeSet<ServiceId> = calls.keys().map(|&(_, to)| to).collect();
+            let ids: Vec<ServiceId> = (0..services.len()).filter(|i| !reached.contains(i)).collect();
+            if ids.is_empty() && !services.is_empty() {
+                let span = Span::new(file, 0, 1);
+                l.diags.push(
+                    Diagnostic::new(
+                        Code::GraphNoEntrypoints,
+                        "every service is called by another, so the entry points cannot be inferred",
+                    )
+                    .at(span, "this graph has no `entrypoints`")
+                    .with_help("add `\"entrypoints\": [\"<service that receives outside traffic>\"]`"),
+                );
+            }
+            ids
+        }
+    };
+
+    let has_errors = l.diags.iter().any(Diagnostic::is_error);
+    let graph = CallGraph {
+        services,
+        calls: calls.into_values().collect(),
+        entrypoints,
+    };
+    if !has_errors {
+        l.diags.extend(unreachable_warnings(&graph));
+    }
+    (if has_errors { None } else { Some(graph) }, l.diags)
+}
+
+fn unreachable_warnings(g: &CallGraph) -> Vec<Diagnostic> {
+    let mut seen = vec![false; g.services.len()];
+    let mut stack: Vec<ServiceId> = g.entrypoints.clone();
+    while let Some(s) = stack.pop() {
+        if std::mem::replace(&mut seen[s], true) {
+            continue;
+        }
+        stack.extend(g.calls.iter().filter(|c| c.from == s).map(|c| c.to));
+    }
+    g.services
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !seen[*i])
+        .map(|(_, s)| {
+            Diagnostic::new(
+                Code::GraphUnreachable,
+                format!("service `{}` is not reachable from any entry point", s.name),
+            )
+            .at(s.span, "no chain of calls from an entry point reaches it")
+            .with_note("requests it sends have no context, so no policy matches them")
+        })
+        .collect()
+}
+
+fn serde_error(sources: &SourceMap, file: FileId, text: &str, e: &serde_json::Error) -> Diagnostic {
+    let mut offset = sources.offset_of(file, e.line(), e.column());
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        // serde reports the position after the key: point at the key itself.
+        let quoted = format!("\"{field}\"");
+        if let Some(pos) = text[..offset.min(text.len())].rfind(&quoted) {
+            offset = pos;
+        }
+        let end = offset + quoted.len();
+        return Diagnostic::new(Code::GraphUnknownKey, format!("unknown key `{field}`"))
+            .at(
+                Span::new(file, offset, end.min(text.len())),
+                "not a key of the call graph format",
+            )
+            .with_help(
+                msg.split(", expected ")
+                    .nth(1)
+                    .map(|e| format!("expected {e}"))
+                    .unwrap_or_default(),
+            );
+    }
+    let code = if e.is_syntax() || e.is_eof() {
+        Code::GraphSyntax
+    } else {
+        Code::GraphInvalidValue
+    };
+    let start = offset.saturating_sub(1).min(text.len());
+    let end = (start + 1).min(text.len()).max(start);
+    Diagnostic::new(code, msg).at(Span::new(file, start, end), "here")
+}
