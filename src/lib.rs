@@ -5,6 +5,7 @@
 //! take in-memory inputs and return values plus `diag::Diagnostic`s; only
 //! `cli` reads and writes files.
 
+pub mod analysis;
 pub mod check;
 pub mod cli;
 pub mod diag;

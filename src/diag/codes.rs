@@ -110,6 +110,14 @@ codes! {
         "Without `entrypoints`, the entry points are the services that no call reaches. Every service is reached by some call here, so list the entry points explicitly.";
     GraphUnreachable = "CU0408", Warning, "service unreachable from every entry point",
         "No chain of calls from an entry point reaches this service, so requests it sends have no context and no policy matches them.";
+    MissingVersion = "CU0501", Error, "version missing on a matched callee",
+        "`RouteToVersion(v)` needs version v on the callee of every call the policy matches. The call graph lists the versions of each service under `versions` (default `[\"v1\"]`). Narrow the context pattern so that it only matches calls into services that have the version, or add the version to the graph.";
+    Unenforceable = "CU0502", Error, "policy cannot be enforced on a matched call",
+        "For this call, no dataplane that supports the policy can run it where a sidecar could be: the policy needs the caller's side (Egress) but the call comes from outside the mesh, or the dataplanes that support it offer no side that this call has. Narrow the context pattern, or load an interface that supports the policy on the missing side.";
+    PlacementConflict = "CU0503", Error, "no placement enforces every policy",
+        "Every (policy, call) pair can be enforced alone, but with at most one sidecar per service no placement covers them all: the listed pairs need different dataplanes on the same service. Change the policies or the interfaces so that one dataplane can serve that service.";
+    UnknownDataplane = "CU0504", Error, "unknown dataplane",
+        "`--default-dataplane` names a dataplane that no loaded interface declares.";
     ReadError = "CU0901", Error, "cannot read input",
         "An input file or folder could not be read.";
 }
