@@ -4,6 +4,13 @@
 //! its expected line and column in all three formats, with the right exit
 //! code; every rendered diagnostic is snapshot-tested.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
