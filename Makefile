@@ -21,6 +21,7 @@ build:
 
 example: build
 	./target/release/copperc check --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
+	./target/release/copperc place --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
 deps:

@@ -11,5 +11,6 @@ pub mod cli;
 pub mod diag;
 pub mod graph;
 pub mod interfaces;
+pub mod place;
 pub mod source;
 pub mod syntax;

@@ -4,6 +4,8 @@
 
 mod check_cmd;
 pub mod inputs;
+mod pipeline;
+mod place_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -35,6 +37,12 @@ enum Command {
     ///
     /// Reports every problem with a code (CUxxxx), the exact place, and a fix where one is obvious.
     Check(CheckArgs),
+    /// Place the cheapest sidecars that enforce every policy on every call it matches.
+    ///
+    /// Analyses which calls of the call graph each policy's context can match, then solves the
+    /// placement exactly (weighted partial MaxSAT) and reports cost, proven lower bound and the
+    /// `istio` / `istio++` baselines.
+    Place(PlaceArgs),
     /// Print what a diagnostic code means, e.g. `copperc explain CU0302`.
     Explain {
         /// A code such as CU0302 (the `CU` may be left out).
@@ -80,6 +88,38 @@ pub struct CheckArgs {
     pub output: OutputArgs,
 }
 
+#[derive(Args)]
+pub struct PlaceArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Call graph of the application (JSON).
+    #[arg(long, value_name = "GRAPH.json")]
+    pub graph: PathBuf,
+    /// Dataplane of the baselines. Default: istio-proxy when loaded, else the alphabetically first.
+    #[arg(long, value_name = "NAME")]
+    pub default_dataplane: Option<String>,
+    /// Output: a table for people, or the placement object.
+    #[arg(long, value_enum, default_value_t = PlaceFormat::Text)]
+    pub format: PlaceFormat,
+    /// Say for each sidecar which (policy, call) pairs force it and what else could cover them.
+    #[arg(long)]
+    pub explain: bool,
+    /// Also write the MaxSAT instance as WCNF, to cross-check with another solver.
+    #[arg(long, value_name = "FILE")]
+    pub emit_wcnf: Option<PathBuf>,
+    /// Stop searching after this many seconds; report the best placement and its proven gap.
+    #[arg(long, value_name = "SECONDS")]
+    pub time_limit: Option<f64>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlaceFormat {
+    Text,
+    Json,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -88,7 +128,7 @@ pub enum ColorChoice {
 }
 
 impl ColorChoice {
-    fn enabled(self, terminal: bool) -> bool {
+    pub fn enabled(self, terminal: bool) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -106,6 +146,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(&args),
+        Command::Place(args) => place_cmd::run(&args),
         Command::Explain { code } => explain(&code),
     };
     ExitCode::from(code)
@@ -158,6 +199,24 @@ pub fn fail_usage(d: &Diagnostic, sources: &SourceMap, format: Format) -> u8 {
         _ => print!("{}", render::render(format, std::slice::from_ref(d), sources, false)),
     }
     EXIT_USAGE
+}
+
+/// Writes a file through a temporary file in the same folder and a rename,
+/// so that readers never see half of it.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 pub fn plural(n: usize, word: &str) -> String {

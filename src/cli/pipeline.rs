@@ -1,0 +1,107 @@
+//! The front half shared by `place` and `compile`: load inputs, check,
+//! load the graph, analyse, place. Diagnostics go to standard error.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{EXIT_FINDINGS, InputArgs, inputs};
+use crate::analysis::{self, Analysis};
+use crate::check::{self, CheckInput, Program};
+use crate::diag::Diagnostic;
+use crate::diag::render::{Format, render};
+use crate::graph::{self, CallGraph};
+use crate::place::{self, PlaceOptions, Placement, encode::Encoding};
+use crate::source::SourceMap;
+
+pub struct Placed {
+    pub program: Program,
+    pub graph: CallGraph,
+    pub analysis: Analysis,
+    pub placement: Placement,
+    pub encoding: Encoding,
+}
+
+pub struct PipelineArgs<'a> {
+    pub input: &'a InputArgs,
+    pub graph: &'a PathBuf,
+    pub default_dataplane: Option<String>,
+    pub deadline: Option<Instant>,
+    pub deny_warnings: bool,
+}
+
+/// Runs the pipeline up to placement, printing every diagnostic. `Err` is the exit code.
+pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> {
+    let mut sources = SourceMap::new();
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let fail = |d: Diagnostic, sources: &SourceMap| {
+        eprint!("{}", render(Format::Human, &[d], sources, color));
+        super::EXIT_USAGE
+    };
+    let ifaces = inputs::load_interfaces(&mut sources, &args.input.interfaces).map_err(|d| fail(d, &sources))?;
+    let policies = inputs::load_policies(&mut sources, &args.input.policies).map_err(|d| fail(d, &sources))?;
+    let graph_file = inputs::read(&mut sources, args.graph).map_err(|d| fail(d, &sources))?;
+
+    let (graph, ds) = graph::parse_graph(&sources, graph_file);
+    diags.extend(ds);
+    let names = graph.as_ref().map(|g| g.names());
+    let (program, ds) = check::check(
+        &sources,
+        &CheckInput {
+            interface_files: &ifaces,
+            policy_files: &policies,
+            graph_services: names.as_ref(),
+        },
+    );
+    diags.extend(ds);
+    let report = |diags: &mut Vec<Diagnostic>, sources: &SourceMap| -> bool {
+        crate::diag::normalize(diags);
+        if !diags.is_empty() {
+            eprint!("{}", render(Format::Human, diags, sources, color));
+        }
+        let failed = diags.iter().any(Diagnostic::is_error) || (args.deny_warnings && !diags.is_empty());
+        diags.clear();
+        failed
+    };
+    let (Some(program), Some(graph)) = (program, graph) else {
+        report(&mut diags, &sources);
+        return Err(EXIT_FINDINGS);
+    };
+    let (analysis, ds) = analysis::analyze(&program, &graph);
+    diags.extend(ds);
+    let Some(analysis) = analysis else {
+        report(&mut diags, &sources);
+        return Err(EXIT_FINDINGS);
+    };
+    let opts = PlaceOptions {
+        deadline: args.deadline,
+        default_dataplane: args.default_dataplane.clone(),
+    };
+    match place::place(&program, &graph, &analysis, &opts) {
+        Ok((placement, encoding)) => {
+            if report(&mut diags, &sources) {
+                return Err(EXIT_FINDINGS);
+            }
+            let problems = place::verify::verify(&program, &graph, &analysis, &placement);
+            if !problems.is_empty() {
+                eprintln!("internal error: the placement failed its soundness check:");
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                return Err(101);
+            }
+            Ok(Placed {
+                program,
+                graph,
+                analysis,
+                placement,
+                encoding,
+            })
+        }
+        Err(ds) => {
+            let usage = ds.iter().any(|d| d.code == crate::diag::Code::UnknownDataplane);
+            diags.extend(ds);
+            report(&mut diags, &sources);
+            Err(if usage { super::EXIT_USAGE } else { EXIT_FINDINGS })
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Renders a placement: the brief's JSON object (`--format json`) and a
+//! readable table (`--format text`). Pure functions returning strings;
+//! byte-for-byte deterministic (sorted keys, sorted entries).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::model::Placement;
+use crate::check::Program;
+use crate::graph::CallGraph;
+
+/// Enforcement entries in output order: by policy name, caller, callee.
+fn sorted_entries<'a>(p: &'a Placement, program: &Program, graph: &CallGraph) -> Vec<&'a super::Enforcement> {
+    let mut entries: Vec<&super::Enforcement> = p.enforcement.iter().collect();
+    entries.sort_by(|a, b| {
+        let key = |e: &super::Enforcement| {
+            (
+                program.policies[e.policy].name.clone(),
+                e.from.map(|f| graph.services[f].name.clone()),
+                graph.services[e.to].name.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    entries
+}
+
+pub fn to_json(p: &Placement, program: &Program, graph: &CallGraph) -> Value {
+    let mut services = Map::new();
+    for (s, svc) in graph.services.iter().enumerate() {
+        services.insert(
+            svc.name.clone(),
+            json!({"sidecar": p.sidecars[s], "replicas": svc.replicas}),
+        );
+    }
+    let enforcement: Vec<Value> = sorted_entries(p, program, graph)
+        .into_iter()
+        .map(|e| {
+            json!({
+                "policy": program.policies[e.policy].name,
+                "from": e.from.map(|f| graph.services[f].name.clone()),
+                "to": graph.services[e.to].name,
+                "at": graph.services[e.at].name,
+                "side": e.side.as_str(),
+                "dataplane": e.dataplane,
+            })
+        })
+        .collect();
+    json!({
+        "cost": p.cost,
+        "optimal": p.optimal,
+        "lower_bound": p.lower_bound,
+        "baselines": {
+            "istio": p.baselines.istio,
+            "istio++": p.baselines.istio_plus,
+            "default_dataplane": p.baselines.default_dataplane,
+        },
+        "services": services,
+        "enforcement": enforcement,
+        "stats": {
+            "matched_pairs": p.stats.pairs,
+            "clauses": p.stats.clauses,
+            "variables": p.stats.variables,
+            "forced": p.stats.forced,
+        },
+    })
+}
+
+/// The JSON text, with a final newline.
+pub fn json_text(p: &Placement, program: &Program, graph: &CallGraph) -> String {
+    let mut s = serde_json::to_string_pretty(&to_json(p, program, graph)).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Above this many services the table lists only services with a sidecar.
+const FULL_TABLE_LIMIT: usize = 60;
+
+pub fn text(p: &Placement, program: &Program, graph: &CallGraph) -> String {
+    // service -> policy -> (side -> number of calls)
+    let mut enforced: BTreeMap<usize, BTreeMap<&str, BTreeMap<&str, usize>>> = BTreeMap::new();
+    for e in &p.enforcement {
+        *enforced
+            .entry(e.at)
+            .or_default()
+            .entry(program.policies[e.policy].name.as_str())
+            .or_default()
+            .entry(e.side.as_str())
+            .or_default() += 1;
+    }
+    let mut rows: Vec<[String; 5]> = vec![[
+        "service".into(),
+        "replicas".into(),
+        "sidecar".into(),
+        "cost".into(),
+        "enforces".into(),
+    ]];
+    let mut order: Vec<usize> = (0..graph.services.len()).collect();
+    order.sort_by(|a, b| graph.services[*a].name.cmp(&graph.services[*b].name));
+    let full = graph.services.len() <= FULL_TABLE_LIMIT;
+    let mut hidden = 0;
+    for s in order {
+        let svc = &graph.services[s];
+        let Some(d) = &p.sidecars[s] else {
+            if full {
+                rows.push([
+                    svc.name.clone(),
+                    svc.replicas.to_string(),
+                    "-".into(),
+                    "0".into(),
+                    String::new(),
+                ]);
+            } else {
+                hidden += 1;
+            }
+            continue;
+        };
+        let cost = program
+            .interfaces
+            .dataplanes
+            .get(d)
+            .map(|x| x.cost)
+            .unwrap_or(0)
+            .saturating_mul(svc.replicas);
+        let what: Vec<String> = enforced
+            .get(&s)
+            .map(|m| {
+                m.iter()
+                    .map(|(pol, sides)| {
+                        let parts: Vec<String> = sides.iter().map(|(side, n)| format!("{side} x{n}")).collect();
+                        format!("{pol} ({})", parts.join(", "))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push([
+            svc.name.clone(),
+            svc.replicas.to_string(),
+            d.clone(),
+            cost.to_string(),
+            what.join("; "),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if hidden > 0 {
+        out.push_str(&format!("({hidden} services without a sidecar not shown)\n"));
+    }
+    let placed = p.sidecars.iter().filter(|d| d.is_some()).count();
+    out.push('\n');
+    out.push_str(&format!(
+        "cost {} with {placed} sidecar{} on {} services; {}\n",
+        p.cost,
+        if placed == 1 { "" } else { "s" },
+        graph.services.len(),
+        if p.optimal {
+            "optimal".to_string()
+        } else {
+            format!("lower bound {} (gap {})", p.lower_bound, p.cost - p.lower_bound)
+        }
+    ));
+    let ratio = |base: u64| {
+        if base == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{:.2}x", p.cost as f64 / base as f64)
+        }
+    };
+    out.push_str(&format!(
+        "baselines ({}): istio {} (copperc {}), istio++ {}\n",
+        p.baselines.default_dataplane,
+        p.baselines.istio,
+        ratio(p.baselines.istio),
+        match p.baselines.istio_plus {
+            Some(c) => format!("{c} (copperc {})", ratio(c)),
+            None => "not possible (the default dataplane cannot enforce every matched call)".into(),
+        }
+    ));
+    out.push_str(&format!(
+        "{} policies, {} matched (policy, call) pairs, {} distinct clauses, {} variables\n",
+        program.policies.len(),
+        p.stats.pairs,
+        p.stats.clauses,
+        p.stats.variables
+    ));
+    out
+}
