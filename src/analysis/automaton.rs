@@ -45,7 +45,13 @@ impl ServiceDfa {
     pub fn new(pattern: &Pattern, services: &[&str]) -> Result<ServiceDfa, AutomatonError> {
         let regex = encoding::pattern_regex(pattern);
         let dfa = dense::Builder::new()
-            .configure(DFA::config().start_kind(regex_automata::dfa::StartKind::Anchored))
+            .configure(
+                DFA::config()
+                    .start_kind(regex_automata::dfa::StartKind::Anchored)
+                    // Membership, not leftmost-first: a higher-priority empty
+                    // match must not hide a longer one.
+                    .match_kind(regex_automata::MatchKind::All),
+            )
             .build(&regex)
             .map_err(|e| AutomatonError(e.to_string()))?;
         let start_id = dfa

@@ -56,6 +56,16 @@ pub fn analyze(program: &Program, graph: &CallGraph) -> (Option<Analysis>, Vec<D
             }
         };
         let calls = matched::matched_calls(graph, &adj, &dfa, &mut scratch);
+        if calls.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    Code::MatchesNothing,
+                    format!("policy `{}` matches no call of the graph", p.name),
+                )
+                .at(p.pattern_span, "no context of the graph matches this pattern")
+                .with_help("check the service names and the order of calls against the call graph"),
+            );
+        }
         diags.extend(check_versions(p, &calls, graph));
         matches.push(calls);
     }

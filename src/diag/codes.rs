@@ -118,6 +118,8 @@ codes! {
         "Every (policy, call) pair can be enforced alone, but with at most one sidecar per service no placement covers them all: the listed pairs need different dataplanes on the same service. Change the policies or the interfaces so that one dataplane can serve that service.";
     UnknownDataplane = "CU0504", Error, "unknown dataplane",
         "`--default-dataplane` names a dataplane that no loaded interface declares.";
+    MatchesNothing = "CU0505", Warning, "policy matches no call",
+        "No context that the call graph can produce matches the policy's pattern, so the policy is never enforced. Check the pattern against the graph: a misspelt service, a call that does not exist, or a path that no entry point reaches.";
     ReadError = "CU0901", Error, "cannot read input",
         "An input file or folder could not be read.";
 }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use super::maxsat::{Instance, Lit};
+use super::model::Side;
 use crate::analysis::{Analysis, call_text, witness_text};
 use crate::check::Program;
 use crate::diag::{Code, Diagnostic};
@@ -43,6 +44,45 @@ pub struct Encoding {
     pub forced: usize,
 }
 
+/// The options of one pair, with the side each one enforces on (sorted).
+/// A service that calls itself may offer the same choice on both sides.
+pub fn sided_options(
+    program: &Program,
+    dataplanes: &[String],
+    policy: usize,
+    from: Option<ServiceId>,
+    to: ServiceId,
+) -> Vec<(Choice, Side)> {
+    let p = &program.policies[policy];
+    let mut out = Vec::new();
+    for (d, name) in dataplanes.iter().enumerate() {
+        let Some(sides) = p.support.get(name) else { continue };
+        if sides.ingress {
+            out.push((
+                Choice {
+                    service: to,
+                    dataplane: d,
+                },
+                Side::Ingress,
+            ));
+        }
+        if sides.egress
+            && let Some(u) = from
+        {
+            out.push((
+                Choice {
+                    service: u,
+                    dataplane: d,
+                },
+                Side::Egress,
+            ));
+        }
+    }
+    // Callee side first: it sees the request as delivered.
+    out.sort_by_key(|(c, side)| (*side, *c));
+    out
+}
+
 /// The options of one pair, as choices (sorted, no duplicates).
 pub fn options(
     program: &Program,
@@ -51,25 +91,10 @@ pub fn options(
     from: Option<ServiceId>,
     to: ServiceId,
 ) -> Vec<Choice> {
-    let p = &program.policies[policy];
-    let mut out = Vec::new();
-    for (d, name) in dataplanes.iter().enumerate() {
-        let Some(sides) = p.support.get(name) else { continue };
-        if sides.egress
-            && let Some(u) = from
-        {
-            out.push(Choice {
-                service: u,
-                dataplane: d,
-            });
-        }
-        if sides.ingress {
-            out.push(Choice {
-                service: to,
-                dataplane: d,
-            });
-        }
-    }
+    let mut out: Vec<Choice> = sided_options(program, dataplanes, policy, from, to)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
     out.sort();
     out.dedup();
     out

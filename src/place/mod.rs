@@ -87,20 +87,18 @@ pub fn place(
     let mut enforcement = Vec::with_capacity(analysis.pairs());
     for (pi, calls) in analysis.matches.iter().enumerate() {
         for (ci, m) in calls.iter().enumerate() {
-            let opts = encode::options(program, &enc.dataplanes, pi, m.from, m.to);
-            // Prefer the callee's sidecar: it sees the request as delivered.
-            let pick = opts
-                .iter()
-                .filter(|c| chosen[c.service] == Some(c.dataplane))
-                .min_by_key(|c| (c.service != m.to, c.dataplane));
-            let Some(c) = pick else { continue };
+            let opts = encode::sided_options(program, &enc.dataplanes, pi, m.from, m.to);
+            // Prefer the callee's sidecar (Ingress sorts first): it sees the
+            // request as delivered.
+            let pick = opts.iter().find(|(c, _)| chosen[c.service] == Some(c.dataplane));
+            let Some((c, side)) = pick else { continue };
             enforcement.push(Enforcement {
                 policy: pi,
                 call: ci,
                 from: m.from,
                 to: m.to,
                 at: c.service,
-                side: if c.service == m.to { Side::Ingress } else { Side::Egress },
+                side: *side,
                 dataplane: enc.dataplanes[c.dataplane].clone(),
             });
         }
