@@ -183,7 +183,7 @@ fn warning_files_report_their_code_and_pass() {
 #[test]
 fn every_error_code_has_an_invalid_file() {
     let mut covered = std::collections::BTreeSet::new();
-    for dir in ["testdata/invalid", "testdata/warnings", "testdata/graphs"] {
+    for dir in ["testdata/invalid", "testdata/warnings", "testdata/place"] {
         if Path::new(dir).exists() {
             for p in files(dir) {
                 if let Some((code, ..)) = header(&p).expect {
@@ -195,7 +195,7 @@ fn every_error_code_has_an_invalid_file() {
     let missing: Vec<&str> = copperc::diag::Code::ALL
         .iter()
         .map(|c| c.as_str())
-        .filter(|c| !covered.contains(*c) && !c.starts_with("CU04") && !c.starts_with("CU05") && !c.starts_with("CU09"))
+        .filter(|c| !covered.contains(*c) && !c.starts_with("CU04") && !c.starts_with("CU09") && *c != "CU0504")
         .collect();
     assert!(missing.is_empty(), "codes with no test file: {missing:?}");
 }
@@ -221,4 +221,63 @@ fn io_errors_exit_2_in_every_format() {
         let (code, _) = run(&["check".into(), "no/such/file.copper".into()], format);
         assert_eq!(code, 2, "{format}");
     }
+}
+
+/// `testdata/place`: diagnostics that need the call graph (`copperc place`).
+#[test]
+fn place_files_report_their_code() {
+    let mut seen = 0;
+    for path in files("testdata/place") {
+        let h = header(&path);
+        let Some((code, line, col)) = h.expect.clone() else {
+            continue;
+        };
+        seen += 1;
+        let graph = h.graph.clone().expect("place tests name a graph");
+        let local = Path::new("testdata/place").join(format!("{graph}.json"));
+        let graph = if local.exists() {
+            local
+        } else {
+            Path::new(SHARED_GRAPHS).join(format!("{graph}.json"))
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
+        cmd.args(["place", "--color", "never", "--graph"]).arg(&graph);
+        if let Some(i) = &h.interfaces {
+            cmd.arg("--interfaces").arg(path.parent().unwrap().join(i));
+        }
+        let out = cmd.arg(&path).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let (severity, want_exit) = if code == "CU0505" { ("warning", 0) } else { ("error", 1) };
+        assert_eq!(out.status.code(), Some(want_exit), "{}: {stderr}", path.display());
+        let header_line = format!("{severity}[{code}]");
+        let at = stderr
+            .find(&header_line)
+            .unwrap_or_else(|| panic!("{}: no `{header_line}` in\n{stderr}", path.display()));
+        let located = stderr[at..].lines().nth(1).unwrap_or("");
+        assert!(
+            located.ends_with(&format!(":{line}:{col}")),
+            "{}: not at {line}:{col}:\n{stderr}",
+            path.display()
+        );
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        insta::assert_snapshot!(format!("place-{name}"), stderr);
+    }
+    assert!(seen >= 4, "place corpus missing");
+}
+
+#[test]
+fn unknown_default_dataplane_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args([
+            "place",
+            "--graph",
+            "examples/bookinfo/graph.json",
+            "--default-dataplane",
+            "linkerd",
+            "examples/bookinfo/policies.copper",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CU0504"));
 }

@@ -459,3 +459,34 @@ fn random_instances_match_exhaustive_search() {
     assert!(t.placed >= 1500, "only {} instances reached placement", t.placed);
     assert!(t.infeasible >= 30, "only {} infeasible instances", t.infeasible);
 }
+
+#[test]
+fn bookinfo_placement_snapshot_and_determinism() {
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_copperc"))
+            .args([
+                "place",
+                "--format",
+                "json",
+                "--graph",
+                "examples/bookinfo/graph.json",
+                "examples/bookinfo/policies.copper",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = run();
+    assert_eq!(first.stdout, second.stdout, "placement output is not deterministic");
+    let text = String::from_utf8(first.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["optimal"], true);
+    assert!(doc["lower_bound"].as_u64() <= doc["cost"].as_u64());
+    insta::assert_snapshot!(text);
+}

@@ -293,7 +293,8 @@ fn serde_error(sources: &SourceMap, file: FileId, text: &str, e: &serde_json::Er
     if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
         // serde reports the position after the key: point at the key itself.
         let quoted = format!("\"{field}\"");
-        if let Some(pos) = text[..offset.min(text.len())].rfind(&quoted) {
+        let limit = (offset + quoted.len()).min(text.len());
+        if let Some(pos) = text.get(..limit).and_then(|t| t.rfind(&quoted)) {
             offset = pos;
         }
         let end = offset + quoted.len();
