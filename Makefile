@@ -23,11 +23,20 @@ example: build
 	./target/release/copperc check --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
 	./target/release/copperc place --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
 
+VENV := $(BUILD)/venv
+PYTHON_PACKAGES := python-sat==1.9.dev24
+
 # Prerequisites of the test suite; each is checked, then installed if missing.
-deps:
+deps: $(VENV)/.installed
 	@test -d $(SHARED) || { echo "error: $(SHARED) (shared test data) is missing"; exit 1; }
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+
+# Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum.
+$(VENV)/.installed: Makefile
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_PACKAGES)
+	touch $@
 
 test: deps
 	$(CARGO) test --locked --all-targets

@@ -256,6 +256,7 @@ impl BodyChecker<'_> {
                     )
                     .at(inner.span(), format!("this is {}", t.with_article()));
                     self.error(d);
+                    return None;
                 }
                 Some(Type::Bool)
             }

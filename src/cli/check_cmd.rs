@@ -16,6 +16,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     };
     let mut diags = Vec::new();
     let mut names = None;
+    let mut call_graph = None;
     if let Some(path) = &args.graph {
         let file = match inputs::read(&mut sources, path) {
             Ok(f) => f,
@@ -23,7 +24,8 @@ pub fn run(args: &CheckArgs) -> u8 {
         };
         let (graph, ds) = crate::graph::parse_graph(&sources, file);
         diags.extend(ds);
-        names = graph.map(|g| g.names());
+        names = graph.as_ref().map(|g| g.names());
+        call_graph = graph;
     }
     let (program, ds) = check::check(
         &sources,
@@ -34,6 +36,10 @@ pub fn run(args: &CheckArgs) -> u8 {
         },
     );
     diags.extend(ds);
+    // With a graph, what needs the matched calls is checked too (CU0501, CU0505).
+    if let (Some(p), Some(g)) = (&program, &call_graph) {
+        diags.extend(crate::analysis::analyze(p, g).1);
+    }
     crate::diag::normalize(&mut diags);
     let (errors, warnings) = print_diagnostics(&diags, &sources, args.format, args.output.color);
     let failed = errors > 0 || (args.output.deny_warnings && warnings > 0);

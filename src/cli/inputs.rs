@@ -55,9 +55,10 @@ pub fn read(sources: &mut SourceMap, path: &Path) -> Result<FileId, Diagnostic> 
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or folder".into(),
+        std::io::ErrorKind::AlreadyExists => "it already exists".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
     }

@@ -154,10 +154,10 @@ pub fn main() -> ExitCode {
 
 fn explain(code: &str) -> u8 {
     let wanted = code.trim().to_uppercase();
-    let wanted = if wanted.starts_with("CU") {
-        wanted
-    } else {
-        format!("CU{wanted}")
+    let digits = wanted.trim_start_matches("CU");
+    let wanted = match digits.parse::<u32>() {
+        Ok(n) if digits.len() <= 4 => format!("CU{n:04}"),
+        _ => wanted.clone(),
     };
     match crate::diag::Code::ALL.iter().find(|c| c.as_str() == wanted) {
         Some(c) => {

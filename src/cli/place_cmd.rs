@@ -35,7 +35,11 @@ pub fn run(args: &PlaceArgs) -> u8 {
         let written =
             maxsat::write_wcnf(&placed.encoding.instance, &mut buf).and_then(|_| super::write_atomically(path, &buf));
         if let Err(e) = written {
-            eprintln!("error[CU0901]: cannot write `{}`: {e}", path.display());
+            eprintln!(
+                "error[CU0902]: cannot write `{}`: {}",
+                path.display(),
+                super::inputs::io_reason(&e)
+            );
             return EXIT_USAGE;
         }
     }

@@ -99,7 +99,7 @@ codes! {
     GraphUnknownKey = "CU0402", Error, "unknown key in call graph",
         "The call graph accepts `services`, `calls` and `entrypoints` at the top level; `name`, `replicas` and `versions` in a service; `from`, `to` and `rps` in a call. A misspelt key is an error rather than silently ignored.";
     GraphInvalidValue = "CU0403", Error, "invalid value in call graph",
-        "A value in the call graph has the wrong type or range, or a required key is missing: `name`, `from` and `to` are strings, `replicas` is a non-negative integer, `rps` a non-negative number, `versions` a non-empty list of distinct strings.";
+        "A value in the call graph has the wrong type or range, or a required key is missing: the graph, each service and each call are objects; `name`, `from` and `to` are strings; `replicas` is a non-negative integer; `rps` a non-negative number; `versions` a non-empty list of distinct Kubernetes label values (such as `v1` or `1.2.0`).";
     GraphInvalidName = "CU0404", Error, "invalid service name in call graph",
         "Service names are Kubernetes DNS labels: lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters.";
     GraphDuplicateService = "CU0405", Error, "duplicate service in call graph",
@@ -122,4 +122,6 @@ codes! {
         "No context that the call graph can produce matches the policy's pattern, so the policy is never enforced. Check the pattern against the graph: a misspelt service, a call that does not exist, or a path that no entry point reaches.";
     ReadError = "CU0901", Error, "cannot read input",
         "An input file or folder could not be read.";
+    WriteError = "CU0902", Error, "cannot write output",
+        "An output file or folder could not be written. Nothing was left half-written: outputs are written to a temporary name and renamed into place.";
 }

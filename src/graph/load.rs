@@ -15,9 +15,9 @@ use crate::syntax::pattern::is_dns_label;
 #[serde(deny_unknown_fields)]
 struct RawGraph<'a> {
     #[serde(borrow)]
-    services: Vec<RawService<'a>>,
+    services: Vec<&'a RawValue>,
     #[serde(borrow, default)]
-    calls: Vec<RawCall<'a>>,
+    calls: Vec<&'a RawValue>,
     #[serde(borrow, default)]
     entrypoints: Option<Vec<&'a RawValue>>,
 }
@@ -64,6 +64,49 @@ impl<'a> Loader<'a> {
         );
     }
 
+    /// Decodes one element of `services` or `calls` as an object of known keys.
+    fn object<T: serde::Deserialize<'a>>(&mut self, raw: &'a RawValue, path: &str, keys: &str) -> Option<T> {
+        let span = self.span(raw);
+        if !raw.get().starts_with('{') {
+            self.diags.push(
+                Diagnostic::new(Code::GraphInvalidValue, format!("`{path}` must be an object"))
+                    .at(span, format!("found `{}`", abbreviate(raw.get())))
+                    .with_help(format!("write it as {{{keys}}}")),
+            );
+            return None;
+        }
+        match serde_json::from_str::<T>(raw.get()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = e.to_string();
+                let d = if let Some(field) = quoted_after(&msg, "unknown field `") {
+                    let quoted = format!("\"{field}\"");
+                    let at = raw.get().find(&quoted).map(|i| span.start + i).unwrap_or(span.start);
+                    Diagnostic::new(Code::GraphUnknownKey, format!("unknown key `{field}` in `{path}`"))
+                        .at(
+                            Span::new(self.file, at, at + quoted.len()),
+                            "not a key of the call graph format",
+                        )
+                        .with_help(format!("the keys are {keys}"))
+                } else if let Some(field) = quoted_after(&msg, "missing field `") {
+                    Diagnostic::new(Code::GraphInvalidValue, format!("`{path}` has no `{field}`"))
+                        .at(span, format!("`{field}` is required"))
+                } else {
+                    Diagnostic::new(
+                        Code::GraphInvalidValue,
+                        format!(
+                            "`{path}` is not valid: {}",
+                            msg.split(" at line ").next().unwrap_or(&msg)
+                        ),
+                    )
+                    .at(span, "here")
+                };
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
     fn string(&mut self, raw: &RawValue, path: &str) -> Option<String> {
         match serde_json::from_str::<String>(raw.get()) {
             Ok(s) => Some(s),
@@ -94,6 +137,10 @@ impl<'a> Loader<'a> {
     }
 }
 
+fn quoted_after<'m>(msg: &'m str, prefix: &str) -> Option<&'m str> {
+    msg.split_once(prefix).and_then(|(_, rest)| rest.split('`').next())
+}
+
 fn abbreviate(s: &str) -> String {
     let s: String = s.chars().filter(|c| !c.is_control()).collect();
     if s.chars().count() > 40 {
@@ -107,6 +154,17 @@ fn abbreviate(s: &str) -> String {
 /// (warnings may remain).
 pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec<Diagnostic>) {
     let text = sources.text(file);
+    if !text.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        let start = text.len() - text.trim_start().len();
+        return (
+            None,
+            vec![
+                Diagnostic::new(Code::GraphInvalidValue, "the call graph must be a JSON object")
+                    .at(Span::new(file, start, (start + 1).min(text.len())), "not an object")
+                    .with_help("write {\"services\": [...], \"calls\": [...], \"entrypoints\": [...]}"),
+            ],
+        );
+    }
     let raw: RawGraph = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) => return (None, vec![serde_error(sources, file, text, &e)]),
@@ -119,8 +177,11 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
 
     let mut services: Vec<Service> = Vec::new();
     let mut by_name: BTreeMap<String, ServiceId> = BTreeMap::new();
-    for (i, s) in raw.services.iter().enumerate() {
+    for (i, raw_service) in raw.services.iter().enumerate() {
         let path = format!("services[{i}]");
+        let Some(s) = l.object::<RawService>(raw_service, &path, "`name`, `replicas`, `versions`") else {
+            continue;
+        };
         let name = l.service_name(s.name, &format!("{path}.name"));
         let replicas = match s.replicas {
             None => Some(1),
@@ -138,7 +199,7 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
                 Ok(vs)
                     if !vs.is_empty()
                         && vs.iter().collect::<BTreeSet<_>>().len() == vs.len()
-                        && vs.iter().all(|x| is_dns_label(x)) =>
+                        && vs.iter().all(|x| is_label_value(x)) =>
                 {
                     Some(vs)
                 }
@@ -146,7 +207,7 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
                     l.invalid(
                         v,
                         &format!("{path}.versions"),
-                        "a non-empty list of distinct version names (DNS labels)",
+                        "a non-empty list of distinct version names (Kubernetes label values: letters, digits, `-`, `_`, `.`, at most 63, starting and ending with a letter or digit)",
                     );
                     None
                 }
@@ -192,7 +253,10 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
     };
 
     let mut calls: BTreeMap<(ServiceId, ServiceId), Call> = BTreeMap::new();
-    for (i, c) in raw.calls.iter().enumerate() {
+    for (i, raw_call) in raw.calls.iter().enumerate() {
+        let Some(c) = l.object::<RawCall>(raw_call, &format!("calls[{i}]"), "`from`, `to`, `rps`") else {
+            continue;
+        };
         let from = resolve(&mut l, c.from, format!("calls[{i}].from"));
         let to = resolve(&mut l, c.to, format!("calls[{i}].to"));
         let rps = match c.rps {
@@ -262,6 +326,17 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
     (if has_errors { None } else { Some(graph) }, l.diags)
 }
 
+/// A Kubernetes label value: versions become `version` labels of pods.
+fn is_label_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
 fn unreachable_warnings(g: &CallGraph) -> Vec<Diagnostic> {
     let mut seen = vec![false; g.services.len()];
     let mut stack: Vec<ServiceId> = g.entrypoints.clone();
@@ -309,6 +384,10 @@ fn serde_error(sources: &SourceMap, file: FileId, text: &str, e: &serde_json::Er
                     .map(|e| format!("expected {e}"))
                     .unwrap_or_default(),
             );
+    }
+    if let Some(field) = quoted_after(&msg, "missing field `") {
+        return Diagnostic::new(Code::GraphInvalidValue, format!("the call graph has no `{field}`"))
+            .at(Span::new(file, 0, text.len().min(1)), format!("`{field}` is required"));
     }
     let code = if e.is_syntax() || e.is_eof() {
         Code::GraphSyntax

@@ -195,8 +195,13 @@ pub fn text(p: &Placement, program: &Program, graph: &CallGraph) -> String {
         }
     ));
     out.push_str(&format!(
-        "{} policies, {} matched (policy, call) pairs, {} distinct clauses, {} variables\n",
+        "{} {}, {} matched (policy, call) pairs, {} distinct clauses, {} variables\n",
         program.policies.len(),
+        if program.policies.len() == 1 {
+            "policy"
+        } else {
+            "policies"
+        },
         p.stats.pairs,
         p.stats.clauses,
         p.stats.variables

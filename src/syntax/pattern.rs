@@ -301,6 +301,16 @@ impl PatternParser<'_> {
                 loop {
                     match self.peek() {
                         Some((_, c)) if is_name_char(c) => names.push(self.name()),
+                        Some((j, ')')) if !names.is_empty() => {
+                            return Err(self
+                                .error(
+                                    j,
+                                    1,
+                                    "expected a service name after `|` in `!( ... )`",
+                                    "expected a service name before this",
+                                )
+                                .with_help(help));
+                        }
                         Some((j, c)) if c != ')' => {
                             return Err(self
                                 .error(

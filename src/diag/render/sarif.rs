@@ -72,7 +72,6 @@ pub fn render_sarif(diags: &[Diagnostic], sources: &SourceMap) -> String {
             "tool": {"driver": {
                 "name": "copperc",
                 "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/copperc/copperc/blob/main/docs/language.md",
                 "rules": rules,
             }},
             "columnKind": "unicodeCodePoints",
