@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps lint fmt snap bench clean
+.PHONY: help build example test deps lint fmt snap bench fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint     cargo clippy -D warnings and cargo fmt --check"
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
+	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
 build:
 	$(CARGO) build --release --locked
@@ -54,6 +55,17 @@ snap:
 
 bench:
 	$(CARGO) bench --locked
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := parse_policy parse_interface parse_graph pattern_roundtrip
+
+# cargo-fuzz needs unstable compiler flags; RUSTC_BOOTSTRAP lets the
+# installed toolchain accept them.
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
