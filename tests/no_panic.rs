@@ -4,7 +4,12 @@
 //! spans lie inside its file. The libFuzzer targets in `fuzz/` do the same
 //! with coverage guidance (`make fuzz`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic is a failure report")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
 
 use copperc::check::{self, CheckInput};
 use copperc::diag::Diagnostic;
@@ -15,7 +20,10 @@ fn spans_in_bounds(diags: &[Diagnostic], sm: &SourceMap) {
     for d in diags {
         for l in d.primary.iter().chain(&d.secondary) {
             let len = sm.text(l.span.file).len();
-            assert!(l.span.start <= l.span.end && l.span.end <= len, "{d:?} out of bounds ({len})");
+            assert!(
+                l.span.start <= l.span.end && l.span.end <= len,
+                "{d:?} out of bounds ({len})"
+            );
         }
     }
     // Rendering must not fail either.
@@ -28,9 +36,26 @@ fn run_all(text: &str) {
     let iface = sm.add("x.act", text);
     let pol = sm.add("x.copper", text);
     let graph = sm.add("x.json", text);
-    let bundled: Vec<usize> = copperc::interfaces::BUNDLED.iter().map(|(n, t)| sm.add(*n, *t)).collect();
-    let (_, d1) = check::check(&sm, &CheckInput { interface_files: &[iface], policy_files: &[], graph_services: None });
-    let (_, d2) = check::check(&sm, &CheckInput { interface_files: &bundled, policy_files: &[pol], graph_services: None });
+    let bundled: Vec<usize> = copperc::interfaces::BUNDLED
+        .iter()
+        .map(|(n, t)| sm.add(*n, *t))
+        .collect();
+    let (_, d1) = check::check(
+        &sm,
+        &CheckInput {
+            interface_files: &[iface],
+            policy_files: &[],
+            graph_services: None,
+        },
+    );
+    let (_, d2) = check::check(
+        &sm,
+        &CheckInput {
+            interface_files: &bundled,
+            policy_files: &[pol],
+            graph_services: None,
+        },
+    );
     let (_, d3) = copperc::graph::parse_graph(&sm, graph);
     for d in [d1, d2, d3] {
         spans_in_bounds(&d, &sm);
@@ -39,7 +64,12 @@ fn run_all(text: &str) {
 
 fn corpus() -> Vec<String> {
     let mut out = Vec::new();
-    for dir in ["testdata/valid/bookinfo", "testdata/invalid", "interfaces", "examples/bookinfo"] {
+    for dir in [
+        "testdata/valid/bookinfo",
+        "testdata/invalid",
+        "interfaces",
+        "examples/bookinfo",
+    ] {
         for e in std::fs::read_dir(dir).unwrap() {
             out.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
         }

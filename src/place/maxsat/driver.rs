@@ -7,15 +7,15 @@
 use super::components::split;
 use super::direct::solve_direct;
 use super::instance::Instance;
-use super::oll::{CompResult, solve_oll};
+use super::oll::{CompResult, Tuning, solve_oll};
 use super::outcome::{Options, Outcome, Solution};
 use super::problem::Problem;
 use super::propagate::TRUE;
 use super::simplify::simplify;
 use super::unsat_core::minimize_core;
 
-/// See [`super::solve`].
-pub(super) fn solve(inst: &Instance, opts: &Options) -> Outcome {
+/// See [`super::solve`]; `tuning` sets the engine's size thresholds.
+pub(super) fn solve(inst: &Instance, opts: &Options, tuning: &Tuning) -> Outcome {
     let simp = match simplify(inst) {
         Ok(s) => s,
         Err(candidates) => {
@@ -30,33 +30,12 @@ pub(super) fn solve(inst: &Instance, opts: &Options) -> Outcome {
     let mut lb = simp.constant;
     let mut problem = Problem::default();
     let mut local = Vec::new();
-    let dbg = std::env::var_os("MAXSAT_STATS").is_some();
-    let t0 = std::time::Instant::now();
-    let (mut n_direct, mut n_oll, mut max_oll, mut oll_time) = (0, 0, 0, 0.0);
-    if dbg {
-        eprintln!(
-            "simplified: hard {} soft {} comps {}",
-            simp.hard.len(),
-            simp.soft.len(),
-            parts.len()
-        );
-    }
     for k in 0..parts.len() {
         let comp = parts.component(k);
         problem.load(&simp, &parts, &comp);
         let (cost, comp_lb) = match solve_direct(&problem, &mut local) {
-            Some(c) => {
-                n_direct += 1;
-                (c, c)
-            }
-            None => match {
-                n_oll += 1;
-                max_oll = max_oll.max(problem.num_vars);
-                let t = std::time::Instant::now();
-                let r = solve_oll(&problem, opts.deadline, &mut local);
-                oll_time += t.elapsed().as_secs_f64();
-                r
-            } {
+            Some(c) => (c, c),
+            None => match solve_oll(&problem, tuning, opts.deadline, &mut local) {
                 CompResult::Solved { cost, lb } => (cost, lb),
                 CompResult::Unsat => {
                     let candidates = simp.original_support(inst, &problem.hard_id);
@@ -73,13 +52,6 @@ pub(super) fn solve(inst: &Instance, opts: &Options) -> Outcome {
         }
         cost_sum = cost_sum.saturating_add(cost);
         lb = lb.saturating_add(comp_lb);
-    }
-    if dbg {
-        eprintln!(
-            "direct {n_direct} oll {n_oll} max_oll_vars {max_oll} oll_time {:.1}ms comps_time {:.1}ms",
-            oll_time * 1e3,
-            t0.elapsed().as_secs_f64() * 1e3
-        );
     }
     let cost = inst.cost(&model);
     debug_assert!(inst.is_feasible(&model), "model violates a hard clause");

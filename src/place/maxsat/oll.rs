@@ -1,21 +1,36 @@
-//! The core-guided engine (OLL with totalizers and weight stratification) for
-//! one component, on top of varisat's assumptions and `failed_core()`.
+//! The search strategy for one component on top of the OLL state (`engine`).
 //!
-//! Owns [`solve_oll`]. Every soft clause becomes an assumption literal that is
-//! true when the soft clause is satisfied (the literal itself for a unit soft
-//! clause, else the negation of a fresh relaxation variable). Each core raises
-//! the lower bound by its minimum residual weight, lowers the members' weights
-//! by it, and is relaxed by a totalizer whose output "at least 2 violated"
-//! becomes a new assumption; outputs of relaxed totalizer assumptions move up
-//! one (`>= j+1`). Models found along the way give the upper bound.
+//! Owns [`solve_oll`] and its [`Tuning`]: the first SAT call (hard clauses
+//! only: feasibility and a first upper bound), the local-search upper bound,
+//! the region levels, and the final core-guided loop on the whole component,
+//! which ends with the first model satisfying every remaining assumption (it
+//! costs exactly the lower bound), when the bounds meet, or at the deadline.
+//!
+//! Every soft clause is an assumption literal true when it is satisfied (the
+//! literal of a unit soft clause, else the negation of a fresh relaxation
+//! variable). Hard clauses whose literals all contradict unit soft clauses
+//! are relaxed as cores before any search.
+//!
+//! Large components first collect cores region by region (see `regions`):
+//! each region gets a small solver with only the clauses inside it, since a
+//! core of a subset of the clauses is a core of the whole component. Regions
+//! are then merged four by four while at least four remain. Every item
+//! (assumption, clause, totalizer) records the interval of base regions it
+//! depends on (its span), so it belongs to a merged region exactly when both
+//! ends fall in it.
+//!
+//! Stratification by weight was measured and dropped: on placement instances
+//! varisat's satisfiable answers under partial assumptions cost far more than
+//! the cores they save.
 
 use std::time::Instant;
 
 use varisat::{ExtendFormula, Solver};
 
-use super::clauses::var_of;
+use super::engine::{Engine, region_at};
+use super::local_search::LocalSearch;
 use super::problem::Problem;
-use super::totalizer;
+use super::regions::partition;
 
 /// Result of solving one component.
 pub(super) enum CompResult {
@@ -30,35 +45,40 @@ pub(super) enum CompResult {
     Unsat,
 }
 
-const NONE: u32 = u32::MAX;
-/// Components with at most this many soft clauses are not stratified.
-const STRATIFY_MIN: usize = 32;
-
-struct Entry {
-    /// Solver literal that is true when this soft constraint is satisfied.
-    lit: u32,
-    /// Residual weight; 0 once fully relaxed.
-    weight: u64,
-    /// For totalizer outputs: (totalizer, j) with `lit == !(sum >= j)`.
-    tot: Option<(usize, usize)>,
+/// Size thresholds of the engine (fixed in production; tests shrink them so
+/// that tiny instances exercise every path).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tuning {
+    /// Smaller components skip the local-search upper bound: the exact
+    /// search finishes in microseconds there anyway.
+    pub(super) local_search_min_vars: usize,
+    /// Components with at least this many variables are solved region by
+    /// region first.
+    pub(super) region_min_vars: usize,
+    /// Target number of variables per base region.
+    pub(super) region_size: usize,
 }
 
-struct Tot {
-    inputs: Vec<u32>,
-    outputs: Vec<u32>,
+impl Tuning {
+    /// The production settings.
+    pub(super) const DEFAULT: Tuning = Tuning {
+        local_search_min_vars: 64,
+        region_min_vars: 4000,
+        region_size: 2000,
+    };
 }
 
-struct Oll<'p> {
-    p: &'p Problem,
-    sat: Solver<'static>,
-    next_var: u32,
-    entries: Vec<Entry>,
-    entry_of_var: Vec<u32>,
-    tots: Vec<Tot>,
-    lb: u64,
-    best_cost: u64,
-    scratch: Vec<varisat::Lit>,
-    model_buf: Vec<bool>,
+/// Regions merge this many at a time between region levels.
+const MERGE: u32 = 4;
+
+/// How a run of the core loop ended.
+enum LoopEnd {
+    /// The assumptions are satisfiable (or the bounds met).
+    Done,
+    /// The clauses are unsatisfiable without any assumption.
+    Unsat,
+    /// Deadline, solver error, or varisat's variable range exhausted.
+    Stopped,
 }
 
 fn deadline_passed(deadline: Option<Instant>) -> bool {
@@ -67,153 +87,66 @@ fn deadline_passed(deadline: Option<Instant>) -> bool {
 
 /// Solves component `p` exactly (or until `deadline`), writing the best model
 /// into `model` (local variables).
-pub(super) fn solve_oll(p: &Problem, deadline: Option<Instant>, model: &mut Vec<bool>) -> CompResult {
-    let mut o = Oll {
-        p,
-        sat: Solver::new(),
-        next_var: p.num_vars as u32,
-        entries: Vec::new(),
-        entry_of_var: Vec::new(),
-        tots: Vec::new(),
-        lb: 0,
-        best_cost: u64::MAX,
-        scratch: Vec::new(),
-        model_buf: Vec::new(),
-    };
-    o.run(deadline, model)
+pub(super) fn solve_oll(p: &Problem, tuning: &Tuning, deadline: Option<Instant>, model: &mut Vec<bool>) -> CompResult {
+    let mut regions = 0;
+    let mut region_of_var = Vec::new();
+    if p.num_vars >= tuning.region_min_vars {
+        let (ids, count) = partition(p, tuning.region_size);
+        if count > 1 {
+            region_of_var = ids;
+            regions = count;
+        }
+    }
+    let mut engine = Engine::new(p, region_of_var);
+    engine.run(tuning, regions, deadline, model)
 }
 
-impl Oll<'_> {
-    fn new_var(&mut self) -> u32 {
-        let v = self.next_var;
-        self.next_var += 1;
-        v
-    }
-
-    fn add(&mut self, lits: &[u32]) {
-        self.scratch.clear();
-        self.scratch
-            .extend(lits.iter().map(|&c| varisat::Lit::from_code(c as usize)));
-        self.sat.add_clause(&self.scratch);
-    }
-
-    fn push_entry(&mut self, lit: u32, weight: u64, tot: Option<(usize, usize)>) {
-        let v = var_of(lit);
-        if self.entry_of_var.len() <= v {
-            self.entry_of_var.resize(v + 1, NONE);
-        }
-        self.entry_of_var[v] = self.entries.len() as u32;
-        self.entries.push(Entry { lit, weight, tot });
-    }
-
-    fn entry_of(&self, lit: u32) -> Option<usize> {
-        let e = *self.entry_of_var.get(var_of(lit))?;
-        let entry = self.entries.get(e as usize)?;
-        (entry.lit == lit).then_some(e as usize)
-    }
-
-    /// One SAT call under `assumptions`; `None` when varisat reports an error.
-    fn solve(&mut self, assumptions: &[u32]) -> Option<bool> {
-        self.scratch.clear();
-        self.scratch
-            .extend(assumptions.iter().map(|&c| varisat::Lit::from_code(c as usize)));
-        self.sat.assume(&self.scratch);
-        self.sat.solve().ok()
-    }
-
-    /// Reads the solver's model; keeps it in `best` when it is the cheapest so far.
-    fn record_model(&mut self, best: &mut Vec<bool>) -> Option<u64> {
-        let n = self.p.num_vars;
-        self.model_buf.clear();
-        self.model_buf.resize(n, false);
-        for l in self.sat.model()? {
-            if let Some(slot) = self.model_buf.get_mut(l.index()) {
-                *slot = l.is_positive();
-            }
-        }
-        let cost = self.p.cost(&self.model_buf);
-        if cost < self.best_cost {
-            self.best_cost = cost;
-            std::mem::swap(best, &mut self.model_buf);
-        }
-        Some(cost)
-    }
-
-    fn run(&mut self, deadline: Option<Instant>, best: &mut Vec<bool>) -> CompResult {
+impl Engine<'_> {
+    fn run(&mut self, tuning: &Tuning, regions: u32, deadline: Option<Instant>, best: &mut Vec<bool>) -> CompResult {
         let p = self.p;
         for c in p.hard.iter() {
-            self.add(c);
+            self.add(c, self.span_of(c));
         }
         for (c, &w) in p.soft.iter().zip(&p.soft_weight) {
+            let span = self.span_of(c);
             match c {
-                [l] if self.entry_of(*l).is_some() || self.entry_of(l ^ 1).is_some() => {
-                    self.relaxed_soft(c, w);
+                [l] if self.entry_of(*l).is_none() && self.entry_of(l ^ 1).is_none() => {
+                    self.push_entry(*l, w, None, span);
                 }
-                [l] => self.push_entry(*l, w, None),
-                _ => self.relaxed_soft(c, w),
+                _ => {
+                    let r = 2 * self.new_var();
+                    let mut lits = c.to_vec();
+                    lits.push(r);
+                    self.add(&lits, span);
+                    self.push_entry(r ^ 1, w, None, span);
+                }
             }
         }
         // Call 0: the hard clauses alone; gives the first upper bound.
-        match self.solve(&[]) {
-            Some(true) => {}
-            _ => return CompResult::Unsat,
-        }
-        if self.record_model(best).is_none() {
+        if self.solve(&[]).map(|r| r.0) != Some(true) || self.record_model(best).is_none() {
             return CompResult::Unsat;
         }
-        self.seed_cores();
-
-        let mut threshold = if self.entries.len() <= STRATIFY_MIN {
-            1
-        } else {
-            self.entries.iter().map(|e| e.weight).max().unwrap_or(1)
-        };
-        let mut assumptions = Vec::new();
-        loop {
-            if self.lb >= self.best_cost {
-                break;
-            }
-            if deadline_passed(deadline) {
-                break;
-            }
-            assumptions.clear();
-            assumptions.extend(
-                self.entries
-                    .iter()
-                    .filter(|e| e.weight > 0 && e.weight >= threshold)
-                    .map(|e| e.lit),
-            );
-            match self.solve(&assumptions) {
-                Some(true) => {
-                    let Some(cost) = self.record_model(best) else { break };
-                    let next = self
-                        .entries
-                        .iter()
-                        .map(|e| e.weight)
-                        .filter(|&w| w > 0 && w < threshold)
-                        .max();
-                    match next {
-                        Some(t) => threshold = t,
-                        None => {
-                            // All soft constraints assumed and satisfied: optimal.
-                            debug_assert_eq!(cost, self.lb);
-                            self.lb = self.lb.max(self.best_cost.min(cost));
-                            break;
-                        }
-                    }
-                }
-                Some(false) => {
-                    let core: Vec<u32> = match self.sat.failed_core() {
-                        Some(c) => c.iter().map(|l| l.code() as u32).collect(),
-                        None => break,
+        if p.num_vars >= tuning.local_search_min_vars {
+            self.local_search(best);
+        }
+        if regions > 1 {
+            match self.region_levels(regions, deadline, best) {
+                LoopEnd::Done => {}
+                LoopEnd::Unsat => return CompResult::Unsat,
+                LoopEnd::Stopped => {
+                    // Clause cores still raise the bound without SAT calls.
+                    self.bound_only = true;
+                    self.seed_cores(None);
+                    return CompResult::Solved {
+                        cost: self.best_cost,
+                        lb: self.lb.min(self.best_cost),
                     };
-                    if core.is_empty() {
-                        return CompResult::Unsat;
-                    }
-                    self.process_core(&core);
                 }
-                None => break,
             }
+        }
+        self.seed_cores(None);
+        if let LoopEnd::Unsat = self.core_loop(None, deadline, best) {
+            return CompResult::Unsat;
         }
         CompResult::Solved {
             cost: self.best_cost,
@@ -221,104 +154,103 @@ impl Oll<'_> {
         }
     }
 
-    /// Soft clause `c` with a relaxation variable `r`: hard `c or r`, assume `!r`.
-    fn relaxed_soft(&mut self, c: &[u32], w: u64) {
-        let r = 2 * self.new_var();
-        let mut lits = c.to_vec();
-        lits.push(r);
-        self.add(&lits);
-        self.push_entry(r ^ 1, w, None);
-    }
-
-    /// Hard clauses whose literals all contradict unit soft assumptions are
-    /// cores already; relax them without asking the solver.
-    fn seed_cores(&mut self) {
-        let p = self.p;
-        let mut order: Vec<usize> = (0..p.hard.len()).collect();
-        order.sort_by_key(|&i| p.hard.get(i).len());
-        let mut core = Vec::new();
-        for i in order {
-            core.clear();
-            for &l in p.hard.get(i) {
-                match self.entry_of(l ^ 1) {
-                    Some(e) if self.entries[e].weight > 0 && self.entries[e].tot.is_none() => {
-                        core.push(l ^ 1);
-                    }
-                    _ => break,
+    /// Core search region by region, merging regions after each level while
+    /// there are still at least [`MERGE`] regions.
+    fn region_levels(&mut self, regions: u32, deadline: Option<Instant>, best: &mut Vec<bool>) -> LoopEnd {
+        let mut width = 1u32;
+        loop {
+            let count = regions.div_ceil(width);
+            if count < MERGE && width > 1 {
+                break;
+            }
+            // Clauses logged so far, by region of this level.
+            let mut by_region: Vec<Vec<usize>> = vec![Vec::new(); count as usize];
+            for (i, &span) in self.log_span.iter().enumerate() {
+                if let Some(list) = region_at(span, width).and_then(|r| by_region.get_mut(r as usize)) {
+                    list.push(i);
                 }
             }
-            if core.len() == p.hard.get(i).len() && !core.is_empty() {
-                self.process_core(&core);
+            for (r, ids) in (0..count).zip(&by_region) {
+                self.open_region(ids);
+                if width == 1 {
+                    self.seed_cores(Some(r));
+                }
+                let end = self.core_loop(Some((r, width)), deadline, best);
+                self.region_sat = None;
+                match end {
+                    LoopEnd::Done => {}
+                    other => return other,
+                }
             }
+            width = width.saturating_mul(MERGE);
         }
+        LoopEnd::Done
     }
 
-    fn process_core(&mut self, core: &[u32]) {
-        let ids: Vec<usize> = core.iter().filter_map(|&l| self.entry_of(l)).collect();
-        let Some(wmin) = ids.iter().map(|&e| self.entries[e].weight).min() else {
-            return;
-        };
-        if wmin == 0 {
-            return;
+    /// Starts a region solver holding the logged clauses `ids`.
+    fn open_region(&mut self, ids: &[usize]) {
+        let mut solver = Solver::new();
+        let mut lits: Vec<varisat::Lit> = Vec::new();
+        for &id in ids {
+            lits.clear();
+            lits.extend(self.log.get(id).iter().map(|&l| varisat::Lit::from_code(l as usize)));
+            solver.add_clause(&lits);
         }
-        self.lb = self.lb.saturating_add(wmin);
-        for &e in &ids {
-            self.entries[e].weight -= wmin;
-            if let Some((t, j)) = self.entries[e].tot {
-                self.bump(t, j + 1, wmin);
-            }
-        }
-        if let [e] = ids[..] {
-            let lit = self.entries[e].lit;
-            self.add(&[lit ^ 1]);
-        } else {
-            let inputs: Vec<u32> = ids.iter().map(|&e| self.entries[e].lit ^ 1).collect();
-            let t = self.tots.len();
-            self.tots.push(Tot {
-                inputs,
-                outputs: Vec::new(),
-            });
-            self.bump(t, 2, wmin);
-        }
+        self.region_sat = Some(solver);
     }
 
-    /// Adds weight `w` to the assumption `!(sum of totalizer t >= j)`.
-    fn bump(&mut self, t: usize, j: usize, w: u64) {
-        let Some(tot) = self.tots.get(t) else { return };
-        let n = tot.inputs.len();
-        if j > n {
-            return;
-        }
-        if tot.outputs.len() < j {
-            let bound = (2 * j).min(n);
-            let inputs = tot.inputs.clone();
-            let mut next_var = self.next_var;
-            let mut clauses: Vec<Vec<u32>> = Vec::new();
-            let outputs = totalizer::build(
-                &inputs,
-                bound,
-                &mut || {
-                    let v = next_var;
-                    next_var += 1;
-                    v
-                },
-                &mut |c| clauses.push(c.to_vec()),
+    /// Finds and relaxes cores until the assumptions of `region` (region
+    /// index and width; all assumptions when `None`) are satisfiable, the
+    /// bounds meet, or the deadline passes.
+    fn core_loop(&mut self, region: Option<(u32, u32)>, deadline: Option<Instant>, best: &mut Vec<bool>) -> LoopEnd {
+        let mut assumptions = Vec::new();
+        loop {
+            if self.lb >= self.best_cost {
+                return LoopEnd::Done;
+            }
+            if self.exhausted || deadline_passed(deadline) {
+                return LoopEnd::Stopped;
+            }
+            assumptions.clear();
+            assumptions.extend(
+                self.entries
+                    .iter()
+                    .filter(|e| e.weight > 0 && region.is_none_or(|(r, width)| region_at(e.span, width) == Some(r)))
+                    .map(|e| e.lit),
             );
-            self.next_var = next_var;
-            for c in &clauses {
-                self.add(c);
-            }
-            if let Some(tot) = self.tots.get_mut(t) {
-                tot.outputs = outputs;
+            match self.solve(&assumptions) {
+                Some((true, _)) => {
+                    if region.is_none() {
+                        // Every soft constraint holds: the model costs exactly lb.
+                        let cost = self.record_model(best);
+                        debug_assert_eq!(cost, Some(self.lb));
+                    }
+                    return LoopEnd::Done;
+                }
+                Some((false, core)) if core.is_empty() => return LoopEnd::Unsat,
+                Some((false, core)) => self.process_core(&core),
+                None => return LoopEnd::Stopped,
             }
         }
-        let Some(&o) = self.tots.get(t).and_then(|tot| tot.outputs.get(j - 1)) else {
-            return;
-        };
-        let lit = o ^ 1;
-        match self.entry_of(lit) {
-            Some(e) => self.entries[e].weight = self.entries[e].weight.saturating_add(w),
-            None => self.push_entry(lit, w, Some((t, j))),
+    }
+
+    /// Tries to beat the best model with greedy construction and descent.
+    fn local_search(&mut self, best: &mut Vec<bool>) {
+        let p = self.p;
+        let mut ls = LocalSearch::new(p);
+        let mut candidates = Vec::new();
+        if let Some(g) = ls.greedy() {
+            candidates.push(g);
+        }
+        let mut improved = best.clone();
+        ls.descend(&mut improved);
+        candidates.push(improved);
+        for m in candidates {
+            let cost = p.cost(&m);
+            if cost < self.best_cost && p.feasible(&m) {
+                self.best_cost = cost;
+                *best = m;
+            }
         }
     }
 }

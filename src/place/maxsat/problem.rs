@@ -47,6 +47,11 @@ impl Problem {
         }
     }
 
+    /// True when every hard clause has a true literal under `model`.
+    pub(super) fn feasible(&self, model: &[bool]) -> bool {
+        self.hard.iter().all(|c| sat(c, model))
+    }
+
     /// Total weight of the soft clauses violated by `model` (saturating).
     pub(super) fn cost(&self, model: &[bool]) -> u64 {
         self.soft

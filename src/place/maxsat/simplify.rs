@@ -39,7 +39,9 @@ impl Simplified {
         let mut out = Vec::new();
         let mut false_vars = Vec::new();
         for &c in ids {
-            let Some(&o) = self.hard_origin.get(c) else { continue };
+            let Some(&o) = self.hard_origin.get(c) else {
+                continue;
+            };
             out.push(o);
             if let Some(orig) = inst.hard().get(o) {
                 false_vars.extend(
@@ -156,10 +158,10 @@ pub(super) fn simplify(inst: &Instance) -> Result<Simplified, Vec<usize>> {
         }
         // A soft clause identical to a hard clause is always satisfied.
         for lits in kept_hard.iter() {
-            if let Some(&i) = index.get(lits) {
-                if let Some(w) = soft_weight.get_mut(i) {
-                    *w = 0;
-                }
+            if let Some(&i) = index.get(lits)
+                && let Some(w) = soft_weight.get_mut(i)
+            {
+                *w = 0;
             }
         }
         // Opposite unit soft clauses: one of them is violated anyway.
@@ -174,7 +176,9 @@ pub(super) fn simplify(inst: &Instance) -> Result<Simplified, Vec<usize>> {
             if l & 1 == 1 {
                 continue;
             }
-            let Some(&j) = unit_of.get(&(l ^ 1)) else { continue };
+            let Some(&j) = unit_of.get(&(l ^ 1)) else {
+                continue;
+            };
             let (a, b) = (soft_weight[i], soft_weight[j]);
             let m = a.min(b);
             constant = constant.saturating_add(m);
@@ -214,8 +218,8 @@ fn eliminate_pure(
     }
     let clause = |id: usize| -> &[u32] { if id < nh { hard.get(id) } else { soft.get(id - nh) } };
     let mut count = vec![0u32; 2 * n];
-    for id in 0..removed.len() {
-        if !removed[id] {
+    for (id, &gone) in removed.iter().enumerate() {
+        if !gone {
             for &l in clause(id) {
                 count[l as usize] += 1;
             }

@@ -1,7 +1,6 @@
 //! Brute-force reference answers for tiny instances (tests only).
 
-use crate::place::maxsat::Instance;
-use crate::place::maxsat::Lit;
+use super::super::{Instance, Lit};
 
 fn model_of(bits: u64, n: usize) -> Vec<bool> {
     (0..n).map(|v| bits >> v & 1 == 1).collect()

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::place::maxsat::{Instance, Lit};
+use super::super::{Instance, Lit};
 
 fn lit(v: u32, neg: bool) -> Lit {
     Lit::new(v, neg).expect("small variable")
@@ -23,7 +23,7 @@ pub(super) fn tiny_instance() -> impl Strategy<Value = Instance> {
             let mut inst = Instance::new(n);
             for c in hard {
                 // Keep empty hard clauses rare: only the first may be empty.
-                if c.is_empty() && inst.hard().len() > 0 {
+                if c.is_empty() && !inst.hard().is_empty() {
                     continue;
                 }
                 inst.add_hard(c.into_iter().map(|(v, s)| lit(v, s)).collect());
@@ -82,41 +82,44 @@ pub(super) fn tiny_placement() -> impl Strategy<Value = Instance> {
 }
 
 /// Xorshift64* generator (deterministic, no external crate).
-pub(crate) struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
+    pub(super) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub(crate) fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     /// Uniform in `0..n` (n > 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
     /// True with probability `p` percent.
-    pub(crate) fn pct(&mut self, p: u64) -> bool {
+    pub(super) fn pct(&mut self, p: u64) -> bool {
         self.below(100) < p
     }
 }
 
 /// Shape parameters of [`placement`].
-pub(crate) struct Shape {
-    pub(crate) services: usize,
-    pub(crate) coverage: usize,
-    pub(crate) hubs: usize,
-    pub(crate) hub_services: usize,
-    pub(crate) max_cluster: u64,
+pub(super) struct Shape {
+    pub(super) services: usize,
+    pub(super) coverage: usize,
+    pub(super) hubs: usize,
+    pub(super) hub_services: usize,
+    pub(super) max_cluster: u64,
     /// Percent of services that may run either dataplane.
-    pub(crate) two_dp_pct: u64,
+    pub(super) two_dp_pct: u64,
     /// Percent chance that each candidate literal enters a coverage clause.
-    pub(crate) lit_pct: u64,
+    pub(super) lit_pct: u64,
     /// Percent of coverage clauses for calls from outside (callee side only).
-    pub(crate) outside_pct: u64,
+    pub(super) outside_pct: u64,
+    /// Add a gateway service with a coverage clause into every cluster, which
+    /// joins all clusters into one component.
+    pub(super) gateway: bool,
 }
 
 impl Default for Shape {
@@ -130,6 +133,7 @@ impl Default for Shape {
             two_dp_pct: 34,
             lit_pct: 60,
             outside_pct: 20,
+            gateway: false,
         }
     }
 }
@@ -139,7 +143,7 @@ impl Default for Shape {
 /// inside clusters of 1..=max_cluster services plus a few hub clusters;
 /// soft `not x[s,d]` with weight replicas(1..=10) * cost(d). A hidden
 /// placement satisfies every clause, so the instance is satisfiable.
-pub(crate) fn placement(seed: u64, shape: &Shape) -> Instance {
+pub(super) fn placement(seed: u64, shape: &Shape) -> Instance {
     let mut rng = Rng::new(seed);
     let mut inst = Instance::new(0);
     // Per service: its variables.
@@ -188,6 +192,18 @@ pub(crate) fn placement(seed: u64, shape: &Shape) -> Instance {
         clusters.push((start, end));
         start = end;
     }
+    if shape.gateway {
+        let g = [next, next + 1];
+        inst.add_hard(vec![lit(g[0], true), lit(g[1], true)]);
+        inst.add_soft(1000, vec![lit(g[0], true)]);
+        inst.add_soft(300, vec![lit(g[1], true)]);
+        for &(a, b) in &clusters {
+            let s = a + rng.below((b - a) as u64) as usize;
+            let mut lits = vec![lit(g[rng.below(2) as usize], false)];
+            lits.extend(svc_vars[s].iter().map(|&v| lit(v, false)));
+            inst.add_hard(lits);
+        }
+    }
     let per_service = shape.coverage as f64 / shape.services as f64;
     let mut emitted = 0usize;
     for &(a, b) in &clusters {
@@ -204,10 +220,10 @@ pub(crate) fn placement(seed: u64, shape: &Shape) -> Instance {
                 Some(a + rng.below(m as u64) as usize)
             };
             let mut candidates: Vec<u32> = svc_vars[callee].clone();
-            if let Some(c) = caller {
-                if c != callee {
-                    candidates.extend(&svc_vars[c]);
-                }
+            if let Some(c) = caller
+                && c != callee
+            {
+                candidates.extend(&svc_vars[c]);
             }
             let mut lits: Vec<Lit> = Vec::new();
             while lits.is_empty() {

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::brute;
+use super::super::{Instance, Lit, Options, Outcome, parse_wcnf, solve, write_wcnf};
 use super::generate::{tiny_instance, tiny_placement};
-use crate::place::maxsat::{Instance, Options, Outcome, parse_wcnf, solve, write_wcnf};
+use super::{brute, solve_both};
 
 fn check_optimal(inst: &Instance, out: &Outcome) -> Result<(), TestCaseError> {
     let expected = brute::optimum(inst);
@@ -47,23 +47,25 @@ fn check_core(inst: &Instance, core: &[usize]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4000))]
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
 
     #[test]
     fn optimum_matches_brute_force(inst in prop_oneof![tiny_instance(), tiny_placement()]) {
-        let out = solve(&inst, &Options::default());
-        check_optimal(&inst, &out)?;
+        for out in solve_both(&inst, &Options::default()) {
+            check_optimal(&inst, &out)?;
+        }
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
     fn expired_deadline_still_feasible(inst in prop_oneof![tiny_instance(), tiny_placement()]) {
         let opts = Options { deadline: Some(Instant::now() - Duration::from_millis(1)) };
         let expected = brute::optimum(&inst);
-        match solve(&inst, &opts) {
+        for out in solve_both(&inst, &opts) {
+        match out {
             Outcome::Optimal(s) => prop_assert_eq!(Some(s.cost), expected),
             Outcome::Feasible { solution, lower_bound } => {
                 let opt = expected.expect("feasible outcome on an unsat instance");
@@ -77,6 +79,7 @@ proptest! {
                 prop_assert_eq!(expected, None);
                 prop_assert!(brute::is_unsat_subset(&inst, &core));
             }
+        }
         }
     }
 
@@ -107,7 +110,7 @@ proptest! {
             inst.hard().len() + inst.soft().len(),
             top
         );
-        let dimacs = |lits: &[crate::place::maxsat::Lit]| {
+        let dimacs = |lits: &[Lit]| {
             lits.iter().map(|l| format!("{} ", l.to_dimacs())).collect::<String>()
         };
         for c in inst.hard() {
@@ -124,7 +127,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     /// Bigger instances (up to 14 variables) built from several tiny ones, so
     /// that components, propagation and the OLL engine all get exercised.
@@ -133,9 +136,9 @@ proptest! {
         let mut inst = Instance::new(0);
         let mut offset = 0;
         for p in &parts {
-            let shift = |c: &[crate::place::maxsat::Lit]| -> Vec<crate::place::maxsat::Lit> {
+            let shift = |c: &[Lit]| -> Vec<Lit> {
                 c.iter()
-                    .map(|l| crate::place::maxsat::Lit::new(l.var() + offset, l.is_negative()).unwrap())
+                    .map(|l| Lit::new(l.var() + offset, l.is_negative()).unwrap())
                     .collect()
             };
             for c in p.hard() {
@@ -147,7 +150,8 @@ proptest! {
             offset += p.num_vars();
         }
         prop_assume!(inst.num_vars() <= 14);
-        let out = solve(&inst, &Options::default());
-        check_optimal(&inst, &out)?;
+        for out in solve_both(&inst, &Options::default()) {
+            check_optimal(&inst, &out)?;
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the MaxSAT module on hand-written instances.
 
+use super::super::{Instance, Lit, Options, Outcome, parse_wcnf, solve, write_wcnf};
 use super::brute;
-use crate::place::maxsat::{Instance, Lit, Options, Outcome, parse_wcnf, solve, write_wcnf};
 
 fn p(v: u32) -> Lit {
     Lit::positive(v).unwrap()
@@ -11,7 +11,13 @@ fn n(v: u32) -> Lit {
 }
 
 fn optimal(inst: &Instance) -> (u64, Vec<bool>) {
-    match solve(inst, &Options::default()) {
+    let [stress, out] = super::solve_both(inst, &Options::default());
+    let cost = |o: &Outcome| match o {
+        Outcome::Optimal(s) => Some(s.cost),
+        _ => None,
+    };
+    assert_eq!(cost(&stress), cost(&out), "tunings disagree");
+    match out {
         Outcome::Optimal(s) => {
             assert!(inst.is_feasible(&s.model));
             assert_eq!(inst.cost(&s.model), s.cost);
