@@ -14,3 +14,4 @@ pub mod interfaces;
 pub mod place;
 pub mod source;
 pub mod syntax;
+pub mod synth;

@@ -25,8 +25,9 @@ pub type State = u32;
 /// A DFA whose letters are services, restricted to the states reachable
 /// from the start.
 pub struct ServiceDfa {
-    /// Letter class of each service of the graph (0: not named by the pattern).
-    class_of: Vec<u32>,
+    /// Services the pattern names, sorted, each with its letter class; every
+    /// other service is class 0.
+    named: Vec<(usize, u32)>,
     /// `next[state * classes + class]`.
     next: Vec<State>,
     classes: usize,
@@ -41,8 +42,8 @@ pub struct ServiceDfa {
 pub struct AutomatonError(pub String);
 
 impl ServiceDfa {
-    /// Builds the DFA of `pattern` for a graph with these service names.
-    pub fn new(pattern: &Pattern, services: &[&str]) -> Result<ServiceDfa, AutomatonError> {
+    /// Builds the DFA of `pattern`; `service_id` finds a graph service by name.
+    pub fn new(pattern: &Pattern, service_id: &dyn Fn(&str) -> Option<usize>) -> Result<ServiceDfa, AutomatonError> {
         let regex = encoding::pattern_regex(pattern);
         let dfa = dense::Builder::new()
             .configure(
@@ -60,21 +61,16 @@ impl ServiceDfa {
 
         // Letter classes: one per service the pattern names (that the graph
         // has), plus class 0 for every other service.
-        let named: BTreeSet<&str> = pattern.names().into_iter().map(|(n, _)| n).collect();
-        let mut class_names: Vec<String> = vec![representative(&named)];
-        let mut class_by_name: HashMap<&str, u32> = HashMap::new();
-        let class_of: Vec<u32> = services
-            .iter()
-            .map(|s| {
-                if !named.contains(s) {
-                    return 0;
-                }
-                *class_by_name.entry(s).or_insert_with(|| {
-                    class_names.push((*s).to_string());
-                    (class_names.len() - 1) as u32
-                })
-            })
-            .collect();
+        let named_names: BTreeSet<&str> = pattern.names().into_iter().map(|(n, _)| n).collect();
+        let mut class_names: Vec<String> = vec![representative(&named_names)];
+        let mut named: Vec<(usize, u32)> = Vec::new();
+        for name in &named_names {
+            if let Some(id) = service_id(name) {
+                class_names.push((*name).to_string());
+                named.push((id, (class_names.len() - 1) as u32));
+            }
+        }
+        named.sort_unstable();
         let classes = class_names.len();
 
         // Explore the states reachable from the start, letter by letter.
@@ -101,7 +97,7 @@ impl ServiceDfa {
         let dead = ids.iter().map(|&s| dfa.is_dead_state(s)).collect();
         let accepting = ids.iter().map(|&s| dfa.is_match_state(dfa.next_eoi_state(s))).collect();
         Ok(ServiceDfa {
-            class_of,
+            named,
             next,
             classes,
             dead,
@@ -121,7 +117,13 @@ impl ServiceDfa {
     /// The state after reading service `service` (an index into the graph).
     #[inline]
     pub fn step(&self, state: State, service: usize) -> State {
-        let class = self.class_of.get(service).copied().unwrap_or(0) as usize;
+        let class = match self.named.as_slice() {
+            [] => 0,
+            named => named
+                .binary_search_by_key(&service, |&(s, _)| s)
+                .map(|i| named[i].1)
+                .unwrap_or(0) as usize,
+        };
         self.next[state as usize * self.classes + class]
     }
 

@@ -11,7 +11,7 @@ pub mod automaton;
 pub mod encoding;
 pub mod matched;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 pub use matched::MatchedCall;
 
@@ -35,13 +35,54 @@ impl Analysis {
 
 /// Runs the analysis. `Analysis` is `Some` when no error was found.
 pub fn analyze(program: &Program, graph: &CallGraph) -> (Option<Analysis>, Vec<Diagnostic>) {
-    let names: Vec<&str> = graph.services.iter().map(|s| s.name.as_str()).collect();
+    let ids: HashMap<&str, usize> = graph
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let service_id = |n: &str| ids.get(n).copied();
     let adj = matched::Adjacency::new(graph);
-    let mut scratch = matched::Scratch::default();
+    // Policies are independent: split them over the available cores.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = program.policies.len().div_ceil(workers).max(1);
+    let results: Vec<(Vec<Vec<MatchedCall>>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = program
+            .policies
+            .chunks(chunk)
+            .map(|policies| {
+                let adj = &adj;
+                let service_id = &service_id;
+                scope.spawn(move || analyze_some(policies, graph, adj, service_id))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
     let mut diags = Vec::new();
     let mut matches = Vec::with_capacity(program.policies.len());
-    for p in &program.policies {
-        let dfa = match automaton::ServiceDfa::new(&p.pattern, &names) {
+    for (m, d) in results {
+        matches.extend(m);
+        diags.extend(d);
+    }
+    crate::diag::normalize(&mut diags);
+    let ok = !diags.iter().any(Diagnostic::is_error) && matches.len() == program.policies.len();
+    (ok.then_some(Analysis { matches }), diags)
+}
+
+fn analyze_some(
+    policies: &[crate::check::model::Policy],
+    graph: &CallGraph,
+    adj: &matched::Adjacency,
+    service_id: &dyn Fn(&str) -> Option<usize>,
+) -> (Vec<Vec<MatchedCall>>, Vec<Diagnostic>) {
+    let mut scratch = matched::Scratch::default();
+    let mut diags = Vec::new();
+    let mut matches = Vec::with_capacity(policies.len());
+    for p in policies {
+        let dfa = match automaton::ServiceDfa::new(&p.pattern, service_id) {
             Ok(d) => d,
             Err(e) => {
                 diags.push(
@@ -55,7 +96,7 @@ pub fn analyze(program: &Program, graph: &CallGraph) -> (Option<Analysis>, Vec<D
                 continue;
             }
         };
-        let calls = matched::matched_calls(graph, &adj, &dfa, &mut scratch);
+        let calls = matched::matched_calls(graph, adj, &dfa, &mut scratch);
         if calls.is_empty() {
             diags.push(
                 Diagnostic::new(
@@ -69,9 +110,7 @@ pub fn analyze(program: &Program, graph: &CallGraph) -> (Option<Analysis>, Vec<D
         diags.extend(check_versions(p, &calls, graph));
         matches.push(calls);
     }
-    crate::diag::normalize(&mut diags);
-    let ok = !diags.iter().any(Diagnostic::is_error);
-    (ok.then_some(Analysis { matches }), diags)
+    (matches, diags)
 }
 
 /// Renders a witness as the pattern language writes contexts: `a b c`.

@@ -3,6 +3,7 @@
 //! inputs, 2 usage or I/O errors.
 
 mod check_cmd;
+mod generate_cmd;
 pub mod inputs;
 mod pipeline;
 mod place_cmd;
@@ -43,6 +44,8 @@ enum Command {
     /// placement exactly (weighted partial MaxSAT) and reports cost, proven lower bound and the
     /// `istio` / `istio++` baselines.
     Place(PlaceArgs),
+    /// Generate a synthetic Alibaba-shaped call graph and matching policies (for benchmarks and scale tests).
+    Generate(GenerateArgs),
     /// Print what a diagnostic code means, e.g. `copperc explain CU0302`.
     Explain {
         /// A code such as CU0302 (the `CU` may be left out).
@@ -110,8 +113,27 @@ pub struct PlaceArgs {
     /// Stop searching after this many seconds; report the best placement and its proven gap.
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
+    /// Print how long each stage took, on standard error.
+    #[arg(long)]
+    pub timings: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Number of services.
+    #[arg(long, default_value_t = 1000)]
+    pub services: usize,
+    /// Number of policies.
+    #[arg(long, default_value_t = 100)]
+    pub policies: usize,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder to write `graph.json` and `policies.copper` into (created; must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -147,6 +169,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(&args),
         Command::Place(args) => place_cmd::run(&args),
+        Command::Generate(args) => generate_cmd::run(&args),
         Command::Explain { code } => explain(&code),
     };
     ExitCode::from(code)
@@ -217,6 +240,38 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Writes files into a folder that must not exist yet: first into a
+/// temporary sibling folder, then one rename, so the folder appears whole
+/// or not at all.
+pub fn write_new_folder(dir: &std::path::Path, files: &[(&str, String)]) -> std::io::Result<()> {
+    if dir.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "it already exists",
+        ));
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir_all(&tmp)?;
+        for (file, text) in files {
+            std::fs::write(tmp.join(file), text)?;
+        }
+        std::fs::rename(&tmp, dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
 }
 
 pub fn plural(n: usize, word: &str) -> String {

@@ -27,10 +27,13 @@ pub struct PipelineArgs<'a> {
     pub default_dataplane: Option<String>,
     pub deadline: Option<Instant>,
     pub deny_warnings: bool,
+    /// Print how long each stage took, on standard error.
+    pub timings: bool,
 }
 
 /// Runs the pipeline up to placement, printing every diagnostic. `Err` is the exit code.
 pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> {
+    let mut clock = Clock::new(args.timings);
     let mut sources = SourceMap::new();
     let mut diags: Vec<Diagnostic> = Vec::new();
     let fail = |d: Diagnostic, sources: &SourceMap| {
@@ -41,7 +44,9 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
     let policies = inputs::load_policies(&mut sources, &args.input.policies).map_err(|d| fail(d, &sources))?;
     let graph_file = inputs::read(&mut sources, args.graph).map_err(|d| fail(d, &sources))?;
 
+    clock.lap("read inputs");
     let (graph, ds) = graph::parse_graph(&sources, graph_file);
+    clock.lap("load call graph");
     diags.extend(ds);
     let names = graph.as_ref().map(|g| g.names());
     let (program, ds) = check::check(
@@ -53,6 +58,7 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
         },
     );
     diags.extend(ds);
+    clock.lap("parse and check policies");
     let report = |diags: &mut Vec<Diagnostic>, sources: &SourceMap| -> bool {
         crate::diag::normalize(diags);
         if !diags.is_empty() {
@@ -68,6 +74,7 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
     };
     let (analysis, ds) = analysis::analyze(&program, &graph);
     diags.extend(ds);
+    clock.lap("context analysis");
     let Some(analysis) = analysis else {
         report(&mut diags, &sources);
         return Err(EXIT_FINDINGS);
@@ -76,12 +83,15 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
         deadline: args.deadline,
         default_dataplane: args.default_dataplane.clone(),
     };
-    match place::place(&program, &graph, &analysis, &opts) {
+    let placed = place::place(&program, &graph, &analysis, &opts);
+    clock.lap("placement (encode, solve)");
+    match placed {
         Ok((placement, encoding)) => {
             if report(&mut diags, &sources) {
                 return Err(EXIT_FINDINGS);
             }
             let problems = place::verify::verify(&program, &graph, &analysis, &placement);
+            clock.lap("soundness check");
             if !problems.is_empty() {
                 eprintln!("internal error: the placement failed its soundness check:");
                 for p in problems {
@@ -103,5 +113,28 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
             report(&mut diags, &sources);
             Err(if usage { super::EXIT_USAGE } else { EXIT_FINDINGS })
         }
+    }
+}
+
+/// Wall-clock time per stage, printed on standard error with `--timings`.
+pub struct Clock {
+    on: bool,
+    last: Instant,
+}
+
+impl Clock {
+    pub fn new(on: bool) -> Clock {
+        Clock {
+            on,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn lap(&mut self, what: &str) {
+        let now = Instant::now();
+        if self.on {
+            eprintln!("{:>9.2} ms  {what}", (now - self.last).as_secs_f64() * 1e3);
+        }
+        self.last = now;
     }
 }

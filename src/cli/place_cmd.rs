@@ -24,6 +24,7 @@ pub fn run(args: &PlaceArgs) -> u8 {
             default_dataplane: args.default_dataplane.clone(),
             deadline,
             deny_warnings: args.output.deny_warnings,
+            timings: args.timings,
         },
         color,
     ) {
@@ -43,10 +44,12 @@ pub fn run(args: &PlaceArgs) -> u8 {
             return EXIT_USAGE;
         }
     }
+    let mut clock = super::pipeline::Clock::new(args.timings);
     let text = match args.format {
         PlaceFormat::Json => report::json_text(&placed.placement, &placed.program, &placed.graph),
         PlaceFormat::Text => report::text(&placed.placement, &placed.program, &placed.graph),
     };
+    clock.lap("render output");
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     if args.explain {

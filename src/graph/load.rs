@@ -338,13 +338,17 @@ fn is_label_value(v: &str) -> bool {
 }
 
 fn unreachable_warnings(g: &CallGraph) -> Vec<Diagnostic> {
+    let mut callees: Vec<Vec<ServiceId>> = vec![Vec::new(); g.services.len()];
+    for c in &g.calls {
+        callees[c.from].push(c.to);
+    }
     let mut seen = vec![false; g.services.len()];
     let mut stack: Vec<ServiceId> = g.entrypoints.clone();
     while let Some(s) = stack.pop() {
         if std::mem::replace(&mut seen[s], true) {
             continue;
         }
-        stack.extend(g.calls.iter().filter(|c| c.from == s).map(|c| c.to));
+        stack.extend(callees[s].iter().copied().filter(|&t| !seen[t]));
     }
     g.services
         .iter()
