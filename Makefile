@@ -53,8 +53,9 @@ fmt:
 snap:
 	INSTA_UPDATE=always $(CARGO) test --locked --all-targets
 
-bench:
-	$(CARGO) bench --locked
+bench: build deps
+	$(CARGO) bench --locked --bench place
+	$(VENV)/bin/python benches/scale_table.py --copperc target/release/copperc
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := parse_policy parse_interface parse_graph pattern_roundtrip

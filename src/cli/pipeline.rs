@@ -87,6 +87,10 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
     clock.lap("placement (encode, solve)");
     match placed {
         Ok((placement, encoding)) => {
+            if args.timings {
+                eprintln!("{:>9.2} ms    of which encode", placement.stats.encode_time.as_secs_f64() * 1e3);
+                eprintln!("{:>9.2} ms    of which MaxSAT solve", placement.stats.solve_time.as_secs_f64() * 1e3);
+            }
             if report(&mut diags, &sources) {
                 return Err(EXIT_FINDINGS);
             }

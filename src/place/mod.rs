@@ -48,13 +48,11 @@ pub fn place(
             )),
         ]);
     };
+    let started = Instant::now();
     let enc = encode::encode(program, graph, analysis)?;
-    let outcome = maxsat::solve(
-        &enc.instance,
-        &maxsat::Options {
-            deadline: opts.deadline,
-        },
-    );
+    let encoded = Instant::now();
+    let outcome = maxsat::solve(&enc.instance, &maxsat::Options { deadline: opts.deadline });
+    let solved = Instant::now();
     let (solution, lower_bound) = match outcome {
         maxsat::Outcome::Optimal(s) => {
             let lb = s.cost;
@@ -115,6 +113,8 @@ pub fn place(
             clauses: enc.coverage.len(),
             variables: enc.vars.len(),
             forced: enc.forced,
+            encode_time: encoded - started,
+            solve_time: solved - encoded,
         },
     };
     Ok((placement, enc))

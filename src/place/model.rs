@@ -59,6 +59,10 @@ pub struct SolveStats {
     pub variables: usize,
     /// Clauses with a single option (their variable is fixed).
     pub forced: usize,
+    /// Wall time of building the instance and of the MaxSAT search (not in
+    /// any output that must be deterministic).
+    pub encode_time: std::time::Duration,
+    pub solve_time: std::time::Duration,
 }
 
 /// The result of Wire.

@@ -1,0 +1,181 @@
+//! The regex a sidecar matches the context header against.
+//!
+//! A request `u -> v` carries `enc(c)`, the context of the request that `u`
+//! was handling, ending with `u` (docs/semantics.md, "Encoding of contexts");
+//! its own context is `c v`. So the sidecar that enforces policy `p` on calls
+//! into `v` (the callee's ingress, or a caller's route to `v`) must accept the
+//! header values `h` with `h /v` in the language of `p`'s pattern: the right
+//! quotient of that language by the letter `v`. It is computed here
+//! symbolically, as the right derivative of the pattern by `v`, and written
+//! out with the same encoding as the analysis (`analysis::encoding`), so the
+//! two agree by construction; `tests/emit.rs` checks it on random contexts.
+//!
+//! A request from outside carries no header; Envoy treats the missing header
+//! as empty (`treat_missing_header_as_empty`), and the empty text is the
+//! encoding of the empty prefix, as it should be.
+
+use crate::analysis::encoding::{LABEL_CHAR, label_complement};
+use crate::syntax::pattern::Pattern;
+
+/// A regular expression over services, closed under the derivative.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Re {
+    /// The empty language.
+    Nothing,
+    /// The empty word.
+    Empty,
+    Service(String),
+    Any,
+    NoneOf(Vec<String>),
+    Cat(Vec<Re>),
+    Alt(Vec<Re>),
+    Star(Box<Re>),
+}
+
+fn from_pattern(p: &Pattern) -> Re {
+    match p {
+        Pattern::Service(n, _) => Re::Service(n.clone()),
+        Pattern::Any(_) => Re::Any,
+        Pattern::NoneOf(ns, _) => Re::NoneOf(ns.iter().map(|(n, _)| n.clone()).collect()),
+        Pattern::Concat(ps) => cat(ps.iter().map(from_pattern).collect()),
+        Pattern::Alt(ps) => alt(ps.iter().map(from_pattern).collect()),
+        Pattern::Star(p) => star(from_pattern(p)),
+        Pattern::Plus(p) => {
+            let r = from_pattern(p);
+            cat(vec![r.clone(), star(r)])
+        }
+        Pattern::Opt(p) => alt(vec![Re::Empty, from_pattern(p)]),
+    }
+}
+
+fn cat(items: Vec<Re>) -> Re {
+    let mut out = Vec::new();
+    for r in items {
+        match r {
+            Re::Nothing => return Re::Nothing,
+            Re::Empty => {}
+            Re::Cat(inner) => out.extend(inner),
+            r => out.push(r),
+        }
+    }
+    match out.len() {
+        0 => Re::Empty,
+        1 => out.remove(0),
+        _ => Re::Cat(out),
+    }
+}
+
+fn alt(items: Vec<Re>) -> Re {
+    let mut out: Vec<Re> = Vec::new();
+    for r in items {
+        let parts = match r {
+            Re::Nothing => continue,
+            Re::Alt(inner) => inner,
+            r => vec![r],
+        };
+        for p in parts {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    match out.len() {
+        0 => Re::Nothing,
+        1 => out.remove(0),
+        _ => Re::Alt(out),
+    }
+}
+
+fn star(r: Re) -> Re {
+    match r {
+        Re::Nothing | Re::Empty => Re::Empty,
+        Re::Star(_) => r,
+        r => Re::Star(Box::new(r)),
+    }
+}
+
+fn nullable(r: &Re) -> bool {
+    match r {
+        Re::Nothing | Re::Service(_) | Re::Any | Re::NoneOf(_) => false,
+        Re::Empty | Re::Star(_) => true,
+        Re::Cat(rs) => rs.iter().all(nullable),
+        Re::Alt(rs) => rs.iter().any(nullable),
+    }
+}
+
+/// The right derivative: { w | w a ∈ L(r) }.
+fn derive(r: &Re, a: &str) -> Re {
+    match r {
+        Re::Nothing | Re::Empty => Re::Nothing,
+        Re::Service(n) => if n == a { Re::Empty } else { Re::Nothing },
+        Re::Any => Re::Empty,
+        Re::NoneOf(ns) => if ns.iter().any(|n| n == a) { Re::Nothing } else { Re::Empty },
+        Re::Alt(rs) => alt(rs.iter().map(|x| derive(x, a)).collect()),
+        Re::Star(inner) => cat(vec![r.clone(), derive(inner, a)]),
+        Re::Cat(rs) => {
+            let Some((last, init)) = rs.split_last() else { return Re::Nothing };
+            let init = cat(init.to_vec());
+            let mut arms = vec![cat(vec![init.clone(), derive(last, a)])];
+            if nullable(last) {
+                arms.push(derive(&init, a));
+            }
+            alt(arms)
+        }
+    }
+}
+
+fn write(r: &Re, out: &mut String) {
+    match r {
+        // Never written: `quotient` returns `None` for it.
+        Re::Nothing => out.push_str("[^\\x00-\\x{10FFFF}]"),
+        Re::Empty => {}
+        Re::Service(n) => {
+            out.push('/');
+            out.push_str(&regex_syntax::escape(n));
+        }
+        Re::Any => {
+            out.push('/');
+            out.push_str(LABEL_CHAR);
+            out.push('+');
+        }
+        Re::NoneOf(ns) => {
+            let names: Vec<&str> = ns.iter().map(String::as_str).collect();
+            out.push('/');
+            out.push_str(&label_complement(&names));
+        }
+        Re::Cat(rs) => rs.iter().for_each(|x| write(x, out)),
+        Re::Alt(rs) => {
+            out.push_str("(?:");
+            for (i, x) in rs.iter().enumerate() {
+                if i > 0 {
+                    out.push('|');
+                }
+                write(x, out);
+            }
+            out.push(')');
+        }
+        Re::Star(inner) => {
+            out.push_str("(?:");
+            write(inner, out);
+            out.push_str(")*");
+        }
+    }
+}
+
+/// The regex (whole-value match) for the context header of requests into
+/// `callee` that `pattern` matches; `None` when no such request matches.
+pub fn header_regex(pattern: &Pattern, callee: &str) -> Option<String> {
+    let d = derive(&from_pattern(pattern), callee);
+    if d == Re::Nothing {
+        return None;
+    }
+    let mut out = String::new();
+    write(&d, &mut out);
+    Some(out)
+}
+
+/// Whether every header value matches (so no header match is needed):
+/// true when the quotient is `.*`-like, i.e. `(/label)*`.
+pub fn matches_everything(regex: &str) -> bool {
+    regex == format!("(?:/{LABEL_CHAR}+)*")
+}
