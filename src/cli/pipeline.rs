@@ -14,6 +14,7 @@ use crate::place::{self, PlaceOptions, Placement, encode::Encoding};
 use crate::source::SourceMap;
 
 pub struct Placed {
+    pub sources: SourceMap,
     pub program: Program,
     pub graph: CallGraph,
     pub analysis: Analysis,
@@ -88,8 +89,14 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
     match placed {
         Ok((placement, encoding)) => {
             if args.timings {
-                eprintln!("{:>9.2} ms    of which encode", placement.stats.encode_time.as_secs_f64() * 1e3);
-                eprintln!("{:>9.2} ms    of which MaxSAT solve", placement.stats.solve_time.as_secs_f64() * 1e3);
+                eprintln!(
+                    "{:>9.2} ms    of which encode",
+                    placement.stats.encode_time.as_secs_f64() * 1e3
+                );
+                eprintln!(
+                    "{:>9.2} ms    of which MaxSAT solve",
+                    placement.stats.solve_time.as_secs_f64() * 1e3
+                );
             }
             if report(&mut diags, &sources) {
                 return Err(EXIT_FINDINGS);
@@ -104,6 +111,7 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
                 return Err(101);
             }
             Ok(Placed {
+                sources,
                 program,
                 graph,
                 analysis,

@@ -107,13 +107,27 @@ fn nullable(r: &Re) -> bool {
 fn derive(r: &Re, a: &str) -> Re {
     match r {
         Re::Nothing | Re::Empty => Re::Nothing,
-        Re::Service(n) => if n == a { Re::Empty } else { Re::Nothing },
+        Re::Service(n) => {
+            if n == a {
+                Re::Empty
+            } else {
+                Re::Nothing
+            }
+        }
         Re::Any => Re::Empty,
-        Re::NoneOf(ns) => if ns.iter().any(|n| n == a) { Re::Nothing } else { Re::Empty },
+        Re::NoneOf(ns) => {
+            if ns.iter().any(|n| n == a) {
+                Re::Nothing
+            } else {
+                Re::Empty
+            }
+        }
         Re::Alt(rs) => alt(rs.iter().map(|x| derive(x, a)).collect()),
         Re::Star(inner) => cat(vec![r.clone(), derive(inner, a)]),
         Re::Cat(rs) => {
-            let Some((last, init)) = rs.split_last() else { return Re::Nothing };
+            let Some((last, init)) = rs.split_last() else {
+                return Re::Nothing;
+            };
             let init = cat(init.to_vec());
             let mut arms = vec![cat(vec![init.clone(), derive(last, a)])];
             if nullable(last) {
@@ -178,4 +192,28 @@ pub fn header_regex(pattern: &Pattern, callee: &str) -> Option<String> {
 /// true when the quotient is `.*`-like, i.e. `(/label)*`.
 pub fn matches_everything(regex: &str) -> bool {
     regex == format!("(?:/{LABEL_CHAR}+)*")
+}
+
+/// The header regex for requests into `callee` from the given callers
+/// (`None`: from outside the mesh) that `pattern` matches: for each caller
+/// `u`, the header is `h /u` with `h /u /callee` matched, so the language is
+/// the derivative by `callee`, then by `u`, followed by `/u`. `None` when
+/// no such request matches.
+pub fn header_regex_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<String> {
+    let into = derive(&from_pattern(pattern), callee);
+    let mut arms = Vec::new();
+    for caller in callers {
+        match caller {
+            None if nullable(&into) => arms.push(Re::Empty),
+            None => {}
+            Some(u) => arms.push(cat(vec![derive(&into, u), Re::Service((*u).to_string())])),
+        }
+    }
+    let re = alt(arms);
+    if re == Re::Nothing {
+        return None;
+    }
+    let mut out = String::new();
+    write(&re, &mut out);
+    Some(out)
 }

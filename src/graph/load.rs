@@ -31,6 +31,8 @@ struct RawService<'a> {
     replicas: Option<&'a RawValue>,
     #[serde(borrow, default)]
     versions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    port: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +45,9 @@ struct RawCall<'a> {
     #[serde(borrow, default)]
     rps: Option<&'a RawValue>,
 }
+
+/// The application port of a service that states none.
+pub const DEFAULT_PORT: u16 = 8080;
 
 struct Loader<'a> {
     file: FileId,
@@ -179,7 +184,7 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
     let mut by_name: BTreeMap<String, ServiceId> = BTreeMap::new();
     for (i, raw_service) in raw.services.iter().enumerate() {
         let path = format!("services[{i}]");
-        let Some(s) = l.object::<RawService>(raw_service, &path, "`name`, `replicas`, `versions`") else {
+        let Some(s) = l.object::<RawService>(raw_service, &path, "`name`, `replicas`, `versions`, `port`") else {
             continue;
         };
         let name = l.service_name(s.name, &format!("{path}.name"));
@@ -213,7 +218,17 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
                 }
             },
         };
-        let (Some(name), Some(replicas), Some(versions)) = (name, replicas, versions) else {
+        let port = match s.port {
+            None => Some(DEFAULT_PORT),
+            Some(r) => match serde_json::from_str::<u16>(r.get()) {
+                Ok(p) if p > 0 => Some(p),
+                _ => {
+                    l.invalid(r, &format!("{path}.port"), "a port number from 1 to 65535");
+                    None
+                }
+            },
+        };
+        let (Some(name), Some(replicas), Some(versions), Some(port)) = (name, replicas, versions, port) else {
             continue;
         };
         let span = l.span(s.name);
@@ -231,6 +246,7 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
             name,
             replicas,
             versions,
+            port,
             span,
         });
     }

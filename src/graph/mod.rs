@@ -18,6 +18,8 @@ pub type ServiceId = usize;
 pub struct Service {
     pub name: String,
     pub replicas: u64,
+    /// The port the application listens on (default 8080).
+    pub port: u16,
     pub versions: Vec<String>,
     pub span: Span,
 }

@@ -51,7 +51,12 @@ pub fn place(
     let started = Instant::now();
     let enc = encode::encode(program, graph, analysis)?;
     let encoded = Instant::now();
-    let outcome = maxsat::solve(&enc.instance, &maxsat::Options { deadline: opts.deadline });
+    let outcome = maxsat::solve(
+        &enc.instance,
+        &maxsat::Options {
+            deadline: opts.deadline,
+        },
+    );
     let solved = Instant::now();
     let (solution, lower_bound) = match outcome {
         maxsat::Outcome::Optimal(s) => {

@@ -1,0 +1,475 @@
+//! Envoy: one complete bootstrap per service whose sidecar is Envoy-based
+//! (`envoy/<service>.yaml`, usable as `envoy -c`).
+//!
+//! - `inbound` listener (`0.0.0.0:<inbound port>`): requests into the
+//!   service; policies enforced on the callee side; default route to the
+//!   application on `127.0.0.1:<service port>`.
+//! - `outbound` listener (`127.0.0.1:<outbound port>`): the application's
+//!   requests to its callees, one virtual host per callee (matched on the
+//!   `Host`/`:authority`), policies enforced on the caller side, default
+//!   route to the callee; `RouteToVersion` routes to `<callee>-<version>`.
+//!
+//! A sidecar can enforce several policies on the same requests. Routes are
+//! first-match, so each combination of policies that fire together gets one
+//! route, most policies first; a request takes the route of exactly the
+//! policies whose context and conditions hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use super::context_regex::{header_regex_from, matches_everything};
+use super::rules::{Action, Rule, Subject, Test, Value as HeaderValue};
+use super::{EmitInput, OutFile, yaml};
+use crate::analysis::encoding::CONTEXT_HEADER;
+use crate::diag::{Code, Diagnostic};
+use crate::graph::ServiceId;
+use crate::place::Side;
+
+/// Ports of the sidecar itself (Istio's conventions).
+pub const INBOUND_PORT: u16 = 15006;
+pub const OUTBOUND_PORT: u16 = 15001;
+/// RE2 program size allowed for context regexes (Envoy's default is 100).
+const RE2_MAX_PROGRAM_SIZE: u32 = 20_000;
+/// Upper bound on routes per virtual host (combinations of policies).
+const MAX_ROUTES: usize = 256;
+
+/// One policy as enforced on one virtual host: its context guard and rules.
+struct Enforced<'a> {
+    policy: &'a str,
+    /// `None`: every context (no header match needed).
+    context: Option<String>,
+    rules: Vec<Rule>,
+}
+
+/// The Envoy-based sidecars: every service whose dataplane is not Cilium's.
+pub fn is_envoy_dataplane(name: &str) -> bool {
+    !name.starts_with("cilium")
+}
+
+pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for (s, dp) in input.placement.sidecars.iter().enumerate() {
+        let Some(dp) = dp else { continue };
+        if !is_envoy_dataplane(dp) {
+            continue;
+        }
+        match bootstrap(input, rules, s) {
+            Ok(doc) => files.push(OutFile::text(
+                format!("envoy/{}.yaml", input.graph.services[s].name),
+                yaml::to_yaml(&doc),
+            )),
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.is_empty() { Ok(files) } else { Err(diags) }
+}
+
+fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Value, Vec<Diagnostic>> {
+    let g = input.graph;
+    let name = &g.services[s].name;
+    let mut diags = Vec::new();
+
+    // Ingress: policies enforced here on calls into s, with their callers.
+    let mut ingress: BTreeMap<usize, BTreeSet<Option<ServiceId>>> = BTreeMap::new();
+    // Egress: per callee, policies enforced here on calls s -> v.
+    let mut egress: BTreeMap<ServiceId, BTreeSet<usize>> = BTreeMap::new();
+    for e in &input.placement.enforcement {
+        if e.at != s {
+            continue;
+        }
+        match e.side {
+            Side::Ingress => {
+                ingress.entry(e.policy).or_default().insert(e.from);
+            }
+            Side::Egress => {
+                egress.entry(e.to).or_default().insert(e.policy);
+            }
+        }
+    }
+    let outside_only = g.entrypoints.contains(&s) && !g.calls.iter().any(|c| c.to == s);
+
+    let mut inbound_policies = Vec::new();
+    for (&pi, callers) in &ingress {
+        let p = &input.program.policies[pi];
+        let names: Vec<Option<&str>> = callers.iter().map(|c| c.map(|u| g.services[u].name.as_str())).collect();
+        // At an entry point that only the outside calls, the header is
+        // removed and never trusted: every request has the context `s`.
+        let context = if outside_only {
+            None
+        } else {
+            header_regex_from(&p.pattern, name, &names).filter(|r| !matches_everything(r))
+        };
+        inbound_policies.push(Enforced {
+            policy: &p.name,
+            context,
+            rules: rules[pi].clone(),
+        });
+    }
+    let mut inbound_routes = match combination_routes(&inbound_policies, &json!({"cluster": "local_app"}), None) {
+        Ok(r) => r,
+        Err(d) => {
+            diags.push(d.at(
+                input.program.policies[*ingress.keys().next().unwrap_or(&0)].name_span,
+                format!("enforced on the inbound side of `{name}`"),
+            ));
+            Vec::new()
+        }
+    };
+    inbound_routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "local_app"}}));
+
+    let mut clusters = vec![cluster("local_app", "127.0.0.1", g.services[s].port, "STATIC")];
+    let mut vhosts = Vec::new();
+    let callees: BTreeSet<ServiceId> = g.calls.iter().filter(|c| c.from == s).map(|c| c.to).collect();
+    for &v in &callees {
+        let callee = &g.services[v];
+        let out_cluster = format!("out|{}", callee.name);
+        clusters.push(cluster(&out_cluster, &callee.name, callee.port, "STRICT_DNS"));
+        let mut policies = Vec::new();
+        for &pi in egress.get(&v).into_iter().flatten() {
+            let p = &input.program.policies[pi];
+            let context =
+                header_regex_from(&p.pattern, &callee.name, &[Some(name.as_str())]).filter(|r| !matches_everything(r));
+            policies.push(Enforced {
+                policy: &p.name,
+                context,
+                rules: rules[pi].clone(),
+            });
+            for r in &rules[pi] {
+                for a in &r.actions {
+                    if let Action::RouteToVersion(ver) = a {
+                        let c = format!("out|{}|{ver}", callee.name);
+                        if !clusters.iter().any(|x| x["name"] == c.as_str()) {
+                            clusters.push(cluster(
+                                &c,
+                                &format!("{}-{ver}", callee.name),
+                                callee.port,
+                                "STRICT_DNS",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let mut routes = match combination_routes(&policies, &json!({"cluster": out_cluster}), Some(&callee.name)) {
+            Ok(r) => r,
+            Err(d) => {
+                let pi = egress.get(&v).and_then(|ps| ps.iter().next().copied()).unwrap_or(0);
+                diags.push(d.at(
+                    input.program.policies[pi].name_span,
+                    format!("enforced on `{name}`'s calls to `{}`", callee.name),
+                ));
+                Vec::new()
+            }
+        };
+        routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": {"cluster": out_cluster}}));
+        vhosts.push(json!({
+            "name": callee.name,
+            "domains": [callee.name, format!("{}:*", callee.name), format!("{}.*", callee.name)],
+            "routes": routes,
+        }));
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let mut inbound_config = json!({
+        "name": "inbound",
+        "virtual_hosts": [{"name": name, "domains": ["*"], "routes": inbound_routes}],
+    });
+    if outside_only {
+        inbound_config["request_headers_to_remove"] = json!([CONTEXT_HEADER]);
+    }
+    let outbound_config = json!({"name": "outbound", "virtual_hosts": vhosts});
+    Ok(json!({
+        "node": {"id": format!("{name}-sidecar"), "cluster": name},
+        // Context regexes spell out `!(..)` as a complement over DNS labels,
+        // which exceeds RE2's default program size limit of 100. The limit
+        // guards against costly regexes; ours are linear in the pattern.
+        "layered_runtime": {"layers": [{"name": "copperc", "static_layer": {
+            "re2.max_program_size.error_level": RE2_MAX_PROGRAM_SIZE,
+            "re2.max_program_size.warn_level": RE2_MAX_PROGRAM_SIZE,
+        }}]},
+        "static_resources": {
+            "listeners": [
+                listener("inbound", "0.0.0.0", INBOUND_PORT, inbound_config),
+                listener("outbound", "127.0.0.1", OUTBOUND_PORT, outbound_config),
+            ],
+            "clusters": clusters,
+        },
+    }))
+}
+
+fn listener(name: &str, address: &str, port: u16, route_config: Value) -> Value {
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": address, "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "codec_type": "AUTO",
+                "route_config": route_config,
+                "http_filters": [
+                    {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                        "stat_prefix": "copper_rate_limit",
+                    }},
+                    {"name": "envoy.filters.http.lua", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                    }},
+                    {"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                    }},
+                ],
+            },
+        }]}],
+    })
+}
+
+fn cluster(name: &str, host: &str, port: u16, kind: &str) -> Value {
+    json!({
+        "name": name,
+        "type": kind,
+        "connect_timeout": "5s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": host, "port_value": port}},
+        }}]}]},
+    })
+}
+
+/// One route per combination of firing policies, most policies first.
+fn combination_routes(
+    policies: &[Enforced],
+    default_action: &Value,
+    callee: Option<&str>,
+) -> Result<Vec<Value>, Diagnostic> {
+    // Per policy: the rules that do something (a rule without actions is
+    // the same as the policy not firing).
+    let options: Vec<Vec<&Rule>> = policies
+        .iter()
+        .map(|p| p.rules.iter().filter(|r| !r.actions.is_empty()).collect())
+        .collect();
+    let total: usize = options.iter().map(|o| o.len() + 1).product();
+    if total > MAX_ROUTES * 4 {
+        return Err(too_many());
+    }
+    let mut combos: Vec<Vec<Option<usize>>> = vec![Vec::new()];
+    for o in &options {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                (0..=o.len()).map(move |k| {
+                    let mut c = c.clone();
+                    c.push(if k == 0 { None } else { Some(k - 1) });
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut routes = Vec::new();
+    // Most active policies first; ties in a fixed order.
+    combos.sort_by_key(|c| (std::cmp::Reverse(c.iter().filter(|x| x.is_some()).count()), c.clone()));
+    for combo in combos {
+        if combo.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut headers = Vec::new();
+        let mut tests: Vec<Test> = Vec::new();
+        let mut actions: Vec<(&str, &Action)> = Vec::new();
+        let mut names = Vec::new();
+        for (i, pick) in combo.iter().enumerate() {
+            let Some(k) = pick else { continue };
+            let p = &policies[i];
+            names.push(p.policy);
+            if let Some(re) = &p.context {
+                headers.push(json!({
+                    "name": CONTEXT_HEADER,
+                    "string_match": {"safe_regex": {"regex": re}},
+                    "treat_missing_header_as_empty": true,
+                }));
+            }
+            let rule = options[i][*k];
+            tests.extend(rule.tests.iter().cloned());
+            actions.extend(rule.actions.iter().map(|a| (p.policy, a)));
+        }
+        tests.sort();
+        tests.dedup();
+        if !super::rules::consistent(&tests) {
+            continue;
+        }
+        headers.extend(tests.iter().filter(|t| t.subject != Subject::Status).map(test_matcher));
+        let status_tests: Vec<&Test> = tests.iter().filter(|t| t.subject == Subject::Status).collect();
+        let mut route = json!({"name": names.join("+"), "match": {"prefix": "/"}});
+        if !headers.is_empty() {
+            route["match"]["headers"] = Value::Array(headers);
+        }
+        apply_actions(&mut route, &actions, default_action, callee, &status_tests);
+        routes.push(route);
+        if routes.len() > MAX_ROUTES {
+            return Err(too_many());
+        }
+    }
+    Ok(routes)
+}
+
+fn too_many() -> Diagnostic {
+    Diagnostic::new(
+        Code::NotExpressible,
+        format!("more than {MAX_ROUTES} combinations of policies on one sidecar"),
+    )
+    .with_help("fewer policies with overlapping contexts on this service, or simpler conditions")
+}
+
+fn test_matcher(t: &Test) -> Value {
+    let (name, string_match) = match &t.subject {
+        Subject::Header(h) => (h.clone(), json!({"exact": t.value})),
+        // The path test ignores the query string, as GetPath() does.
+        Subject::Path => (
+            ":path".to_string(),
+            json!({"safe_regex": {"regex": format!("{}(?:\\?.*)?", regex_syntax::escape(&t.value))}}),
+        ),
+        Subject::Method => (":method".to_string(), json!({"exact": t.value})),
+        // Filtered out before: status tests run in Lua on the response.
+        Subject::Status => (":status".to_string(), json!({"exact": t.value})),
+    };
+    json!({
+        "name": name,
+        "string_match": string_match,
+        "invert_match": !t.equal,
+        "treat_missing_header_as_empty": true,
+    })
+}
+
+/// Envoy reads `%` in header values as the start of a command.
+fn header_value(v: &HeaderValue) -> String {
+    match v {
+        HeaderValue::Literal(s) => s.replace('%', "%%"),
+        HeaderValue::RequestHeader(h) => format!("%REQ({h})%"),
+    }
+}
+
+fn apply_actions(
+    route: &mut Value,
+    actions: &[(&str, &Action)],
+    default_action: &Value,
+    callee: Option<&str>,
+    status_tests: &[&Test],
+) {
+    let mut add: BTreeMap<&str, String> = BTreeMap::new();
+    let mut add_response: BTreeMap<&str, String> = BTreeMap::new();
+    let mut remove: BTreeSet<&str> = BTreeSet::new();
+    let mut deny: Option<u32> = None;
+    let mut version: Option<&str> = None;
+    let mut rate: Option<(u64, &str)> = None;
+    for (policy, a) in actions {
+        match a {
+            Action::SetHeader(k, v) => {
+                remove.remove(k.as_str());
+                add.insert(k, header_value(v));
+            }
+            Action::RemoveHeader(k) => {
+                add.remove(k.as_str());
+                remove.insert(k);
+            }
+            Action::SetResponseHeader(k, v) => {
+                add_response.insert(k, header_value(v));
+            }
+            Action::Deny(status) => deny = deny.or(Some(*status)),
+            Action::RouteToVersion(v) => version = version.or(Some(v)),
+            Action::RateLimit(n) => {
+                if rate.is_none_or(|(m, _)| *n < m) {
+                    rate = Some((*n, policy));
+                }
+            }
+        }
+    }
+    if let Some(status) = deny {
+        route["direct_response"] = json!({"status": status});
+    } else {
+        let mut action = default_action.clone();
+        if let (Some(v), Some(callee)) = (version, callee) {
+            action = json!({"cluster": format!("out|{callee}|{v}")});
+        }
+        route["route"] = action;
+    }
+    if !add.is_empty() {
+        route["request_headers_to_add"] = Value::Array(
+            add.iter()
+                .map(|(k, v)| json!({"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}))
+                .collect(),
+        );
+    }
+    if !remove.is_empty() {
+        route["request_headers_to_remove"] = json!(remove);
+    }
+    if !add_response.is_empty() && !status_tests.is_empty() {
+        // The only fallback: a response header that depends on the status.
+        // Route configuration cannot see the response, so a Lua snippet,
+        // selected by this route, tests the status and sets the headers.
+        route["typed_per_filter_config"]["envoy.filters.http.lua"] = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+            "source_code": {"inline_string": lua_response(&add_response, status_tests)},
+        });
+    } else if !add_response.is_empty() {
+        route["response_headers_to_add"] = Value::Array(
+            add_response
+                .iter()
+                .map(|(k, v)| json!({"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}))
+                .collect(),
+        );
+    }
+    if let (Some((n, policy)), None) = (rate, deny) {
+        route["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"] = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": format!("copper_{}", policy.replace('-', "_")),
+            "token_bucket": {"max_tokens": n, "tokens_per_fill": n, "fill_interval": "1s"},
+            "filter_enabled": {"runtime_key": "copper_rate_limit_enabled", "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"runtime_key": "copper_rate_limit_enforced", "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        });
+    }
+    if route.get("typed_per_filter_config").is_some_and(|v| v.is_null())
+        && let Some(o) = route.as_object_mut()
+    {
+        o.remove("typed_per_filter_config");
+    }
+}
+
+/// A Lua string literal that stands for `s` byte for byte: every byte that
+/// is not a letter, digit or space becomes a decimal escape.
+fn lua_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b' ' || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\{b:03}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Sets response headers when the status tests hold. Header values from
+/// request headers are not available here and are not produced by `rules`
+/// for responses with status tests.
+fn lua_response(headers: &BTreeMap<&str, String>, tests: &[&Test]) -> String {
+    let conds: Vec<String> = tests
+        .iter()
+        .map(|t| format!("status {} {}", if t.equal { "==" } else { "~=" }, lua_string(&t.value)))
+        .collect();
+    let mut code =
+        String::from("function envoy_on_response(handle)\n  local status = handle:headers():get(\":status\")\n");
+    code.push_str(&format!("  if {} then\n", conds.join(" and ")));
+    for (k, v) in headers {
+        // Values were escaped for Envoy's formatter; Lua writes them raw.
+        code.push_str(&format!(
+            "    handle:headers():replace({}, {})\n",
+            lua_string(k),
+            lua_string(&v.replace("%%", "%"))
+        ));
+    }
+    code.push_str("  end\nend\n");
+    code
+}

