@@ -48,6 +48,24 @@ fn defaults_and_merging() {
 }
 
 #[test]
+fn ports_section_with_defaults() {
+    let (g, out, _) = load(
+        r#"{"services":[{"name":"a"},{"name":"b","versions":["v1","v2"]}],"calls":[{"from":"a","to":"b"}],
+            "ports":{"b":{"address":"127.0.0.1","app":9001,"inbound":19001,"versions":{"v2":{"app":9002}}}}}"#,
+    );
+    let g = g.unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(g.services[0].ports, copperc::graph::Ports::defaults("a"));
+    let b = &g.services[1].ports;
+    assert_eq!(
+        (b.address.as_str(), b.app, b.inbound, b.inbound_explicit, b.outbound),
+        ("127.0.0.1", 9001, 19001, true, 15001)
+    );
+    assert_eq!(b.version("b", "v2"), ("127.0.0.1".to_string(), 9002));
+    assert_eq!(b.version("b", "v1"), ("127.0.0.1".to_string(), 9001));
+    assert_eq!(g.services[0].ports.version("a", "v3"), ("a-v3".to_string(), 8080));
+}
+
+#[test]
 fn unreachable_services_warn() {
     let (g, out, codes) = load(
         r#"{"services":[{"name":"a"},{"name":"b"},{"name":"c"}],"calls":[{"from":"b","to":"c"},{"from":"c","to":"b"}],"entrypoints":["a"]}"#,

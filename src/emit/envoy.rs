@@ -26,9 +26,6 @@ use crate::diag::{Code, Diagnostic};
 use crate::graph::ServiceId;
 use crate::place::Side;
 
-/// Ports of the sidecar itself (Istio's conventions).
-pub const INBOUND_PORT: u16 = 15006;
-pub const OUTBOUND_PORT: u16 = 15001;
 /// RE2 program size allowed for context regexes (Envoy's default is 100).
 const RE2_MAX_PROGRAM_SIZE: u32 = 20_000;
 /// Upper bound on routes per virtual host (combinations of policies).
@@ -119,13 +116,27 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
     };
     inbound_routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "local_app"}}));
 
-    let mut clusters = vec![cluster("local_app", "127.0.0.1", g.services[s].port, "STATIC")];
+    let here = &g.services[s].ports;
+    let mut clusters = vec![cluster("local_app", "127.0.0.1", here.app, "STATIC")];
     let mut vhosts = Vec::new();
     let callees: BTreeSet<ServiceId> = g.calls.iter().filter(|c| c.from == s).map(|c| c.to).collect();
     for &v in &callees {
         let callee = &g.services[v];
         let out_cluster = format!("out|{}", callee.name);
-        clusters.push(cluster(&out_cluster, &callee.name, callee.port, "STRICT_DNS"));
+        // With traffic capture (Kubernetes) the callee's sidecar takes
+        // requests to its app port; without (one host), address it directly.
+        let callee_has_envoy = input.placement.sidecars[v].as_deref().is_some_and(is_envoy_dataplane);
+        let port = if callee_has_envoy && callee.ports.inbound_explicit {
+            callee.ports.inbound
+        } else {
+            callee.ports.app
+        };
+        clusters.push(cluster(
+            &out_cluster,
+            &callee.ports.address,
+            port,
+            cluster_kind(&callee.ports.address),
+        ));
         let mut policies = Vec::new();
         for &pi in egress.get(&v).into_iter().flatten() {
             let p = &input.program.policies[pi];
@@ -141,12 +152,8 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
                     if let Action::RouteToVersion(ver) = a {
                         let c = format!("out|{}|{ver}", callee.name);
                         if !clusters.iter().any(|x| x["name"] == c.as_str()) {
-                            clusters.push(cluster(
-                                &c,
-                                &format!("{}-{ver}", callee.name),
-                                callee.port,
-                                "STRICT_DNS",
-                            ));
+                            let (addr, port) = callee.ports.version(&callee.name, ver);
+                            clusters.push(cluster(&c, &addr, port, cluster_kind(&addr)));
                         }
                     }
                 }
@@ -192,8 +199,8 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
         }}]},
         "static_resources": {
             "listeners": [
-                listener("inbound", "0.0.0.0", INBOUND_PORT, inbound_config),
-                listener("outbound", "127.0.0.1", OUTBOUND_PORT, outbound_config),
+                listener("inbound", "0.0.0.0", here.inbound, inbound_config),
+                listener("outbound", "127.0.0.1", here.outbound, outbound_config),
             ],
             "clusters": clusters,
         },
@@ -226,6 +233,15 @@ fn listener(name: &str, address: &str, port: u16, route_config: Value) -> Value 
             },
         }]}],
     })
+}
+
+/// IP addresses need no resolution; names are resolved by DNS.
+fn cluster_kind(address: &str) -> &'static str {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    }
 }
 
 fn cluster(name: &str, host: &str, port: u16, kind: &str) -> Value {

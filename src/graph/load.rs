@@ -20,6 +20,32 @@ struct RawGraph<'a> {
     calls: Vec<&'a RawValue>,
     #[serde(borrow, default)]
     entrypoints: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    ports: Option<std::collections::BTreeMap<String, &'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPorts<'a> {
+    #[serde(borrow, default)]
+    address: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    app: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    inbound: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    outbound: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    versions: Option<std::collections::BTreeMap<String, &'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersionPorts<'a> {
+    #[serde(borrow, default)]
+    address: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    app: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -31,8 +57,6 @@ struct RawService<'a> {
     replicas: Option<&'a RawValue>,
     #[serde(borrow, default)]
     versions: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    port: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -45,9 +69,6 @@ struct RawCall<'a> {
     #[serde(borrow, default)]
     rps: Option<&'a RawValue>,
 }
-
-/// The application port of a service that states none.
-pub const DEFAULT_PORT: u16 = 8080;
 
 struct Loader<'a> {
     file: FileId,
@@ -110,6 +131,29 @@ impl<'a> Loader<'a> {
                 None
             }
         }
+    }
+
+    fn port(&mut self, raw: &RawValue, path: &str) -> Option<u16> {
+        match serde_json::from_str::<u16>(raw.get()) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                self.invalid(raw, path, "a port number from 1 to 65535");
+                None
+            }
+        }
+    }
+
+    /// A host name or IP address: no spaces, slashes or colons (ports go
+    /// in their own keys), so it can go into any configuration unquoted.
+    fn address(&mut self, raw: &RawValue, path: &str) -> Option<String> {
+        let a = self.string(raw, path)?;
+        let ok =
+            !a.is_empty() && a.len() <= 253 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !ok {
+            self.invalid(raw, path, "a host name or IPv4 address");
+            return None;
+        }
+        Some(a)
     }
 
     fn string(&mut self, raw: &RawValue, path: &str) -> Option<String> {
@@ -184,7 +228,7 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
     let mut by_name: BTreeMap<String, ServiceId> = BTreeMap::new();
     for (i, raw_service) in raw.services.iter().enumerate() {
         let path = format!("services[{i}]");
-        let Some(s) = l.object::<RawService>(raw_service, &path, "`name`, `replicas`, `versions`, `port`") else {
+        let Some(s) = l.object::<RawService>(raw_service, &path, "`name`, `replicas`, `versions`") else {
             continue;
         };
         let name = l.service_name(s.name, &format!("{path}.name"));
@@ -218,17 +262,7 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
                 }
             },
         };
-        let port = match s.port {
-            None => Some(DEFAULT_PORT),
-            Some(r) => match serde_json::from_str::<u16>(r.get()) {
-                Ok(p) if p > 0 => Some(p),
-                _ => {
-                    l.invalid(r, &format!("{path}.port"), "a port number from 1 to 65535");
-                    None
-                }
-            },
-        };
-        let (Some(name), Some(replicas), Some(versions), Some(port)) = (name, replicas, versions, port) else {
+        let (Some(name), Some(replicas), Some(versions)) = (name, replicas, versions) else {
             continue;
         };
         let span = l.span(s.name);
@@ -243,10 +277,10 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
         }
         by_name.insert(name.clone(), services.len());
         services.push(Service {
+            ports: super::Ports::defaults(&name),
             name,
             replicas,
             versions,
-            port,
             span,
         });
     }
@@ -329,6 +363,67 @@ pub fn parse_graph(sources: &SourceMap, file: FileId) -> (Option<CallGraph>, Vec
             ids
         }
     };
+
+    if let Some(ports) = &raw.ports {
+        for (name, raw_ports) in ports {
+            let path = format!("ports.{name}");
+            let Some(&id) = by_name.get(name) else {
+                let span = l.span(raw_ports);
+                l.diags.push(
+                    Diagnostic::new(
+                        Code::GraphUnknownService,
+                        format!("`ports` names unknown service `{name}`"),
+                    )
+                    .at(span, "not listed in `services`"),
+                );
+                continue;
+            };
+            let keys = "`address`, `app`, `inbound`, `outbound`, `versions`";
+            let Some(rp) = l.object::<RawPorts>(raw_ports, &path, keys) else {
+                continue;
+            };
+            let mut ports = super::Ports::defaults(name);
+            if let Some(a) = rp.address.and_then(|a| l.address(a, &format!("{path}.address"))) {
+                ports.address = a;
+            }
+            if let Some(p) = rp.app.and_then(|p| l.port(p, &format!("{path}.app"))) {
+                ports.app = p;
+            }
+            if let Some(p) = rp.inbound.and_then(|p| l.port(p, &format!("{path}.inbound"))) {
+                ports.inbound = p;
+                ports.inbound_explicit = true;
+            }
+            if let Some(p) = rp.outbound.and_then(|p| l.port(p, &format!("{path}.outbound"))) {
+                ports.outbound = p;
+            }
+            for (version, raw_v) in rp.versions.iter().flatten() {
+                let vpath = format!("{path}.versions.{version}");
+                if !services[id].versions.contains(version) {
+                    let span = l.span(raw_v);
+                    l.diags.push(
+                        Diagnostic::new(
+                            Code::GraphInvalidValue,
+                            format!("`{vpath}`: `{name}` has no version `{version}`"),
+                        )
+                        .at(span, format!("`{name}` has {}", services[id].versions.join(", "))),
+                    );
+                    continue;
+                }
+                let Some(rv) = l.object::<RawVersionPorts>(raw_v, &vpath, "`address`, `app`") else {
+                    continue;
+                };
+                let mut at = ports.version(name, version);
+                if let Some(a) = rv.address.and_then(|a| l.address(a, &format!("{vpath}.address"))) {
+                    at.0 = a;
+                }
+                if let Some(p) = rv.app.and_then(|p| l.port(p, &format!("{vpath}.app"))) {
+                    at.1 = p;
+                }
+                ports.versions.insert(version.clone(), at);
+            }
+            services[id].ports = ports;
+        }
+    }
 
     let has_errors = l.diags.iter().any(Diagnostic::is_error);
     let graph = CallGraph {
