@@ -56,12 +56,18 @@ impl Ports {
         }
     }
 
-    /// Address and port of one version of the service.
+    /// Address and port of one version of the service: as given, else the
+    /// per-version Service `<service>-<version>` (or the service's own
+    /// address when one was given) on the app port.
     pub fn version(&self, service: &str, version: &str) -> (String, u16) {
-        self.versions
-            .get(version)
-            .cloned()
-            .unwrap_or_else(|| (format!("{service}-{version}"), self.app))
+        self.versions.get(version).cloned().unwrap_or_else(|| {
+            let address = if self.address == service {
+                format!("{service}-{version}")
+            } else {
+                self.address.clone()
+            };
+            (address, self.app)
+        })
     }
 }
 
