@@ -490,3 +490,31 @@ fn bookinfo_placement_snapshot_and_determinism() {
     assert!(doc["lower_bound"].as_u64() <= doc["cost"].as_u64());
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn time_limit_returns_a_sound_placement_with_its_gap() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args([
+            "place",
+            "--format",
+            "json",
+            "--time-limit",
+            "0.000001",
+            "--graph",
+            "testdata/instances/alibaba-2000-200-s13/graph.json",
+        ])
+        .arg("testdata/instances/alibaba-2000-200-s13/policies.copper")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (cost, lb) = (doc["cost"].as_u64().unwrap(), doc["lower_bound"].as_u64().unwrap());
+    assert!(lb <= cost);
+    assert_eq!(doc["optimal"], lb == cost);
+    // The soundness checker ran inside `copperc place` (exit 101 otherwise).
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["place", "--time-limit", "-1", "--graph", "x.json"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
