@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod emit;
+pub mod front;
 pub mod graph;
 pub mod interfaces;
 pub mod out;

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{EXIT_FINDINGS, InputArgs, inputs};
-use crate::analysis::{self, Analysis};
-use crate::check::{self, CheckInput, Program};
+use crate::analysis::Analysis;
+use crate::check::Program;
 use crate::diag::Diagnostic;
 use crate::diag::render::{Format, render};
-use crate::graph::{self, CallGraph};
+use crate::graph::CallGraph;
 use crate::place::{self, PlaceOptions, Placement, encode::Encoding};
 use crate::source::SourceMap;
 
@@ -36,7 +36,6 @@ pub struct PipelineArgs<'a> {
 pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> {
     let mut clock = Clock::new(args.timings);
     let mut sources = SourceMap::new();
-    let mut diags: Vec<Diagnostic> = Vec::new();
     let fail = |d: Diagnostic, sources: &SourceMap| {
         eprint!("{}", render(Format::Human, &[d], sources, color));
         super::EXIT_USAGE
@@ -46,40 +45,20 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
     let graph_file = inputs::read(&mut sources, args.graph).map_err(|d| fail(d, &sources))?;
 
     clock.lap("read inputs");
-    let (graph, ds) = graph::parse_graph(&sources, graph_file);
-    clock.lap("load call graph");
-    diags.extend(ds);
-    let names = graph.as_ref().map(|g| g.names());
-    let (program, ds) = check::check(
-        &sources,
-        &CheckInput {
-            interface_files: &ifaces,
-            policy_files: &policies,
-            graph_services: names.as_ref(),
-        },
-    );
-    diags.extend(ds);
-    clock.lap("parse and check policies");
-    let report = |diags: &mut Vec<Diagnostic>, sources: &SourceMap| -> bool {
-        crate::diag::normalize(diags);
-        if !diags.is_empty() {
-            eprint!("{}", render(Format::Human, diags, sources, color));
-        }
-        let failed = diags.iter().any(Diagnostic::is_error) || (args.deny_warnings && !diags.is_empty());
-        diags.clear();
-        failed
-    };
-    let (Some(program), Some(graph)) = (program, graph) else {
-        report(&mut diags, &sources);
+    let front = crate::front::run(&sources, &ifaces, &policies, Some(graph_file), &mut |stage| {
+        clock.lap(stage)
+    });
+    let failed =
+        front.diagnostics.iter().any(Diagnostic::is_error) || (args.deny_warnings && !front.diagnostics.is_empty());
+    if !front.diagnostics.is_empty() {
+        eprint!("{}", render(Format::Human, &front.diagnostics, &sources, color));
+    }
+    let (Some(program), Some(graph), Some(analysis)) = (front.program, front.graph, front.analysis) else {
         return Err(EXIT_FINDINGS);
     };
-    let (analysis, ds) = analysis::analyze(&program, &graph);
-    diags.extend(ds);
-    clock.lap("context analysis");
-    let Some(analysis) = analysis else {
-        report(&mut diags, &sources);
+    if failed {
         return Err(EXIT_FINDINGS);
-    };
+    }
     let opts = PlaceOptions {
         deadline: args.deadline,
         default_dataplane: args.default_dataplane.clone(),
@@ -97,9 +76,6 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
                     "{:>9.2} ms    of which MaxSAT solve",
                     placement.stats.solve_time.as_secs_f64() * 1e3
                 );
-            }
-            if report(&mut diags, &sources) {
-                return Err(EXIT_FINDINGS);
             }
             let problems = place::verify::verify(&program, &graph, &analysis, &placement);
             clock.lap("soundness check");
@@ -121,8 +97,7 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
         }
         Err(ds) => {
             let usage = ds.iter().any(|d| d.code == crate::diag::Code::UnknownDataplane);
-            diags.extend(ds);
-            report(&mut diags, &sources);
+            eprint!("{}", render(Format::Human, &ds, &sources, color));
             Err(if usage { super::EXIT_USAGE } else { EXIT_FINDINGS })
         }
     }
