@@ -27,9 +27,10 @@ pub fn parse_interface_file(file: FileId, text: &str) -> Result<InterfaceFile, V
     if !diags.is_empty() {
         return Err(diags);
     }
+    let spans: Vec<(usize, usize)> = tokens.iter().map(|(l, _, r)| (*l, *r)).collect();
     grammar::InterfaceFileParser::new()
         .parse(file, tokens)
-        .map_err(|e| vec![syntax_error(file, text, e)])
+        .map_err(|e| vec![syntax_error(file, text, &spans, e)])
 }
 
 /// Parses a policy file. Any diagnostic returned is an error.
@@ -38,12 +39,18 @@ pub fn parse_policy_file(file: FileId, text: &str) -> Result<PolicyFile, Vec<Dia
     if !diags.is_empty() {
         return Err(diags);
     }
+    let spans: Vec<(usize, usize)> = tokens.iter().map(|(l, _, r)| (*l, *r)).collect();
     grammar::PolicyFileParser::new()
         .parse(file, tokens)
-        .map_err(|e| vec![syntax_error(file, text, e)])
+        .map_err(|e| vec![syntax_error(file, text, &spans, e)])
 }
 
-fn syntax_error(file: FileId, text: &str, err: ParseError<usize, Tok, LexicalError>) -> Diagnostic {
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    spans: &[(usize, usize)],
+    err: ParseError<usize, Tok, LexicalError>,
+) -> Diagnostic {
     match err {
         ParseError::UnrecognizedEof { location, expected } => {
             // Point at the last character rather than past the end, so the
@@ -58,6 +65,22 @@ fn syntax_error(file: FileId, text: &str, err: ParseError<usize, Tok, LexicalErr
                 Span::new(file, start, end.max(start)),
                 format!("expected {}", expected_list(&expected)),
             )
+        }
+        ParseError::UnrecognizedToken {
+            token: (l, tok, r),
+            expected,
+        } if expected.iter().any(|e| e == "\";\"") => {
+            // A missing `;` belongs to the statement before it, as in rustc:
+            // point right after the previous token, and at what came instead.
+            let found = token_text(&tok, &text[l..r]);
+            let prev_end = spans.iter().rev().map(|(_, e)| *e).find(|e| *e <= l).unwrap_or(l);
+            Diagnostic::new(Code::SyntaxError, format!("expected `;`, found {found}"))
+                .at(
+                    Span::new(file, prev_end, prev_end),
+                    format!("expected {}", expected_list(&expected)),
+                )
+                .with_label(Span::new(file, l, r), "unexpected here")
+                .with_help("end the statement with `;`")
         }
         ParseError::UnrecognizedToken {
             token: (l, tok, r),
