@@ -348,3 +348,94 @@ mod context_agreement {
         }
     }
 }
+
+/// With explicit inbound ports (services on one host), the callee's one
+/// sidecar fronts every version: a caller's `RouteToVersion` must go
+/// through it, or the callee-side policies miss the routed requests.
+#[test]
+fn one_host_version_routes_pass_through_the_callees_sidecar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let graph = tmp.path().join("graph.json");
+    std::fs::write(
+        &graph,
+        r#"{"services":[{"name":"a"},{"name":"b","versions":["v1","v2"]}],"calls":[{"from":"a","to":"b"}],
+            "ports":{"a":{"address":"127.0.0.1","app":7001,"inbound":7101,"outbound":7201},
+                     "b":{"address":"127.0.0.1","app":7002,"inbound":7102,"outbound":7202,
+                          "versions":{"v2":{"app":7003}}}}}"#,
+    )
+    .unwrap();
+    let pfile = tmp.path().join("p.copper");
+    std::fs::write(
+        &pfile,
+        "policy canary(req: RPCRequest) context \"a b\" { req.RouteToVersion(\"v2\"); }\n\
+         policy throttle(req: RPCRequest) context \"a b\" { req.RateLimit(5); }\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let r = compile(&graph, &[&pfile], &out, &["--interfaces", "interfaces/istio-proxy.act"]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(validate_envoy_dir(&out), 2);
+    let load = |s: &str| -> serde_json::Value {
+        serde_saphyr::from_str(&std::fs::read_to_string(out.join(format!("envoy/{s}.yaml"))).unwrap()).unwrap()
+    };
+    let (a, b) = (load("a"), load("b"));
+    let endpoint_port = |doc: &serde_json::Value, cluster: &str| {
+        let c = doc["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == cluster)
+            .unwrap_or_else(|| panic!("no cluster {cluster}"));
+        c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"]
+            .as_u64()
+            .unwrap()
+    };
+    let listener = |doc: &serde_json::Value, name: &str| {
+        doc["static_resources"]["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let vhosts = |l: &serde_json::Value| {
+        l["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+
+    // Caller: the version route goes to b's sidecar, asking for v2 by authority.
+    assert_eq!(endpoint_port(&a, "out|b|v2"), 7102);
+    let out_b = vhosts(&listener(&a, "outbound"));
+    let canary = out_b[0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "canary")
+        .unwrap();
+    assert_eq!(canary["route"]["cluster"], "out|b|v2");
+    assert_eq!(canary["route"]["host_rewrite_literal"], "b-v2");
+
+    // Callee: one virtual host per version, with the same policy routes,
+    // forwarding to that version with b's own authority; bound on b's address.
+    let inbound = listener(&b, "inbound");
+    assert_eq!(inbound["address"]["socket_address"]["address"], "127.0.0.1");
+    assert_eq!(endpoint_port(&b, "local_app"), 7002);
+    assert_eq!(endpoint_port(&b, "local_app|v1"), 7002);
+    assert_eq!(endpoint_port(&b, "local_app|v2"), 7003);
+    let hosts = vhosts(&inbound);
+    let v2 = hosts.iter().find(|h| h["name"] == "b-v2").unwrap();
+    assert_eq!(v2["domains"], serde_json::json!(["b-v2", "b-v2:*"]));
+    let throttle = v2["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "throttle")
+        .unwrap();
+    assert_eq!(throttle["route"]["cluster"], "local_app|v2");
+    assert_eq!(throttle["route"]["host_rewrite_literal"], "b");
+    assert!(throttle["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"].is_object());
+    assert_eq!(hosts.last().unwrap()["domains"], serde_json::json!(["*"]));
+}

@@ -9,6 +9,16 @@
 //!   `Host`/`:authority`), policies enforced on the caller side, default
 //!   route to the callee; `RouteToVersion` routes to `<callee>-<version>`.
 //!
+//! With an explicit `inbound` port in the graph's `ports` section (services
+//! on one host, no traffic capture), callers' sidecars send to the callee's
+//! sidecar directly, and the inbound listener binds the service's address
+//! when that is an IP address. One sidecar then fronts every version of
+//! its service: a caller's `RouteToVersion(v)` route sends to the callee's
+//! sidecar with the authority `<callee>-<v>`, and the callee's inbound
+//! listener has one virtual host per version, with the same policy routes,
+//! that forwards to that version (restoring the authority `<callee>`). So
+//! callee-side policies hold for requests routed to a version too.
+//!
 //! A sidecar can enforce several policies on the same requests. Routes are
 //! first-match, so each combination of policies that fire together gets one
 //! route, most policies first; a request takes the route of exactly the
@@ -104,7 +114,9 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
             rules: rules[pi].clone(),
         });
     }
-    let mut inbound_routes = match combination_routes(&inbound_policies, &json!({"cluster": "local_app"}), None) {
+    let no_versions = BTreeMap::new();
+    let mut inbound_routes = match combination_routes(&inbound_policies, &json!({"cluster": "local_app"}), &no_versions)
+    {
         Ok(r) => r,
         Err(d) => {
             diags.push(d.at(
@@ -117,6 +129,13 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
     inbound_routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "local_app"}}));
 
     let here = &g.services[s].ports;
+    // On one host (explicit inbound port), callers reach the sidecar at the
+    // service's address: bind only that when it is an IP address.
+    let inbound_address = if here.inbound_explicit && here.address.parse::<std::net::IpAddr>().is_ok() {
+        here.address.as_str()
+    } else {
+        "0.0.0.0"
+    };
     let mut clusters = vec![cluster("local_app", "127.0.0.1", here.app, "STATIC")];
     let mut vhosts = Vec::new();
     let callees: BTreeSet<ServiceId> = g.calls.iter().filter(|c| c.from == s).map(|c| c.to).collect();
@@ -126,7 +145,8 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
         // With traffic capture (Kubernetes) the callee's sidecar takes
         // requests to its app port; without (one host), address it directly.
         let callee_has_envoy = input.placement.sidecars[v].as_deref().is_some_and(is_envoy_dataplane);
-        let port = if callee_has_envoy && callee.ports.inbound_explicit {
+        let to_sidecar = callee_has_envoy && callee.ports.inbound_explicit;
+        let port = if to_sidecar {
             callee.ports.inbound
         } else {
             callee.ports.app
@@ -138,6 +158,8 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
             cluster_kind(&callee.ports.address),
         ));
         let mut policies = Vec::new();
+        // Route action per version that a policy here routes to.
+        let mut versions: BTreeMap<String, Value> = BTreeMap::new();
         for &pi in egress.get(&v).into_iter().flatten() {
             let p = &input.program.policies[pi];
             let context =
@@ -149,17 +171,29 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
             });
             for r in &rules[pi] {
                 for a in &r.actions {
-                    if let Action::RouteToVersion(ver) = a {
-                        let c = format!("out|{}|{ver}", callee.name);
-                        if !clusters.iter().any(|x| x["name"] == c.as_str()) {
-                            let (addr, port) = callee.ports.version(&callee.name, ver);
-                            clusters.push(cluster(&c, &addr, port, cluster_kind(&addr)));
-                        }
+                    let Action::RouteToVersion(ver) = a else { continue };
+                    if versions.contains_key(ver) {
+                        continue;
+                    }
+                    let c = format!("out|{}|{ver}", callee.name);
+                    if to_sidecar {
+                        // The callee's one sidecar fronts every version and
+                        // picks it by the authority (see the module doc).
+                        let address = &callee.ports.address;
+                        clusters.push(cluster(&c, address, port, cluster_kind(address)));
+                        versions.insert(
+                            ver.clone(),
+                            json!({"cluster": c, "host_rewrite_literal": version_authority(&callee.name, ver)}),
+                        );
+                    } else {
+                        let (addr, port) = callee.ports.version(&callee.name, ver);
+                        clusters.push(cluster(&c, &addr, port, cluster_kind(&addr)));
+                        versions.insert(ver.clone(), json!({"cluster": c}));
                     }
                 }
             }
         }
-        let mut routes = match combination_routes(&policies, &json!({"cluster": out_cluster}), Some(&callee.name)) {
+        let mut routes = match combination_routes(&policies, &json!({"cluster": out_cluster}), &versions) {
             Ok(r) => r,
             Err(d) => {
                 let pi = egress.get(&v).and_then(|ps| ps.iter().next().copied()).unwrap_or(0);
@@ -180,10 +214,32 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
     if !diags.is_empty() {
         return Err(diags);
     }
-    let mut inbound_config = json!({
-        "name": "inbound",
-        "virtual_hosts": [{"name": name, "domains": ["*"], "routes": inbound_routes}],
-    });
+    let mut inbound_vhosts = Vec::new();
+    if here.inbound_explicit {
+        for ver in &g.services[s].versions {
+            let c = format!("local_app|{ver}");
+            let (addr, port) = here.version(name, ver);
+            clusters.push(cluster(&c, &addr, port, cluster_kind(&addr)));
+            let authority = version_authority(name, ver);
+            let routes: Vec<Value> = inbound_routes
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if r.get("route").is_some() {
+                        r["route"] = json!({"cluster": c, "host_rewrite_literal": name});
+                    }
+                    r
+                })
+                .collect();
+            inbound_vhosts.push(json!({
+                "name": authority,
+                "domains": [authority, format!("{authority}:*")],
+                "routes": routes,
+            }));
+        }
+    }
+    inbound_vhosts.push(json!({"name": name, "domains": ["*"], "routes": inbound_routes}));
+    let mut inbound_config = json!({"name": "inbound", "virtual_hosts": inbound_vhosts});
     if outside_only {
         inbound_config["request_headers_to_remove"] = json!([CONTEXT_HEADER]);
     }
@@ -199,7 +255,7 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
         }}]},
         "static_resources": {
             "listeners": [
-                listener("inbound", "0.0.0.0", here.inbound, inbound_config),
+                listener("inbound", inbound_address, here.inbound, inbound_config),
                 listener("outbound", "127.0.0.1", here.outbound, outbound_config),
             ],
             "clusters": clusters,
@@ -235,6 +291,12 @@ fn listener(name: &str, address: &str, port: u16, route_config: Value) -> Value 
     })
 }
 
+/// The authority that selects version `version` at the sidecar of
+/// `service` when it fronts every version (explicit inbound port).
+fn version_authority(service: &str, version: &str) -> String {
+    format!("{service}-{version}")
+}
+
 /// IP addresses need no resolution; names are resolved by DNS.
 fn cluster_kind(address: &str) -> &'static str {
     if address.parse::<std::net::IpAddr>().is_ok() {
@@ -259,7 +321,7 @@ fn cluster(name: &str, host: &str, port: u16, kind: &str) -> Value {
 fn combination_routes(
     policies: &[Enforced],
     default_action: &Value,
-    callee: Option<&str>,
+    versions: &BTreeMap<String, Value>,
 ) -> Result<Vec<Value>, Diagnostic> {
     // Per policy: the rules that do something (a rule without actions is
     // the same as the policy not firing).
@@ -321,7 +383,7 @@ fn combination_routes(
         if !headers.is_empty() {
             route["match"]["headers"] = Value::Array(headers);
         }
-        apply_actions(&mut route, &actions, default_action, callee, &status_tests);
+        apply_actions(&mut route, &actions, default_action, versions, &status_tests);
         routes.push(route);
         if routes.len() > MAX_ROUTES {
             return Err(too_many());
@@ -370,7 +432,7 @@ fn apply_actions(
     route: &mut Value,
     actions: &[(&str, &Action)],
     default_action: &Value,
-    callee: Option<&str>,
+    versions: &BTreeMap<String, Value>,
     status_tests: &[&Test],
 ) {
     let mut add: BTreeMap<&str, String> = BTreeMap::new();
@@ -404,11 +466,9 @@ fn apply_actions(
     if let Some(status) = deny {
         route["direct_response"] = json!({"status": status});
     } else {
-        let mut action = default_action.clone();
-        if let (Some(v), Some(callee)) = (version, callee) {
-            action = json!({"cluster": format!("out|{callee}|{v}")});
-        }
-        route["route"] = action;
+        // `versions` has every version routed to on the caller side; on the
+        // callee side there are none (RouteToVersion is egress-only).
+        route["route"] = version.and_then(|v| versions.get(v)).unwrap_or(default_action).clone();
     }
     if !add.is_empty() {
         route["request_headers_to_add"] = Value::Array(

