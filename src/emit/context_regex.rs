@@ -200,6 +200,30 @@ pub fn matches_everything(regex: &str) -> bool {
 /// the derivative by `callee`, then by `u`, followed by `/u`. `None` when
 /// no such request matches.
 pub fn header_regex_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<String> {
+    let re = from_callers(pattern, callee, callers);
+    if re == Re::Nothing {
+        return None;
+    }
+    let mut out = String::new();
+    write(&re, &mut out);
+    Some(out)
+}
+
+/// The language of `header_regex_from` as a list of header values, sorted,
+/// when it is finite and has at most `MAX_VALUES` words (no `.`, `!` or
+/// repetition is left on these calls); `None` otherwise. For matchers that
+/// take exact values instead of a regex.
+pub fn header_values_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<Vec<String>> {
+    let mut values = finite(&from_callers(pattern, callee, callers))?;
+    values.sort();
+    values.dedup();
+    Some(values)
+}
+
+/// Most exact header values a finite context guard is spelt out into.
+pub const MAX_VALUES: usize = 32;
+
+fn from_callers(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Re {
     let into = derive(&from_pattern(pattern), callee);
     let mut arms = Vec::new();
     for caller in callers {
@@ -209,11 +233,71 @@ pub fn header_regex_from(pattern: &Pattern, callee: &str, callers: &[Option<&str
             Some(u) => arms.push(cat(vec![derive(&into, u), Re::Service((*u).to_string())])),
         }
     }
-    let re = alt(arms);
-    if re == Re::Nothing {
-        return None;
+    alt(arms)
+}
+
+/// The words of `r` when there are finitely many (at most `MAX_VALUES`).
+fn finite(r: &Re) -> Option<Vec<String>> {
+    let words = match r {
+        Re::Nothing => Vec::new(),
+        Re::Empty => vec![String::new()],
+        Re::Service(n) => vec![format!("/{n}")],
+        Re::Any | Re::NoneOf(_) | Re::Star(_) => return None,
+        Re::Cat(rs) => {
+            let mut acc = vec![String::new()];
+            for x in rs {
+                let tails = finite(x)?;
+                acc = acc
+                    .iter()
+                    .flat_map(|a| tails.iter().map(move |t| format!("{a}{t}")))
+                    .collect();
+                if acc.len() > MAX_VALUES {
+                    return None;
+                }
+            }
+            acc
+        }
+        Re::Alt(rs) => {
+            let mut acc = Vec::new();
+            for x in rs {
+                acc.extend(finite(x)?);
+                if acc.len() > MAX_VALUES {
+                    return None;
+                }
+            }
+            acc
+        }
+    };
+    Some(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::lexer::{Tok, lex};
+    use crate::syntax::pattern::parse_pattern;
+
+    fn values(p: &str, callee: &str, callers: &[Option<&str>]) -> Option<Vec<String>> {
+        let (toks, _) = lex(0, &format!("{p:?}"));
+        let Some((_, Tok::Str(lit), _)) = toks.into_iter().next() else {
+            panic!("not a string literal: {p}")
+        };
+        header_values_from(&parse_pattern(&lit).unwrap(), callee, callers)
     }
-    let mut out = String::new();
-    write(&re, &mut out);
-    Some(out)
+
+    #[test]
+    fn finite_guards_are_spelt_out() {
+        assert_eq!(values("a b c", "c", &[Some("b")]), Some(vec!["/a/b".to_string()]));
+        assert_eq!(
+            values("a (b | x b) c", "c", &[Some("b")]),
+            Some(vec!["/a/b".to_string(), "/a/x/b".to_string()])
+        );
+        // From outside: the empty header.
+        assert_eq!(values("a", "a", &[None]), Some(vec![String::new()]));
+        assert_eq!(values("a .* c", "c", &[Some("b")]), None);
+        // `!x` is the caller itself: finite.
+        assert_eq!(values("a !x c", "c", &[Some("b")]), Some(vec!["/a/b".to_string()]));
+        assert_eq!(values("a !x* b c", "c", &[Some("b")]), None);
+        assert_eq!(values("a b c", "c", &[Some("x")]), Some(Vec::new()));
+    }
 }

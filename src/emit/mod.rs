@@ -9,6 +9,7 @@
 pub mod context_regex;
 pub mod envoy;
 pub mod readme;
+pub mod routes;
 pub mod rules;
 pub mod yaml;
 
