@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EmitInput;
-use super::context_regex::{header_regex_from, header_values_from, matches_everything};
+use super::context_regex::{Guard, guard_from, header_regex_from, header_values_from, matches_everything};
 use super::rules::{Action, Rule, Test, Value as HeaderValue};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::ServiceId;
@@ -30,6 +30,8 @@ pub struct Enforced<'a> {
     pub policy: &'a str,
     /// `None`: every context (no header match needed).
     pub context: Option<String>,
+    /// The language of `context`, to intersect with other guards.
+    pub guard: Option<Guard>,
     /// The header values `context` accepts, when they are finitely many
     /// (a pattern without `.`, `!` or repetition on this call).
     pub context_values: Option<Vec<String>>,
@@ -87,10 +89,12 @@ pub fn sidecar_plan<'a>(input: &EmitInput<'a>, rules: &[Vec<Rule>], s: ServiceId
         let context_values = context
             .as_ref()
             .and_then(|_| header_values_from(&p.pattern, name, &names));
+        let guard = context.as_ref().map(|_| guard_from(&p.pattern, name, &names));
         inbound.push(Enforced {
             index: pi,
             policy: &p.name,
             context,
+            guard,
             context_values,
             rules: rules[pi].clone(),
         });
@@ -106,10 +110,12 @@ pub fn sidecar_plan<'a>(input: &EmitInput<'a>, rules: &[Vec<Rule>], s: ServiceId
                 let context_values = context
                     .as_ref()
                     .and_then(|_| header_values_from(&p.pattern, callee, &[Some(name)]));
+                let guard = context.as_ref().map(|_| guard_from(&p.pattern, callee, &[Some(name)]));
                 Enforced {
                     index: pi,
                     policy: &p.name,
                     context,
+                    guard,
                     context_values,
                     rules: rules[pi].clone(),
                 }
@@ -135,6 +141,8 @@ pub struct Combination<'a> {
     pub policies: Vec<usize>,
     /// The context regex of each firing policy that has one, in order.
     pub contexts: Vec<&'a str>,
+    /// The guards of those regexes, in the same order.
+    pub guards: Vec<&'a Guard>,
     /// The tests of the chosen rules: sorted, without duplicates, consistent.
     pub tests: Vec<Test>,
     /// The actions of the chosen rules, with the policy of each.
@@ -178,6 +186,7 @@ pub fn combinations<'a>(policies: &'a [Enforced<'a>]) -> Result<Vec<Combination<
         let mut names = Vec::new();
         let mut firing = Vec::new();
         let mut contexts = Vec::new();
+        let mut guards = Vec::new();
         let mut tests: Vec<Test> = Vec::new();
         let mut actions = Vec::new();
         for (i, pick) in combo.iter().enumerate() {
@@ -185,8 +194,9 @@ pub fn combinations<'a>(policies: &'a [Enforced<'a>]) -> Result<Vec<Combination<
             let p = &policies[i];
             names.push(p.policy);
             firing.push(i);
-            if let Some(re) = &p.context {
+            if let (Some(re), Some(g)) = (&p.context, &p.guard) {
                 contexts.push(re.as_str());
+                guards.push(g);
             }
             let rule = options[i][*k];
             tests.extend(rule.tests.iter().cloned());
@@ -201,6 +211,7 @@ pub fn combinations<'a>(policies: &'a [Enforced<'a>]) -> Result<Vec<Combination<
             name: names.join("+"),
             policies: firing,
             contexts,
+            guards,
             tests,
             actions,
         });
