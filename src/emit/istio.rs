@@ -26,7 +26,7 @@
 //!   context guards on one route) are inserted the same way into the
 //!   outbound virtual host of that callee.
 //! - A `Sidecar` per chosen workload, limiting its egress hosts to its
-//!   callees.
+//!   callees (and `istio-system`).
 //!
 //! Workloads are selected by the pod label `app: <service>`, versions by
 //! `version: <version>`, and a service's host is the Kubernetes Service
@@ -48,6 +48,9 @@ use crate::graph::ServiceId;
 /// EnvoyFilter priority of every copperc filter: after Istio's own
 /// (priority 0) and most user filters, so that INSERT_FIRST puts ours first.
 pub const ENVOY_FILTER_PRIORITY: i64 = 10;
+
+/// Istio's root namespace (its control plane and telemetry services).
+pub const ISTIO_NAMESPACE: &str = "istio-system";
 
 /// The sidecars that Istio injects and configures.
 pub fn is_istio_dataplane(name: &str) -> bool {
@@ -294,10 +297,8 @@ fn sidecar_spec(input: &EmitInput, name: &str, callees: &BTreeSet<ServiceId>) ->
             format!("{ns}/{}", host(&input.graph.services[v].name, ns))
         })
         .collect();
-    if hosts.is_empty() {
-        // `~`: no namespace, so no host at all.
-        hosts.push("~/*".to_string());
-    }
+    // Istio's own services (telemetry, tracing) stay reachable.
+    hosts.push(format!("{ISTIO_NAMESPACE}/*"));
     json!({
         "workloadSelector": {"labels": {"app": name}},
         "egress": [{"hosts": hosts}],
@@ -460,6 +461,14 @@ fn vs_route(caller: &str, c: &Combination, host: &str) -> Option<Option<Value>> 
     }
     let e = effect(&c.actions);
     if e.rate.is_some() {
+        return None;
+    }
+    // Istio refuses header values with control characters other than tab.
+    let values = e.set.values().chain(e.set_response.values());
+    if values
+        .map(|v| envoy_header_value(v))
+        .any(|v| v.chars().any(|ch| ch.is_control() && ch != '\t'))
+    {
         return None;
     }
     let mut route = json!({"name": format!("{caller}/{}", c.name), "match": [m]});
