@@ -7,8 +7,9 @@
 //! under Istio's RE2 program-size limit; the kustomizations list every
 //! file; the Bookinfo istio/ and k8s/ trees are snapshot-tested; the
 //! VirtualService context regex is the Envoy emitter's; intersected context
-//! guards agree with the guards they intersect; and, when `kubectl` is
-//! installed, the k8s/ Component builds over an application with kustomize.
+//! guards agree with the guards they intersect; the eBPF object hook gives
+//! valid objects; and, when `kubectl` is installed, the k8s/ Component
+//! builds over an application with kustomize.
 
 #![allow(
     clippy::unwrap_used,
@@ -724,6 +725,37 @@ fn kustomize_builds_the_component_over_the_app() {
     assert_eq!(inject("reviews-v2"), Some(json!("false")));
     assert!(docs.iter().any(|d| d["kind"] == "VirtualService"));
     assert!(docs.iter().any(|d| d["kind"] == "DaemonSet"));
+}
+
+/// The hook for the eBPF object: given bytes, a ConfigMap holds them and
+/// the DaemonSet mounts it and passes it to the agent.
+#[test]
+fn ebpf_object_hook_validates() {
+    use copperc::emit::k8s::{base64, daemonset, ebpf_configmap};
+    let tmp = tempfile::tempdir().unwrap();
+    let policies = BTreeSet::from(["p"]);
+    let bytes = b"test bytes, not an object\x00\xff";
+    let mut paths = Vec::new();
+    for f in [ebpf_configmap(bytes, &policies), daemonset("img:1", true, &policies)] {
+        let p = tmp.path().join(f.path.replace('/', "_"));
+        std::fs::write(&p, &f.bytes).unwrap();
+        paths.push(p);
+    }
+    assert_eq!(validate(&Path::new(SCHEMAS).join("k8s"), &paths), 2);
+    let cm = yaml(&paths[0]);
+    assert_eq!(cm["metadata"]["name"], "copper-ctx-bpf");
+    assert_eq!(cm["binaryData"]["copper.bpf.o"], base64(bytes));
+    let ds = yaml(&paths[1]);
+    let pod = &ds["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == "copper-ctx-bpf")
+    );
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    assert!(args.iter().any(|a| a == "--object"));
 }
 
 mod guard_intersection {

@@ -145,18 +145,12 @@ pub fn emit(input: &EmitInput, earlier: &[OutFile]) -> Result<Vec<OutFile>, Vec<
         json!({"data": {"config.json": agent_config(input)}}),
     ));
     if let Some(object) = input.cluster.ebpf_object {
-        files.push(object_file(
-            "ConfigMap",
-            &format!("{AGENT_NAME}-bpf"),
-            &all,
-            json!({"binaryData": {BPF_OBJECT: base64(object)}}),
-        ));
+        files.push(ebpf_configmap(object, &all));
     }
-    files.push(object_file(
-        "DaemonSet",
-        AGENT_NAME,
+    files.push(daemonset(
+        input.cluster.agent_image,
+        input.cluster.ebpf_object.is_some(),
         &all,
-        daemonset_body(input.cluster.agent_image, input.cluster.ebpf_object.is_some()),
     ));
     files.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -239,6 +233,23 @@ fn agent_config(input: &EmitInput) -> String {
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// `k8s/configmap-copper-ctx-bpf.yaml`: the prebuilt eBPF object, which
+/// the DaemonSet mounts when `Cluster::ebpf_object` is given.
+pub fn ebpf_configmap(object: &[u8], policies: &BTreeSet<&str>) -> OutFile {
+    object_file(
+        "ConfigMap",
+        &format!("{AGENT_NAME}-bpf"),
+        policies,
+        json!({"binaryData": {BPF_OBJECT: base64(object)}}),
+    )
+}
+
+/// `k8s/daemonset-copper-ctx.yaml`; `with_object`: mount the object of
+/// `ebpf_configmap` and pass it to the agent (`--object`).
+pub fn daemonset(image: &str, with_object: bool, policies: &BTreeSet<&str>) -> OutFile {
+    object_file("DaemonSet", AGENT_NAME, policies, daemonset_body(image, with_object))
 }
 
 fn daemonset_body(image: &str, with_object: bool) -> Value {
