@@ -28,6 +28,11 @@ pub fn run(args: &CompileArgs) -> u8 {
         graph: &placed.graph,
         analysis: &placed.analysis,
         placement: &placed.placement,
+        cluster: emit::k8s::Cluster {
+            namespace: &args.namespace,
+            agent_image: &args.agent_image,
+            ebpf_object: None,
+        },
     };
     let files = match emit::emit(&input, args.target) {
         Ok(f) => f,

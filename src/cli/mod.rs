@@ -142,8 +142,23 @@ pub struct CompileArgs {
     /// Dataplane of the baselines. Default: istio-proxy when loaded, else the alphabetically first.
     #[arg(long, value_name = "NAME")]
     pub default_dataplane: Option<String>,
+    /// Kubernetes namespace of the application: Istio objects and Deployment patches.
+    #[arg(long, value_name = "NAME", default_value = crate::emit::k8s::DEFAULT_NAMESPACE, value_parser = namespace_name)]
+    pub namespace: String,
+    /// Image of the eBPF context add-on's DaemonSet (it runs `copperc agent`).
+    #[arg(long, value_name = "IMAGE", default_value = crate::emit::k8s::DEFAULT_AGENT_IMAGE)]
+    pub agent_image: String,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// A Kubernetes namespace name is a DNS label.
+fn namespace_name(s: &str) -> Result<String, String> {
+    if crate::syntax::pattern::is_dns_label(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a namespace is a DNS label: lowercase letters, digits and `-`, at most 63".to_string())
+    }
 }
 
 #[derive(Args)]

@@ -18,7 +18,7 @@ use crate::analysis::encoding::{LABEL_CHAR, label_complement};
 use crate::syntax::pattern::Pattern;
 
 /// A regular expression over services, closed under the derivative.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Re {
     /// The empty language.
     Nothing,
@@ -200,6 +200,216 @@ pub fn matches_everything(regex: &str) -> bool {
 /// the derivative by `callee`, then by `u`, followed by `/u`. `None` when
 /// no such request matches.
 pub fn header_regex_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<String> {
+    let re = from_callers(pattern, callee, callers);
+    if re == Re::Nothing {
+        return None;
+    }
+    let mut out = String::new();
+    write(&re, &mut out);
+    Some(out)
+}
+
+/// The language of `header_regex_from` as a list of header values, sorted,
+/// when it is finite and has at most `MAX_VALUES` words (no `.`, `!` or
+/// repetition is left on these calls); `None` otherwise. For matchers that
+/// take exact values instead of a regex.
+pub fn header_values_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<Vec<String>> {
+    let mut values = finite(&from_callers(pattern, callee, callers))?;
+    values.sort();
+    values.dedup();
+    Some(values)
+}
+
+/// A context guard: the language of `header_regex_from`, kept symbolic so
+/// that the guards of several policies can be intersected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guard(Re);
+
+/// The guard of `header_regex_from(pattern, callee, callers)`.
+pub fn guard_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Guard {
+    Guard(from_callers(pattern, callee, callers))
+}
+
+/// The header values that every guard accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intersection {
+    /// No header value: the guards never hold together.
+    Empty,
+    /// A regex (whole-value match) for exactly those values.
+    Regex(String),
+    /// The automaton of the intersection has more than `MAX_STATES` states.
+    TooLarge,
+}
+
+/// Most automaton states `intersection` builds before giving up.
+pub const MAX_STATES: usize = 256;
+
+/// The intersection of the guards' languages, as one regex: RE2 has no
+/// `&`, so the product automaton of the guards is built and written back
+/// as a regular expression (state elimination).
+///
+/// Services are letters. The guards name finitely many services; every
+/// other service behaves like the empty name `""` (it matches `.` and
+/// every `!(..)`, and no name), so the alphabet is those names plus `""`.
+/// States are tuples of right derivatives (canonical: alternatives sorted),
+/// so the automaton reads a header from its end, and the regex it yields is
+/// reversed at the end.
+pub fn intersection(guards: &[&Guard]) -> Intersection {
+    let start: Vec<Re> = guards.iter().map(|g| canonical(&g.0)).collect();
+    if start.contains(&Re::Nothing) {
+        return Intersection::Empty;
+    }
+    let mut named = std::collections::BTreeSet::new();
+    for g in guards {
+        names(&g.0, &mut named);
+    }
+    let mut letters: Vec<&str> = named.iter().map(String::as_str).collect();
+    letters.push("");
+    let mut states = vec![start.clone()];
+    let mut index = std::collections::BTreeMap::from([(start, 0usize)]);
+    // Per state, per target: the letters that lead there.
+    let mut edges: Vec<std::collections::BTreeMap<usize, Vec<&str>>> = Vec::new();
+    let mut i = 0;
+    while i < states.len() {
+        let mut out: std::collections::BTreeMap<usize, Vec<&str>> = std::collections::BTreeMap::new();
+        for &a in &letters {
+            let next: Vec<Re> = states[i].iter().map(|r| canonical(&derive(r, a))).collect();
+            if next.contains(&Re::Nothing) {
+                continue;
+            }
+            let j = match index.get(&next) {
+                Some(&j) => j,
+                None => {
+                    if states.len() >= MAX_STATES {
+                        return Intersection::TooLarge;
+                    }
+                    index.insert(next.clone(), states.len());
+                    states.push(next);
+                    states.len() - 1
+                }
+            };
+            out.entry(j).or_default().push(a);
+        }
+        edges.push(out);
+        i += 1;
+    }
+    // Generalised automaton: states 0..n, a new start n and end n + 1.
+    let n = states.len();
+    let mut g: std::collections::BTreeMap<(usize, usize), Re> = std::collections::BTreeMap::new();
+    for (p, out) in edges.iter().enumerate() {
+        for (&q, ls) in out {
+            g.insert((p, q), letter_set(ls, &named));
+        }
+    }
+    g.insert((n, 0), Re::Empty);
+    for (p, st) in states.iter().enumerate() {
+        if st.iter().all(nullable) {
+            g.insert((p, n + 1), Re::Empty);
+        }
+    }
+    // Eliminate first the states with the fewest paths through them.
+    let mut left: Vec<usize> = (0..n).collect();
+    while !left.is_empty() {
+        let degree = |k: usize| {
+            let ins = g.keys().filter(|(p, q)| *q == k && *p != k).count();
+            let outs = g.keys().filter(|(p, q)| *p == k && *q != k).count();
+            ins * outs
+        };
+        let Some(pos) = (0..left.len()).min_by_key(|&i| (degree(left[i]), left[i])) else {
+            break;
+        };
+        let k = left.swap_remove(pos);
+        let looped = g.remove(&(k, k)).map(star).unwrap_or(Re::Empty);
+        let ins: Vec<(usize, Re)> = g
+            .iter()
+            .filter(|((_, q), _)| *q == k)
+            .map(|((p, _), r)| (*p, r.clone()))
+            .collect();
+        let outs: Vec<(usize, Re)> = g
+            .iter()
+            .filter(|((p, _), _)| *p == k)
+            .map(|((_, q), r)| (*q, r.clone()))
+            .collect();
+        g.retain(|(p, q), _| *p != k && *q != k);
+        for (p, rin) in &ins {
+            for (q, rout) in &outs {
+                let through = cat(vec![rin.clone(), looped.clone(), rout.clone()]);
+                let e = g.entry((*p, *q)).or_insert(Re::Nothing);
+                *e = alt(vec![e.clone(), through]);
+            }
+        }
+    }
+    match g.remove(&(n, n + 1)) {
+        None | Some(Re::Nothing) => Intersection::Empty,
+        Some(r) => {
+            let mut out = String::new();
+            write(&reverse(&r), &mut out);
+            Intersection::Regex(out)
+        }
+    }
+}
+
+/// The letters `ls` (names; `""` for every other service) as one atom.
+fn letter_set(ls: &[&str], named: &std::collections::BTreeSet<String>) -> Re {
+    if ls.contains(&"") {
+        let excluded: Vec<String> = named.iter().filter(|n| !ls.contains(&n.as_str())).cloned().collect();
+        if excluded.is_empty() {
+            Re::Any
+        } else {
+            Re::NoneOf(excluded)
+        }
+    } else {
+        alt(ls.iter().map(|n| Re::Service((*n).to_string())).collect())
+    }
+}
+
+fn names(r: &Re, out: &mut std::collections::BTreeSet<String>) {
+    match r {
+        Re::Nothing | Re::Empty | Re::Any => {}
+        Re::Service(n) => {
+            out.insert(n.clone());
+        }
+        Re::NoneOf(ns) => out.extend(ns.iter().cloned()),
+        Re::Cat(rs) | Re::Alt(rs) => rs.iter().for_each(|x| names(x, out)),
+        Re::Star(x) => names(x, out),
+    }
+}
+
+/// Alternatives sorted (and so deduplicated by `alt`): equal languages
+/// built in different orders get one state.
+fn canonical(r: &Re) -> Re {
+    match r {
+        Re::Cat(rs) => cat(rs.iter().map(canonical).collect()),
+        Re::Alt(rs) => {
+            let mut arms: Vec<Re> = rs.iter().map(canonical).collect();
+            arms.sort();
+            alt(arms)
+        }
+        Re::Star(x) => star(canonical(x)),
+        Re::NoneOf(ns) => {
+            let mut ns = ns.clone();
+            ns.sort();
+            ns.dedup();
+            Re::NoneOf(ns)
+        }
+        other => other.clone(),
+    }
+}
+
+/// The regex of the reversed words.
+fn reverse(r: &Re) -> Re {
+    match r {
+        Re::Cat(rs) => cat(rs.iter().rev().map(reverse).collect()),
+        Re::Alt(rs) => alt(rs.iter().map(reverse).collect()),
+        Re::Star(x) => star(reverse(x)),
+        other => other.clone(),
+    }
+}
+
+/// Most exact header values a finite context guard is spelt out into.
+pub const MAX_VALUES: usize = 32;
+
+fn from_callers(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Re {
     let into = derive(&from_pattern(pattern), callee);
     let mut arms = Vec::new();
     for caller in callers {
@@ -209,11 +419,93 @@ pub fn header_regex_from(pattern: &Pattern, callee: &str, callers: &[Option<&str
             Some(u) => arms.push(cat(vec![derive(&into, u), Re::Service((*u).to_string())])),
         }
     }
-    let re = alt(arms);
-    if re == Re::Nothing {
-        return None;
+    alt(arms)
+}
+
+/// The words of `r` when there are finitely many (at most `MAX_VALUES`).
+fn finite(r: &Re) -> Option<Vec<String>> {
+    let words = match r {
+        Re::Nothing => Vec::new(),
+        Re::Empty => vec![String::new()],
+        Re::Service(n) => vec![format!("/{n}")],
+        Re::Any | Re::NoneOf(_) | Re::Star(_) => return None,
+        Re::Cat(rs) => {
+            let mut acc = vec![String::new()];
+            for x in rs {
+                let tails = finite(x)?;
+                acc = acc
+                    .iter()
+                    .flat_map(|a| tails.iter().map(move |t| format!("{a}{t}")))
+                    .collect();
+                if acc.len() > MAX_VALUES {
+                    return None;
+                }
+            }
+            acc
+        }
+        Re::Alt(rs) => {
+            let mut acc = Vec::new();
+            for x in rs {
+                acc.extend(finite(x)?);
+                if acc.len() > MAX_VALUES {
+                    return None;
+                }
+            }
+            acc
+        }
+    };
+    Some(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::lexer::{Tok, lex};
+    use crate::syntax::pattern::parse_pattern;
+
+    fn values(p: &str, callee: &str, callers: &[Option<&str>]) -> Option<Vec<String>> {
+        let (toks, _) = lex(0, &format!("{p:?}"));
+        let Some((_, Tok::Str(lit), _)) = toks.into_iter().next() else {
+            panic!("not a string literal: {p}")
+        };
+        header_values_from(&parse_pattern(&lit).unwrap(), callee, callers)
     }
-    let mut out = String::new();
-    write(&re, &mut out);
-    Some(out)
+
+    fn guard(p: &str, callee: &str, callers: &[Option<&str>]) -> Guard {
+        let (toks, _) = lex(0, &format!("{p:?}"));
+        let Some((_, Tok::Str(lit), _)) = toks.into_iter().next() else {
+            panic!("not a string literal: {p}")
+        };
+        guard_from(&parse_pattern(&lit).unwrap(), callee, callers)
+    }
+
+    #[test]
+    fn intersections() {
+        let a = guard("f .* c", "c", &[Some("f")]);
+        let b = guard("f c", "c", &[Some("f")]);
+        let x = guard("x c", "c", &[Some("f")]);
+        assert_eq!(intersection(&[&a, &b]), Intersection::Regex("/f".into()));
+        assert_eq!(intersection(&[&b, &x]), Intersection::Empty);
+        let Intersection::Regex(re) = intersection(&[&a, &guard("(!g)* c", "c", &[Some("f")])]) else {
+            panic!()
+        };
+        let full = regex_automata::meta::Regex::new(&format!("^(?:{re})$")).unwrap();
+        assert!(full.is_match("/f") && full.is_match("/f/h/f") && !full.is_match("/f/g/f"));
+    }
+
+    #[test]
+    fn finite_guards_are_spelt_out() {
+        assert_eq!(values("a b c", "c", &[Some("b")]), Some(vec!["/a/b".to_string()]));
+        assert_eq!(
+            values("a (b | x b) c", "c", &[Some("b")]),
+            Some(vec!["/a/b".to_string(), "/a/x/b".to_string()])
+        );
+        // From outside: the empty header.
+        assert_eq!(values("a", "a", &[None]), Some(vec![String::new()]));
+        assert_eq!(values("a .* c", "c", &[Some("b")]), None);
+        // `!x` is the caller itself: finite.
+        assert_eq!(values("a !x c", "c", &[Some("b")]), Some(vec!["/a/b".to_string()]));
+        assert_eq!(values("a !x* b c", "c", &[Some("b")]), None);
+        assert_eq!(values("a b c", "c", &[Some("x")]), Some(Vec::new()));
+    }
 }

@@ -19,36 +19,23 @@
 //! that forwards to that version (restoring the authority `<callee>`). So
 //! callee-side policies hold for requests routed to a version too.
 //!
-//! A sidecar can enforce several policies on the same requests. Routes are
-//! first-match, so each combination of policies that fire together gets one
-//! route, most policies first; a request takes the route of exactly the
-//! policies whose context and conditions hold.
+//! What each sidecar enforces, and the route combinations, come from
+//! `routes`; this module writes them as Envoy configuration. `route` is also
+//! used by `istio` for the routes it inserts with an EnvoyFilter.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::context_regex::{header_regex_from, matches_everything};
-use super::rules::{Action, Rule, Subject, Test, Value as HeaderValue};
+use super::routes::{Combination, Effect, Enforced, combinations, effect, envoy_header_value, sidecar_plan};
+use super::rules::{Action, Rule, Subject, Test};
 use super::{EmitInput, OutFile, yaml};
 use crate::analysis::encoding::CONTEXT_HEADER;
-use crate::diag::{Code, Diagnostic};
+use crate::diag::Diagnostic;
 use crate::graph::ServiceId;
-use crate::place::Side;
 
 /// RE2 program size allowed for context regexes (Envoy's default is 100).
 const RE2_MAX_PROGRAM_SIZE: u32 = 20_000;
-/// Upper bound on routes per virtual host (combinations of policies).
-const MAX_ROUTES: usize = 256;
-
-/// One policy as enforced on one virtual host: its context guard and rules.
-struct Enforced<'a> {
-    policy: &'a str,
-    /// `None`: every context (no header match needed).
-    context: Option<String>,
-    rules: Vec<Rule>,
-}
-
 /// The Envoy-based sidecars: every service whose dataplane is not Cilium's.
 pub fn is_envoy_dataplane(name: &str) -> bool {
     !name.starts_with("cilium")
@@ -77,50 +64,15 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
     let g = input.graph;
     let name = &g.services[s].name;
     let mut diags = Vec::new();
-
-    // Ingress: policies enforced here on calls into s, with their callers.
-    let mut ingress: BTreeMap<usize, BTreeSet<Option<ServiceId>>> = BTreeMap::new();
-    // Egress: per callee, policies enforced here on calls s -> v.
-    let mut egress: BTreeMap<ServiceId, BTreeSet<usize>> = BTreeMap::new();
-    for e in &input.placement.enforcement {
-        if e.at != s {
-            continue;
-        }
-        match e.side {
-            Side::Ingress => {
-                ingress.entry(e.policy).or_default().insert(e.from);
-            }
-            Side::Egress => {
-                egress.entry(e.to).or_default().insert(e.policy);
-            }
-        }
-    }
-    let outside_only = g.entrypoints.contains(&s) && !g.calls.iter().any(|c| c.to == s);
-
-    let mut inbound_policies = Vec::new();
-    for (&pi, callers) in &ingress {
-        let p = &input.program.policies[pi];
-        let names: Vec<Option<&str>> = callers.iter().map(|c| c.map(|u| g.services[u].name.as_str())).collect();
-        // At an entry point that only the outside calls, the header is
-        // removed and never trusted: every request has the context `s`.
-        let context = if outside_only {
-            None
-        } else {
-            header_regex_from(&p.pattern, name, &names).filter(|r| !matches_everything(r))
-        };
-        inbound_policies.push(Enforced {
-            policy: &p.name,
-            context,
-            rules: rules[pi].clone(),
-        });
-    }
-    let no_versions = BTreeMap::new();
-    let mut inbound_routes = match combination_routes(&inbound_policies, &json!({"cluster": "local_app"}), &no_versions)
-    {
+    let plan = sidecar_plan(input, rules, s);
+    let outside_only = plan.outside_only;
+    let inbound_policies = plan.inbound;
+    let local_app = |_: Option<&str>| json!({"cluster": "local_app"});
+    let mut inbound_routes = match combination_routes(&inbound_policies, &local_app) {
         Ok(r) => r,
         Err(d) => {
             diags.push(d.at(
-                input.program.policies[*ingress.keys().next().unwrap_or(&0)].name_span,
+                input.program.policies[inbound_policies.first().map_or(0, |p| p.index)].name_span,
                 format!("enforced on the inbound side of `{name}`"),
             ));
             Vec::new()
@@ -138,8 +90,7 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
     };
     let mut clusters = vec![cluster("local_app", "127.0.0.1", here.app, "STATIC")];
     let mut vhosts = Vec::new();
-    let callees: BTreeSet<ServiceId> = g.calls.iter().filter(|c| c.from == s).map(|c| c.to).collect();
-    for &v in &callees {
+    for &v in &plan.callees {
         let callee = &g.services[v];
         let out_cluster = format!("out|{}", callee.name);
         // With traffic capture (Kubernetes) the callee's sidecar takes
@@ -157,19 +108,11 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
             port,
             cluster_kind(&callee.ports.address),
         ));
-        let mut policies = Vec::new();
+        let policies = plan.outbound.get(&v).cloned().unwrap_or_default();
         // Route action per version that a policy here routes to.
         let mut versions: BTreeMap<String, Value> = BTreeMap::new();
-        for &pi in egress.get(&v).into_iter().flatten() {
-            let p = &input.program.policies[pi];
-            let context =
-                header_regex_from(&p.pattern, &callee.name, &[Some(name.as_str())]).filter(|r| !matches_everything(r));
-            policies.push(Enforced {
-                policy: &p.name,
-                context,
-                rules: rules[pi].clone(),
-            });
-            for r in &rules[pi] {
+        for p in &policies {
+            for r in &p.rules {
                 for a in &r.actions {
                     let Action::RouteToVersion(ver) = a else { continue };
                     if versions.contains_key(ver) {
@@ -193,10 +136,14 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
                 }
             }
         }
-        let mut routes = match combination_routes(&policies, &json!({"cluster": out_cluster}), &versions) {
+        let action = |version: Option<&str>| match version.and_then(|v| versions.get(v)) {
+            Some(a) => a.clone(),
+            None => json!({"cluster": out_cluster}),
+        };
+        let mut routes = match combination_routes(&policies, &action) {
             Ok(r) => r,
             Err(d) => {
-                let pi = egress.get(&v).and_then(|ps| ps.iter().next().copied()).unwrap_or(0);
+                let pi = policies.first().map_or(0, |p| p.index);
                 diags.push(d.at(
                     input.program.policies[pi].name_span,
                     format!("enforced on `{name}`'s calls to `{}`", callee.name),
@@ -317,87 +264,39 @@ fn cluster(name: &str, host: &str, port: u16, kind: &str) -> Value {
     })
 }
 
-/// One route per combination of firing policies, most policies first.
-fn combination_routes(
-    policies: &[Enforced],
-    default_action: &Value,
-    versions: &BTreeMap<String, Value>,
-) -> Result<Vec<Value>, Diagnostic> {
-    // Per policy: the rules that do something (a rule without actions is
-    // the same as the policy not firing).
-    let options: Vec<Vec<&Rule>> = policies
-        .iter()
-        .map(|p| p.rules.iter().filter(|r| !r.actions.is_empty()).collect())
-        .collect();
-    let total: usize = options.iter().map(|o| o.len() + 1).product();
-    if total > MAX_ROUTES * 4 {
-        return Err(too_many());
-    }
-    let mut combos: Vec<Vec<Option<usize>>> = vec![Vec::new()];
-    for o in &options {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                (0..=o.len()).map(move |k| {
-                    let mut c = c.clone();
-                    c.push(if k == 0 { None } else { Some(k - 1) });
-                    c
-                })
-            })
-            .collect();
-    }
-    let mut routes = Vec::new();
-    // Most active policies first; ties in a fixed order.
-    combos.sort_by_key(|c| (std::cmp::Reverse(c.iter().filter(|x| x.is_some()).count()), c.clone()));
-    for combo in combos {
-        if combo.iter().all(Option::is_none) {
-            continue;
-        }
-        let mut headers = Vec::new();
-        let mut tests: Vec<Test> = Vec::new();
-        let mut actions: Vec<(&str, &Action)> = Vec::new();
-        let mut names = Vec::new();
-        for (i, pick) in combo.iter().enumerate() {
-            let Some(k) = pick else { continue };
-            let p = &policies[i];
-            names.push(p.policy);
-            if let Some(re) = &p.context {
-                headers.push(json!({
-                    "name": CONTEXT_HEADER,
-                    "string_match": {"safe_regex": {"regex": re}},
-                    "treat_missing_header_as_empty": true,
-                }));
-            }
-            let rule = options[i][*k];
-            tests.extend(rule.tests.iter().cloned());
-            actions.extend(rule.actions.iter().map(|a| (p.policy, a)));
-        }
-        tests.sort();
-        tests.dedup();
-        if !super::rules::consistent(&tests) {
-            continue;
-        }
-        headers.extend(tests.iter().filter(|t| t.subject != Subject::Status).map(test_matcher));
-        let status_tests: Vec<&Test> = tests.iter().filter(|t| t.subject == Subject::Status).collect();
-        let mut route = json!({"name": names.join("+"), "match": {"prefix": "/"}});
-        if !headers.is_empty() {
-            route["match"]["headers"] = Value::Array(headers);
-        }
-        apply_actions(&mut route, &actions, default_action, versions, &status_tests);
-        routes.push(route);
-        if routes.len() > MAX_ROUTES {
-            return Err(too_many());
-        }
-    }
-    Ok(routes)
+/// One route per combination of firing policies, most policies first
+/// (without the default route).
+fn combination_routes(policies: &[Enforced], action: &dyn Fn(Option<&str>) -> Value) -> Result<Vec<Value>, Diagnostic> {
+    Ok(combinations(policies)?.iter().map(|c| route(c, action)).collect())
 }
 
-fn too_many() -> Diagnostic {
-    Diagnostic::new(
-        Code::NotExpressible,
-        format!("more than {MAX_ROUTES} combinations of policies on one sidecar"),
-    )
-    .with_help("fewer policies with overlapping contexts on this service, or simpler conditions")
+/// The Envoy route of one combination. `action` gives the route action
+/// (`route` field) for the version the combination routes to, if any.
+pub fn route(c: &Combination, action: &dyn Fn(Option<&str>) -> Value) -> Value {
+    let mut headers: Vec<Value> = c
+        .contexts
+        .iter()
+        .map(|re| {
+            json!({
+                "name": CONTEXT_HEADER,
+                "string_match": {"safe_regex": {"regex": re}},
+                "treat_missing_header_as_empty": true,
+            })
+        })
+        .collect();
+    headers.extend(
+        c.tests
+            .iter()
+            .filter(|t| t.subject != Subject::Status)
+            .map(test_matcher),
+    );
+    let status_tests: Vec<&Test> = c.tests.iter().filter(|t| t.subject == Subject::Status).collect();
+    let mut route = json!({"name": c.name, "match": {"prefix": "/"}});
+    if !headers.is_empty() {
+        route["match"]["headers"] = Value::Array(headers);
+    }
+    apply_actions(&mut route, &effect(&c.actions), action, &status_tests);
+    route
 }
 
 fn test_matcher(t: &Test) -> Value {
@@ -420,55 +319,19 @@ fn test_matcher(t: &Test) -> Value {
     })
 }
 
-/// Envoy reads `%` in header values as the start of a command.
-fn header_value(v: &HeaderValue) -> String {
-    match v {
-        HeaderValue::Literal(s) => s.replace('%', "%%"),
-        HeaderValue::RequestHeader(h) => format!("%REQ({h})%"),
-    }
-}
-
-fn apply_actions(
-    route: &mut Value,
-    actions: &[(&str, &Action)],
-    default_action: &Value,
-    versions: &BTreeMap<String, Value>,
-    status_tests: &[&Test],
-) {
-    let mut add: BTreeMap<&str, String> = BTreeMap::new();
-    let mut add_response: BTreeMap<&str, String> = BTreeMap::new();
-    let mut remove: BTreeSet<&str> = BTreeSet::new();
-    let mut deny: Option<u32> = None;
-    let mut version: Option<&str> = None;
-    let mut rate: Option<(u64, &str)> = None;
-    for (policy, a) in actions {
-        match a {
-            Action::SetHeader(k, v) => {
-                remove.remove(k.as_str());
-                add.insert(k, header_value(v));
-            }
-            Action::RemoveHeader(k) => {
-                add.remove(k.as_str());
-                remove.insert(k);
-            }
-            Action::SetResponseHeader(k, v) => {
-                add_response.insert(k, header_value(v));
-            }
-            Action::Deny(status) => deny = deny.or(Some(*status)),
-            Action::RouteToVersion(v) => version = version.or(Some(v)),
-            Action::RateLimit(n) => {
-                if rate.is_none_or(|(m, _)| *n < m) {
-                    rate = Some((*n, policy));
-                }
-            }
-        }
-    }
+fn apply_actions(route: &mut Value, e: &Effect, action: &dyn Fn(Option<&str>) -> Value, status_tests: &[&Test]) {
+    let add: BTreeMap<&str, String> = e.set.iter().map(|(k, v)| (*k, envoy_header_value(v))).collect();
+    let add_response: BTreeMap<&str, String> = e
+        .set_response
+        .iter()
+        .map(|(k, v)| (*k, envoy_header_value(v)))
+        .collect();
+    let remove = &e.remove;
+    let (deny, rate) = (e.deny, e.rate);
     if let Some(status) = deny {
         route["direct_response"] = json!({"status": status});
     } else {
-        // `versions` has every version routed to on the caller side; on the
-        // callee side there are none (RouteToVersion is egress-only).
-        route["route"] = version.and_then(|v| versions.get(v)).unwrap_or(default_action).clone();
+        route["route"] = action(e.version);
     }
     if !add.is_empty() {
         route["request_headers_to_add"] = Value::Array(

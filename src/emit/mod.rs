@@ -8,7 +8,10 @@
 
 pub mod context_regex;
 pub mod envoy;
+pub mod istio;
+pub mod k8s;
 pub mod readme;
+pub mod routes;
 pub mod rules;
 pub mod yaml;
 
@@ -40,6 +43,8 @@ pub struct EmitInput<'a> {
     pub graph: &'a CallGraph,
     pub analysis: &'a Analysis,
     pub placement: &'a Placement,
+    /// Namespace, add-on image and eBPF object of the Kubernetes output.
+    pub cluster: k8s::Cluster<'a>,
 }
 
 /// Which outputs to write.
@@ -47,6 +52,8 @@ pub struct EmitInput<'a> {
 pub enum Target {
     All,
     Envoy,
+    Istio,
+    K8s,
 }
 
 /// Every output file for `target`, sorted by path. The placement object
@@ -72,6 +79,13 @@ pub fn emit(input: &EmitInput, target: Target) -> Result<Vec<OutFile>, Vec<Diagn
     )];
     if matches!(target, Target::All | Target::Envoy) {
         files.extend(envoy::emit(input, &rules)?);
+    }
+    if matches!(target, Target::All | Target::Istio) {
+        files.extend(istio::emit(input, &rules)?);
+    }
+    // Last: its kustomization includes the other folders that have one.
+    if matches!(target, Target::All | Target::K8s) {
+        files.extend(k8s::emit(input, &files)?);
     }
     files.push(readme::readme(input, &files));
     files.sort_by(|a, b| a.path.cmp(&b.path));

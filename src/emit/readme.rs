@@ -47,9 +47,56 @@ pub fn readme(input: &EmitInput, files: &[OutFile]) -> OutFile {
         } else if p.starts_with("envoy/") {
             "Envoy bootstrap of that service's sidecar (`envoy -c`): inbound listener 0.0.0.0:15006, outbound 127.0.0.1:15001"
         } else {
-            ""
+            kubernetes_row(p)
         };
         s.push_str(&format!("| `{p}` | {what} |\n"));
     }
     OutFile::text("README.md", s)
+}
+
+/// What a file of `istio/` or `k8s/` is.
+fn kubernetes_row(p: &str) -> &'static str {
+    let rows: [(&str, &str); 11] = [
+        (
+            "istio/virtualservice-",
+            "Istio VirtualService for calls to that service: one route per combination of policies that its callers' sidecars enforce (`sourceLabels`, context regex on `x-copper-context`), then the default route",
+        ),
+        (
+            "istio/destinationrule-",
+            "Istio DestinationRule of that service: a subset per version (pod label `version`), for `RouteToVersion`",
+        ),
+        (
+            "istio/authorizationpolicy-",
+            "Istio DENY AuthorizationPolicy of that service's sidecar: the policies it enforces that only deny with 403",
+        ),
+        (
+            "istio/envoyfilter-",
+            "Istio EnvoyFilter of that service's sidecar (priority 10, INSERT_FIRST): routes no Istio resource expresses, local rate limits, Lua for status-dependent response headers",
+        ),
+        (
+            "istio/sidecar-",
+            "Istio Sidecar of that service: egress limited to the hosts it calls",
+        ),
+        ("istio/kustomization.yaml", "lists the Istio objects"),
+        (
+            "k8s/kustomization.yaml",
+            "kustomize Component: add it to your application's kustomization with `components:`; brings in `../istio` and the add-on, patches the Deployments",
+        ),
+        (
+            "k8s/patches/deployment-",
+            "strategic-merge patch of Deployment `<service>-<version>`: pod label `sidecar.istio.io/inject` (`\"true\"` where an Istio sidecar was placed)",
+        ),
+        (
+            "k8s/daemonset-copper-ctx.yaml",
+            "eBPF context add-on (`copperc agent`, kube-system): one privileged pod per node, host network, cgroup and BPF file systems",
+        ),
+        (
+            "k8s/configmap-copper-ctx-config.yaml",
+            "the add-on's configuration: namespace, services with pod labels, versions, callees, entry points",
+        ),
+        ("k8s/configmap-copper-ctx-bpf.yaml", "the add-on's eBPF object"),
+    ];
+    rows.iter()
+        .find(|(prefix, _)| p.starts_with(prefix))
+        .map_or("", |(_, what)| what)
 }

@@ -1,0 +1,356 @@
+//! Kubernetes: what the cluster needs besides the dataplanes' own resources,
+//! one object per file under `k8s/`, and `k8s/kustomization.yaml`.
+//!
+//! - `patches/deployment-<service>-<version>.yaml`: a strategic-merge patch
+//!   per Deployment that labels its pod template
+//!   `sidecar.istio.io/inject: "true"` where placement chose an Istio
+//!   sidecar for the service and `"false"` everywhere else. The Deployment
+//!   of version v of service s is assumed to be named `<s>-<v>` (the
+//!   Bookinfo convention: `reviews-v1`, `reviews-v2`), with pods labelled
+//!   `app: <s>` and `version: <v>`.
+//! - `daemonset-copper-ctx.yaml`: the eBPF context add-on, one privileged
+//!   pod per node in `kube-system` running `copperc agent`.
+//! - `configmap-copper-ctx-config.yaml`: what the agent needs to know about
+//!   the application: namespace, services with their pod labels, versions,
+//!   callees, and entry points.
+//! - `configmap-copper-ctx-bpf.yaml`: the prebuilt eBPF object, only when
+//!   `Cluster::ebpf_object` is given (mounted into the agent).
+//!
+//! `kustomization.yaml` is a kustomize `Component`: the patches change the
+//! application's own Deployments, so it is included by the application's
+//! kustomization (`components: [<out>/k8s]`), and it brings in the other
+//! generated folders that have a `kustomization.yaml` (`../istio`).
+//!
+//! This module also owns the Kubernetes conventions that `istio` shares:
+//! object metadata and kustomization files.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::{EmitInput, OutFile, yaml};
+use crate::analysis::encoding::CONTEXT_HEADER;
+use crate::diag::{Code, Diagnostic};
+
+/// Namespace of the generated objects unless `--namespace` says otherwise.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Image of the context add-on unless `--agent-image` says otherwise.
+pub const DEFAULT_AGENT_IMAGE: &str = concat!("copperc-agent:", env!("CARGO_PKG_VERSION"));
+/// Namespace of the context add-on (it exists in every cluster).
+pub const AGENT_NAMESPACE: &str = "kube-system";
+/// Name of the add-on's DaemonSet, and prefix of its ConfigMaps.
+pub const AGENT_NAME: &str = "copper-ctx";
+/// Where the agent finds its configuration and the eBPF object.
+const CONFIG_DIR: &str = "/etc/copper";
+const BPF_DIR: &str = "/etc/copper/bpf";
+/// File name of the eBPF object in its ConfigMap.
+pub const BPF_OBJECT: &str = "copper.bpf.o";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "copperc");
+pub const POLICIES_ANNOTATION: &str = "copperc.dev/policies";
+pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
+
+/// Where and how the generated Kubernetes objects run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cluster<'a> {
+    /// Namespace of the application and of the Istio objects.
+    pub namespace: &'a str,
+    /// Image of the context add-on (runs `copperc agent`).
+    pub agent_image: &'a str,
+    /// The prebuilt eBPF object that the agent loads. `None` until it is
+    /// built: the add-on's pods then run without one.
+    pub ebpf_object: Option<&'a [u8]>,
+}
+
+impl Default for Cluster<'_> {
+    fn default() -> Self {
+        Cluster {
+            namespace: DEFAULT_NAMESPACE,
+            agent_image: DEFAULT_AGENT_IMAGE,
+            ebpf_object: None,
+        }
+    }
+}
+
+/// `metadata` of a generated object: name, namespace, the managed-by label
+/// and the policies it realises (sorted, comma-separated).
+pub fn meta(name: &str, namespace: &str, policies: &BTreeSet<&str>) -> Value {
+    let list: Vec<&str> = policies.iter().copied().collect();
+    json!({
+        "name": name,
+        "namespace": namespace,
+        "labels": {MANAGED_BY.0: MANAGED_BY.1},
+        "annotations": {POLICIES_ANNOTATION: list.join(",")},
+    })
+}
+
+/// `<dir>/kustomization.yaml` listing the files of `files` under `dir`.
+pub fn kustomization(dir: &str, files: &[OutFile]) -> OutFile {
+    let resources: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(dir)?.strip_prefix('/'))
+        .filter(|p| *p != "kustomization.yaml")
+        .collect();
+    let doc = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    });
+    OutFile::text(format!("{dir}/kustomization.yaml"), yaml::to_yaml(&doc))
+}
+
+/// The `k8s/` files. `earlier` are the files of the other emitters: each
+/// folder among them with a `kustomization.yaml` becomes a resource.
+pub fn emit(input: &EmitInput, earlier: &[OutFile]) -> Result<Vec<OutFile>, Vec<Diagnostic>> {
+    let g = input.graph;
+    let ns = input.cluster.namespace;
+    let mut diags = Vec::new();
+    let mut files = Vec::new();
+    let mut patches = Vec::new();
+    for (s, svc) in g.services.iter().enumerate() {
+        let istio = input.placement.sidecars[s]
+            .as_deref()
+            .is_some_and(super::istio::is_istio_dataplane);
+        for ver in &svc.versions {
+            let name = format!("{}-{ver}", svc.name);
+            if !is_dns_subdomain(&name) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::NotExpressible,
+                        format!("version `{ver}` of `{}` cannot name a Deployment", svc.name),
+                    )
+                    .at(svc.span, format!("`{name}` is not a Kubernetes object name"))
+                    .with_help("use lowercase letters, digits, `-` and `.` in version names"),
+                );
+                continue;
+            }
+            let doc = json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"template": {"metadata": {"labels": {INJECT_LABEL: if istio { "true" } else { "false" }}}}},
+            });
+            let path = format!("patches/deployment-{name}.yaml");
+            files.push(OutFile::text(format!("k8s/{path}"), yaml::to_yaml(&doc)));
+            patches.push(path);
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let all: BTreeSet<&str> = input.program.policies.iter().map(|p| p.name.as_str()).collect();
+    files.push(object_file(
+        "ConfigMap",
+        &format!("{AGENT_NAME}-config"),
+        &all,
+        json!({"data": {"config.json": agent_config(input)}}),
+    ));
+    if let Some(object) = input.cluster.ebpf_object {
+        files.push(ebpf_configmap(object, &all));
+    }
+    files.push(daemonset(
+        input.cluster.agent_image,
+        input.cluster.ebpf_object.is_some(),
+        &all,
+    ));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut resources: Vec<String> = earlier
+        .iter()
+        .filter_map(|f| f.path.strip_suffix("/kustomization.yaml"))
+        .filter(|d| *d != "k8s" && !d.contains('/'))
+        .map(|d| format!("../{d}"))
+        .collect();
+    resources.sort();
+    resources.extend(
+        files
+            .iter()
+            .filter_map(|f| f.path.strip_prefix("k8s/"))
+            .filter(|p| !p.starts_with("patches/"))
+            .map(str::to_string),
+    );
+    patches.sort();
+    let patches: Vec<Value> = patches.iter().map(|p| json!({"path": p})).collect();
+    let doc = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": resources,
+        "patches": patches,
+    });
+    files.push(OutFile::text("k8s/kustomization.yaml", yaml::to_yaml(&doc)));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// An object of the add-on in `AGENT_NAMESPACE`: `body` holds the fields
+/// besides `apiVersion`, `kind` and `metadata`.
+fn object_file(kind: &str, name: &str, policies: &BTreeSet<&str>, body: Value) -> OutFile {
+    let mut doc = json!({
+        "apiVersion": if kind == "DaemonSet" { "apps/v1" } else { "v1" },
+        "kind": kind,
+        "metadata": meta(name, AGENT_NAMESPACE, policies),
+    });
+    if let (Some(d), Value::Object(b)) = (doc.as_object_mut(), body) {
+        d.extend(b);
+    }
+    OutFile::text(
+        format!("k8s/{}-{name}.yaml", kind.to_ascii_lowercase()),
+        yaml::to_yaml(&doc),
+    )
+}
+
+/// The agent's configuration (JSON, keys sorted): for each service, the
+/// pod labels that find its pods (and so their cgroups), its versions, its
+/// callees, and whether it is an entry point (where a context header that
+/// arrives from outside is dropped).
+fn agent_config(input: &EmitInput) -> String {
+    let g = input.graph;
+    let services: Vec<Value> = g
+        .services
+        .iter()
+        .enumerate()
+        .map(|(s, svc)| {
+            let callees: BTreeSet<&str> = g
+                .calls
+                .iter()
+                .filter(|c| c.from == s)
+                .map(|c| g.services[c.to].name.as_str())
+                .collect();
+            json!({
+                "name": svc.name,
+                "podLabels": {"app": svc.name},
+                "versions": svc.versions,
+                "callees": callees,
+                "entrypoint": g.entrypoints.contains(&s),
+                "sidecar": input.placement.sidecars[s],
+            })
+        })
+        .collect();
+    let doc = json!({
+        "header": CONTEXT_HEADER,
+        "namespace": input.cluster.namespace,
+        "services": services,
+    });
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `k8s/configmap-copper-ctx-bpf.yaml`: the prebuilt eBPF object, which
+/// the DaemonSet mounts when `Cluster::ebpf_object` is given.
+pub fn ebpf_configmap(object: &[u8], policies: &BTreeSet<&str>) -> OutFile {
+    object_file(
+        "ConfigMap",
+        &format!("{AGENT_NAME}-bpf"),
+        policies,
+        json!({"binaryData": {BPF_OBJECT: base64(object)}}),
+    )
+}
+
+/// `k8s/daemonset-copper-ctx.yaml`; `with_object`: mount the object of
+/// `ebpf_configmap` and pass it to the agent (`--object`).
+pub fn daemonset(image: &str, with_object: bool, policies: &BTreeSet<&str>) -> OutFile {
+    object_file("DaemonSet", AGENT_NAME, policies, daemonset_body(image, with_object))
+}
+
+fn daemonset_body(image: &str, with_object: bool) -> Value {
+    let labels = json!({"app.kubernetes.io/name": AGENT_NAME});
+    let mut args = vec![
+        "agent".to_string(),
+        "--config".into(),
+        format!("{CONFIG_DIR}/config.json"),
+    ];
+    let mut mounts = vec![
+        json!({"name": "cgroup", "mountPath": "/sys/fs/cgroup", "readOnly": true}),
+        json!({"name": "bpffs", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"}),
+        json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}),
+        json!({"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}}),
+        json!({"name": "config", "configMap": {"name": format!("{AGENT_NAME}-config")}}),
+    ];
+    if with_object {
+        args.extend(["--object".to_string(), format!("{BPF_DIR}/{BPF_OBJECT}")]);
+        mounts.push(json!({"name": "bpf-object", "mountPath": BPF_DIR, "readOnly": true}));
+        volumes.push(json!({"name": "bpf-object", "configMap": {"name": format!("{AGENT_NAME}-bpf")}}));
+    }
+    json!({
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": true,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "priorityClassName": "system-node-critical",
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [{
+                        "name": "agent",
+                        "image": image,
+                        "command": ["copperc"],
+                        "args": args,
+                        "securityContext": {
+                            "privileged": true,
+                            "capabilities": {"add": ["BPF", "SYS_ADMIN", "NET_ADMIN"]},
+                        },
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    })
+}
+
+/// A DNS-1123 subdomain: what Kubernetes accepts as most object names.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(crate::syntax::pattern::is_dns_label)
+}
+
+/// Standard base64 with padding (ConfigMap `binaryData`).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (raw, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), enc);
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[test]
+    fn subdomains() {
+        assert!(is_dns_subdomain("reviews-v1"));
+        assert!(is_dns_subdomain("reviews-1.0"));
+        assert!(!is_dns_subdomain("reviews-V1"));
+        assert!(!is_dns_subdomain("reviews-v_1"));
+        assert!(!is_dns_subdomain("a..b"));
+    }
+}

