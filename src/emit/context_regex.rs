@@ -237,7 +237,8 @@ pub enum Intersection {
     Empty,
     /// A regex (whole-value match) for exactly those values.
     Regex(String),
-    /// The automaton of the intersection has more than `MAX_STATES` states.
+    /// The automaton of the intersection has more than `MAX_STATES` states,
+    /// or its regex more than `MAX_REGEX_NODES` nodes.
     TooLarge,
 }
 
@@ -255,9 +256,23 @@ pub const MAX_STATES: usize = 256;
 /// so the automaton reads a header from its end, and the regex it yields is
 /// reversed at the end.
 pub fn intersection(guards: &[&Guard]) -> Intersection {
-    let start: Vec<Re> = guards.iter().map(|g| canonical(&g.0)).collect();
+    let mut start: Vec<Re> = guards.iter().map(|g| canonical(&g.0)).collect();
     if start.contains(&Re::Nothing) {
         return Intersection::Empty;
+    }
+    // A guard that accepts every header adds nothing to the intersection;
+    // one guard left is its own regex, with no automaton to build.
+    let everything = star(Re::Any);
+    start.retain(|r| *r != everything);
+    start.dedup();
+    match start.as_slice() {
+        [] => return Intersection::Regex(format!("(?:/{LABEL_CHAR}+)*")),
+        [only] => {
+            let mut out = String::new();
+            write(only, &mut out);
+            return Intersection::Regex(out);
+        }
+        _ => {}
     }
     let mut named = std::collections::BTreeSet::new();
     for g in guards {
@@ -338,6 +353,12 @@ pub fn intersection(guards: &[&Guard]) -> Intersection {
                 *e = alt(vec![e.clone(), through]);
             }
         }
+        // State elimination can grow the regex exponentially: give up early
+        // rather than emit (or spend time on) a regex no proxy should run.
+        let mut budget = MAX_REGEX_NODES;
+        if g.values().any(|r| !within(r, &mut budget)) {
+            return Intersection::TooLarge;
+        }
     }
     match g.remove(&(n, n + 1)) {
         None | Some(Re::Nothing) => Intersection::Empty,
@@ -346,6 +367,22 @@ pub fn intersection(guards: &[&Guard]) -> Intersection {
             write(&reverse(&r), &mut out);
             Intersection::Regex(out)
         }
+    }
+}
+
+/// Most regex nodes the intersection may have, all edges together.
+pub const MAX_REGEX_NODES: usize = 2048;
+
+/// Whether `r` has at most `budget` nodes (spending the budget as it counts).
+fn within(r: &Re, budget: &mut usize) -> bool {
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    match r {
+        Re::Nothing | Re::Empty | Re::Any | Re::Service(_) | Re::NoneOf(_) => true,
+        Re::Cat(rs) | Re::Alt(rs) => rs.iter().all(|x| within(x, budget)),
+        Re::Star(x) => within(x, budget),
     }
 }
 
