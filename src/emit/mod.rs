@@ -6,6 +6,7 @@
 //! (`rules`), and matches contexts with the regexes of `context_regex`, built
 //! from the analysis' encoding.
 
+pub mod cilium;
 pub mod context_regex;
 pub mod envoy;
 pub mod readme;
@@ -47,6 +48,7 @@ pub struct EmitInput<'a> {
 pub enum Target {
     All,
     Envoy,
+    Cilium,
 }
 
 /// Every output file for `target`, sorted by path. The placement object
@@ -72,6 +74,9 @@ pub fn emit(input: &EmitInput, target: Target) -> Result<Vec<OutFile>, Vec<Diagn
     )];
     if matches!(target, Target::All | Target::Envoy) {
         files.extend(envoy::emit(input, &rules)?);
+    }
+    if matches!(target, Target::All | Target::Cilium) {
+        files.extend(cilium::emit(input, &rules)?);
     }
     files.push(readme::readme(input, &files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
