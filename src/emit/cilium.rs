@@ -85,14 +85,24 @@
 //! 3. **Rewrites.** `SetHeader(k, "v")` is `headerMatches {name: k, value:
 //!    v, mismatch: REPLACE}`; `RemoveHeader(k)` is `{name: k, value: "\r",
 //!    mismatch: DELETE}`: no HTTP header value contains a carriage return, so
-//!    the header is always removed. Each rewriting path becomes rules with the
-//!    path's (positive) conditions, intersected with each allowed term, so
-//!    that a rewriting rule never allows a denied request. Because the
-//!    proxy evaluates rules in its own order and later rules see rewritten
-//!    headers, a header that one rule rewrites must not be tested by
-//!    another, and two rewrites of one header that can apply to the same
-//!    request must agree (CU0601 otherwise). Values copied from the request
+//!    the header is always removed. For each policy, header and outcome,
+//!    the rules are the conditions of the paths that lead to the outcome
+//!    when they are positive, else the negation of the paths that lead
+//!    elsewhere (so an unconditional rewrite after an `if` stays one rule);
+//!    neither positive is CU0601. A rule that rewrites also allows what it
+//!    matches, so where it could meet a denied request it is intersected
+//!    with each allowed term. The proxy runs rules in its own order, and a
+//!    rule sees the headers that earlier rules rewrote. The allow decision
+//!    does not depend on that order (every rewriting rule lies within the
+//!    allowed set, and nothing is rewritten before some rule matched), but
+//!    rewrites do: a header that one rewrite changes must not be tested by
+//!    the rules of another rewrite, and two outcomes for one header must
+//!    never both apply (CU0601 otherwise). Values copied from the request
 //!    (`SetHeader(k, req.GetHeader(h))`) have no Cilium form (CU0601).
+//!
+//! tests/emit_cilium.rs evaluates the emitted rules the way the proxy does,
+//! in both rule orders, against the policies' meaning on every request of
+//! small scenarios.
 //!
 //! A class whose every request is denied gets the single rule `method:
 //! ^$`, which no request matches (an empty list would allow everything).
@@ -441,8 +451,45 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
             Err(d) => diags.extend(d),
         }
     }
+    if diags.is_empty() {
+        Ok(files)
+    } else {
+        Err(merge_repeats(diags))
+    }
+}
+
+/// One diagnostic per problem: the same problem of the same policy found
+/// at several sidecars or calls becomes one, whose notes list the others.
+fn merge_repeats(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    const LISTED: usize = 3;
+    let mut out: Vec<(Diagnostic, usize)> = Vec::new();
+    for d in diags {
+        let span = d.primary.as_ref().map(|l| l.span);
+        match out
+            .iter_mut()
+            .find(|(m, _)| m.code == d.code && m.message == d.message && m.primary.as_ref().map(|l| l.span) == span)
+        {
+            Some((first, more)) => {
+                *more += 1;
+                if let Some(l) = d.primary.filter(|_| *more <= LISTED) {
+                    first.notes.push(format!("also {}", l.message));
+                }
+            }
+            None => out.push((d, 0)),
+        }
+    }
+    let mut diags: Vec<Diagnostic> = out
+        .into_iter()
+        .map(|(d, more)| {
+            if more > LISTED {
+                d.with_note(format!("and {} more", more - LISTED))
+            } else {
+                d
+            }
+        })
+        .collect();
     crate::diag::normalize(&mut diags);
-    if diags.is_empty() { Ok(files) } else { Err(diags) }
+    diags
 }
 
 /// The CNP of service `s` (its name and the object), `None` when nothing
@@ -959,7 +1006,7 @@ fn class_rules(ctx: &mut Ctx, s: ServiceId, class: &Class) -> Result<Vec<HttpRul
                             names.push(first);
                         }
                         format!(
-                            "the calls {} form a cycle on the way to `{}`, so it has infinitely many contexts",
+                            "the calls {} form a cycle on the way to `{}`, which therefore has infinitely many contexts",
                             names.join(" -> "),
                             g.services[u].name
                         )
@@ -1012,25 +1059,23 @@ fn class_rules(ctx: &mut Ctx, s: ServiceId, class: &Class) -> Result<Vec<HttpRul
             .collect()
     };
 
-    // Per scenario: the allowed terms and the rewriting paths.
+    // Per scenario: the allowed terms, and the rewrites (one entry per
+    // policy, header and outcome), each with the rules that apply it.
     let mut diags = Vec::new();
     let mut allowed: Vec<Vec<BTreeSet<Cond>>> = Vec::new();
-    let mut rewrites: Vec<Vec<Rewrite>> = Vec::new();
+    let mut entries: Vec<Vec<Entry>> = Vec::new();
     for sc in &scenarios {
-        match allowed_terms(ctx.rules, &sc.policies) {
-            Ok(t) => allowed.push(t),
-            Err(AllowedError::TooComplex) => {
-                diags.push(
-                    cu0601(
-                        &policies[sc.policies.first().copied().unwrap_or(0)],
-                        "too many combinations of conditions to write as Cilium HTTP rules",
-                        where_.clone(),
-                    )
-                    .with_note(format!("more than {MAX_TERMS} terms")),
-                );
-                allowed.push(Vec::new());
+        let denying = denying(ctx.rules, &sc.policies);
+        let terms = match negate(&denying).and_then(|t| positive_terms(&t)) {
+            Ok(t) => t,
+            Err(TermsError::TooComplex) => {
+                diags.push(too_complex(
+                    &policies[sc.policies.first().copied().unwrap_or(0)],
+                    &where_,
+                ));
+                Vec::new()
             }
-            Err(AllowedError::Inexpressible(pi, why)) => {
+            Err(TermsError::Inexpressible(pi, why)) => {
                 diags.push(
                     cu0601(
                         &policies[pi],
@@ -1048,64 +1093,57 @@ fn class_rules(ctx: &mut Ctx, s: ServiceId, class: &Class) -> Result<Vec<HttpRul
                         "deny under conditions whose negation is an equality (`if req.GetMethod() != \"GET\" { req.Deny(403); }` allows exactly `GET`)",
                     )),
                 );
-                allowed.push(Vec::new());
+                Vec::new()
             }
-        }
-        let mut rs = Vec::new();
+        };
+        let mut es = Vec::new();
         for &pi in &sc.policies {
-            for rule in &ctx.rules[pi] {
-                if rule.actions.iter().any(|a| matches!(a, Action::Deny(_))) {
-                    continue;
-                }
-                let mut ops = BTreeMap::new();
-                for a in &rule.actions {
-                    match a {
-                        Action::SetHeader(k, HeaderValue::Literal(v)) => {
-                            ops.insert(k.clone(), Op::Set(v.clone()));
-                        }
-                        Action::RemoveHeader(k) => {
-                            ops.insert(k.clone(), Op::Remove);
-                        }
-                        // Reported by `check_policy`.
-                        _ => {}
-                    }
-                }
-                if ops.is_empty() {
-                    continue;
-                }
-                let tests: Vec<&Test> = rule.tests.iter().collect();
-                match positive(&tests) {
-                    Ok(conds) => rs.push(Rewrite {
-                        policy: pi,
-                        conds,
-                        ops,
-                    }),
-                    Err(why) => diags.push(
-                        cu0601(
-                            &policies[pi],
-                            format!(
-                                "Cilium cannot rewrite headers under the conditions of `{}`",
-                                policies[pi].name
-                            ),
-                            where_.clone(),
-                        )
-                        .with_note(format!(
-                            "{}; a Cilium HTTP rule applies its header rewrites when it matches, and it matches headers, paths and methods only by equality",
-                            describe(&why, "a rewrite applies when")
-                        ))
-                        .with_help(or_without_cilium(
-                            "rewrite under equalities only (`if req.GetHeader(\"x\") == \"v\" { ... }`)",
-                        )),
-                    ),
-                }
+            match rewrite_entries(&ctx.rules[pi], pi) {
+                Ok(list) => es.extend(list),
+                Err(TermsError::TooComplex) => diags.push(too_complex(&policies[pi], &where_)),
+                Err(TermsError::Inexpressible(_, why)) => diags.push(
+                    cu0601(
+                        &policies[pi],
+                        format!(
+                            "Cilium cannot rewrite headers under the conditions of `{}`",
+                            policies[pi].name
+                        ),
+                        where_.clone(),
+                    )
+                    .with_note(format!(
+                        "{}; a Cilium HTTP rule applies its header rewrites when it matches, and it matches headers, paths and methods only by equality",
+                        describe(&why, "a rewrite applies when")
+                    ))
+                    .with_help(or_without_cilium(
+                        "rewrite under equalities only (`if req.GetHeader(\"x\") == \"v\" { ... }`)",
+                    )),
+                ),
             }
         }
-        rewrites.push(rs);
+        // A rule that rewrites also allows what it matches: where a rewrite
+        // could meet a denied request, its rules are cut down to the
+        // allowed terms.
+        for e in &mut es {
+            if meets(&e.rules, &denying) {
+                e.rules = e
+                    .rules
+                    .iter()
+                    .flat_map(|r| {
+                        terms
+                            .iter()
+                            .map(move |t| r.union(t).cloned().collect::<BTreeSet<Cond>>())
+                    })
+                    .filter(consistent)
+                    .collect();
+            }
+        }
+        allowed.push(terms);
+        entries.push(es);
     }
     if !diags.is_empty() {
         return Err(diags);
     }
-    check_rewrites(policies, &allowed, &rewrites, &where_)?;
+    check_rewrites(policies, &entries, &where_)?;
 
     // The rules: allowed terms, and rewrites within each allowed term.
     let mut out: BTreeSet<HttpRule> = BTreeSet::new();
@@ -1125,29 +1163,26 @@ fn class_rules(ctx: &mut Ctx, s: ServiceId, class: &Class) -> Result<Vec<HttpRul
             ops: BTreeMap::new(),
         });
     }
-    for ((sc, terms), rs) in scenarios.iter().zip(&allowed).zip(&rewrites) {
+    for ((sc, terms), es) in scenarios.iter().zip(&allowed).zip(&entries) {
         let contexts: Vec<Option<String>> = match &sc.contexts {
             Some(c) => c.iter().cloned().map(Some).collect(),
             None => vec![None],
         };
         for h in &contexts {
-            for t in terms {
-                if !common.contains(t) {
+            for t in terms.iter().filter(|t| !common.contains(*t)) {
+                out.insert(HttpRule {
+                    context: h.clone(),
+                    conds: t.clone(),
+                    ops: BTreeMap::new(),
+                });
+            }
+            for e in es {
+                for conds in &e.rules {
                     out.insert(HttpRule {
                         context: h.clone(),
-                        conds: t.clone(),
-                        ops: BTreeMap::new(),
+                        conds: conds.clone(),
+                        ops: BTreeMap::from([(e.header.clone(), e.op.clone())]),
                     });
-                }
-                for r in rs {
-                    let conds: BTreeSet<Cond> = r.conds.union(t).cloned().collect();
-                    if consistent(&conds) {
-                        out.insert(HttpRule {
-                            context: h.clone(),
-                            conds,
-                            ops: r.ops.clone(),
-                        });
-                    }
                 }
             }
         }
@@ -1198,76 +1233,165 @@ fn merge(rules: BTreeSet<HttpRule>) -> Vec<HttpRule> {
         .collect()
 }
 
-/// One path of a policy that rewrites headers.
-struct Rewrite {
-    policy: usize,
-    conds: BTreeSet<Cond>,
-    ops: BTreeMap<String, Op>,
+fn too_complex(p: &Policy, where_: &str) -> Diagnostic {
+    cu0601(
+        p,
+        "too many combinations of conditions to write as Cilium HTTP rules",
+        where_.to_string(),
+    )
+    .with_note(format!("more than {MAX_TERMS} terms in normal form"))
+    .with_help(or_without_cilium("simplify the conditions"))
 }
 
-/// Rewrites must not depend on the order in which Cilium evaluates rules.
-fn check_rewrites(
-    policies: &[Policy],
-    allowed: &[Vec<BTreeSet<Cond>>],
-    rewrites: &[Vec<Rewrite>],
-    where_: &str,
-) -> Result<(), Vec<Diagnostic>> {
-    let tested_by_terms: BTreeSet<&str> = allowed
+/// One rewrite of one policy: the header, the outcome, and the rules (sets
+/// of positive conditions) under which it applies.
+struct Entry {
+    policy: usize,
+    header: String,
+    op: Op,
+    rules: Vec<BTreeSet<Cond>>,
+}
+
+/// The rewrites of a policy's non-denying paths, per header and outcome.
+/// The rules of an outcome are the paths that lead to it when their tests
+/// are all positive; else the negation of the paths that lead elsewhere
+/// (denying paths left out: their requests are refused anyway).
+fn rewrite_entries(rules: &[Rule], pi: usize) -> Result<Vec<Entry>, TermsError> {
+    let paths: Vec<(&Rule, BTreeMap<&str, Op>)> = rules
         .iter()
-        .flatten()
-        .flatten()
-        .filter_map(|c| match c {
-            Cond::Header(k, _) => Some(k.as_str()),
-            _ => None,
+        .filter(|r| !r.actions.iter().any(|a| matches!(a, Action::Deny(_))))
+        .map(|r| {
+            let mut net = BTreeMap::new();
+            for a in &r.actions {
+                match a {
+                    Action::SetHeader(k, HeaderValue::Literal(v)) => {
+                        net.insert(k.as_str(), Op::Set(v.clone()));
+                    }
+                    Action::RemoveHeader(k) => {
+                        net.insert(k.as_str(), Op::Remove);
+                    }
+                    // Reported by `check_policy`.
+                    _ => {}
+                }
+            }
+            (r, net)
         })
         .collect();
+    let outcomes: BTreeSet<(&str, &Op)> = paths
+        .iter()
+        .flat_map(|(_, net)| net.iter().map(|(k, op)| (*k, op)))
+        .collect();
+    let mut out = Vec::new();
+    for (k, op) in outcomes {
+        let leading: Result<Vec<BTreeSet<Cond>>, NotPositive> = paths
+            .iter()
+            .filter(|(_, net)| net.get(k) == Some(op))
+            .map(|(r, _)| positive(&r.tests.iter().collect::<Vec<_>>()))
+            .collect();
+        let rules = match leading {
+            Ok(r) => minimal_conds(r),
+            Err(why) => {
+                let elsewhere: Vec<(Vec<Test>, usize)> = paths
+                    .iter()
+                    .filter(|(_, net)| net.get(k) != Some(op))
+                    .map(|(r, _)| (r.tests.clone(), pi))
+                    .collect();
+                match negate(&elsewhere).and_then(|t| positive_terms(&t)) {
+                    Ok(r) => r,
+                    Err(TermsError::TooComplex) => return Err(TermsError::TooComplex),
+                    Err(TermsError::Inexpressible(..)) => return Err(TermsError::Inexpressible(pi, why)),
+                }
+            }
+        };
+        out.push(Entry {
+            policy: pi,
+            header: k.to_string(),
+            op: op.clone(),
+            rules,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether some rule could match a request that some denying path takes.
+fn meets(rules: &[BTreeSet<Cond>], denying: &[(Vec<Test>, usize)]) -> bool {
+    rules.iter().any(|r| {
+        let tests: Vec<Test> = r.iter().map(cond_test).collect();
+        denying.iter().any(|(d, _)| {
+            let both: Vec<Test> = tests.iter().chain(d).cloned().collect();
+            super::rules::consistent(&both)
+        })
+    })
+}
+
+fn cond_test(c: &Cond) -> Test {
+    let (subject, value) = match c {
+        Cond::Method(m) => (Subject::Method, m.clone()),
+        Cond::Path(p) => (Subject::Path, p.clone()),
+        Cond::Header(k, v) => (Subject::Header(k.clone()), v.clone()),
+    };
+    Test {
+        subject,
+        value,
+        equal: true,
+    }
+}
+
+/// Rewrites must not depend on the order in which Cilium evaluates rules:
+/// two outcomes for one header must never both apply, and a header that
+/// one rewrite changes must not be tested by another rewrite's rules.
+/// (Rules that only allow have no effect, and a rewriting rule only matches
+/// requests that are allowed anyway, so their order does not matter.)
+fn check_rewrites(policies: &[Policy], entries: &[Vec<Entry>], where_: &str) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    for rs in rewrites {
-        for (i, r) in rs.iter().enumerate() {
-            for k in r.ops.keys() {
-                let tested_elsewhere = tested_by_terms.contains(k.as_str())
-                    || rs
+    for es in entries {
+        for (i, e) in es.iter().enumerate() {
+            let name = &policies[e.policy].name;
+            let tested_by_other = es.iter().enumerate().any(|(j, o)| {
+                j != i
+                    && o.rules
                         .iter()
-                        .enumerate()
-                        .any(|(j, o)| j != i && o.conds.iter().any(|c| matches!(c, Cond::Header(h, _) if h == k)));
-                if tested_elsewhere {
+                        .flatten()
+                        .any(|c| matches!(c, Cond::Header(h, _) if *h == e.header))
+            });
+            if tested_by_other {
+                diags.push(
+                    cu0601(
+                        &policies[e.policy],
+                        format!(
+                            "`{name}` rewrites header `{}`, which another rewriting Cilium rule tests",
+                            e.header
+                        ),
+                        where_.to_string(),
+                    )
+                    .with_note(
+                        "Cilium runs the rewrites of each matching rule while it is still matching the others, in an order of its own, so the other test could see either value",
+                    ),
+                );
+            }
+            for o in &es[i + 1..] {
+                let overlap = o.header == e.header
+                    && o.op != e.op
+                    && e.rules.iter().any(|a| {
+                        o.rules
+                            .iter()
+                            .any(|b| consistent(&a.union(b).cloned().collect::<BTreeSet<Cond>>()))
+                    });
+                if overlap {
                     diags.push(
                         cu0601(
-                            &policies[r.policy],
+                            &policies[o.policy],
                             format!(
-                                "`{}` rewrites header `{k}`, which another Cilium rule tests",
-                                policies[r.policy].name
+                                "`{name}` and `{}` can rewrite header `{}` differently on the same request",
+                                policies[o.policy].name, e.header
                             ),
                             where_.to_string(),
                         )
+                        .with_label(policies[e.policy].name_span, "the other rewrite")
                         .with_note(
-                            "Cilium runs the rewrites of each matching rule while it is still matching the others, in an order of its own, so the other test could see either value",
+                            "Cilium applies the rewrites of all matching rules in an order of its own, so the result would be either",
                         ),
                     );
-                }
-            }
-            for o in &rs[i + 1..] {
-                let both: BTreeSet<Cond> = r.conds.union(&o.conds).cloned().collect();
-                if !consistent(&both) {
-                    continue;
-                }
-                for (k, op) in &r.ops {
-                    if o.ops.get(k).is_some_and(|x| x != op) {
-                        diags.push(
-                            cu0601(
-                                &policies[o.policy],
-                                format!(
-                                    "`{}` and `{}` can rewrite header `{k}` differently on the same request",
-                                    policies[r.policy].name, policies[o.policy].name
-                                ),
-                                where_.to_string(),
-                            )
-                            .with_label(policies[r.policy].name_span, "the other rewrite")
-                            .with_note(
-                                "Cilium applies the rewrites of all matching rules in an order of its own, so the result would be either",
-                            ),
-                        );
-                    }
                 }
             }
         }
@@ -1275,49 +1399,61 @@ fn check_rewrites(
     if diags.is_empty() { Ok(()) } else { Err(diags) }
 }
 
-enum AllowedError {
+enum TermsError {
     TooComplex,
-    /// The policy whose deny condition cannot be negated positively, and why.
+    /// The policy whose condition has no positive form, and why.
     Inexpressible(usize, NotPositive),
 }
 
-/// The requests that no path with `Deny` of the given policies takes, in
-/// disjunctive normal form with positive tests only.
-fn allowed_terms(rules: &[Vec<Rule>], policies: &[usize]) -> Result<Vec<BTreeSet<Cond>>, AllowedError> {
-    // Each term: tests, each with the policy whose deny condition it negates.
+/// The conditions of the denying paths of `policies`, each with its policy.
+fn denying(rules: &[Vec<Rule>], policies: &[usize]) -> Vec<(Vec<Test>, usize)> {
+    policies
+        .iter()
+        .flat_map(|&pi| {
+            rules[pi]
+                .iter()
+                .filter(|r| r.actions.iter().any(|a| matches!(a, Action::Deny(_))))
+                .map(move |r| (r.tests.clone(), pi))
+        })
+        .collect()
+}
+
+/// The negation of a union of conjunctions, in disjunctive normal form;
+/// each test keeps the policy of the conjunction it negates.
+fn negate(conjs: &[(Vec<Test>, usize)]) -> Result<Vec<Vec<(Test, usize)>>, TermsError> {
     let mut terms: Vec<Vec<(Test, usize)>> = vec![Vec::new()];
-    for &pi in policies {
-        for rule in &rules[pi] {
-            if !rule.actions.iter().any(|a| matches!(a, Action::Deny(_))) {
-                continue;
-            }
-            let mut next: Vec<Vec<(Test, usize)>> = Vec::new();
-            for term in &terms {
-                for t in &rule.tests {
-                    let negated = Test {
-                        subject: t.subject.clone(),
-                        value: t.value.clone(),
-                        equal: !t.equal,
-                    };
-                    let mut n = term.clone();
-                    if !n.iter().any(|(x, _)| *x == negated) {
-                        n.push((negated, pi));
-                        n.sort();
-                    }
-                    let tests: Vec<Test> = n.iter().map(|(t, _)| t.clone()).collect();
-                    if super::rules::consistent(&tests) {
-                        next.push(n);
-                    }
+    for (conj, pi) in conjs {
+        let mut next: Vec<Vec<(Test, usize)>> = Vec::new();
+        for term in &terms {
+            for t in conj {
+                let negated = Test {
+                    subject: t.subject.clone(),
+                    value: t.value.clone(),
+                    equal: !t.equal,
+                };
+                let mut n = term.clone();
+                if !n.iter().any(|(x, _)| *x == negated) {
+                    n.push((negated, *pi));
+                    n.sort();
+                }
+                let tests: Vec<Test> = n.iter().map(|(t, _)| t.clone()).collect();
+                if super::rules::consistent(&tests) {
+                    next.push(n);
                 }
             }
-            terms = minimal(next);
-            if terms.len() > MAX_TERMS {
-                return Err(AllowedError::TooComplex);
-            }
+        }
+        terms = minimal(next);
+        if terms.len() > MAX_TERMS {
+            return Err(TermsError::TooComplex);
         }
     }
+    Ok(terms)
+}
+
+/// The terms as positive conditions, or the first term that has none.
+fn positive_terms(terms: &[Vec<(Test, usize)>]) -> Result<Vec<BTreeSet<Cond>>, TermsError> {
     let mut out: Vec<BTreeSet<Cond>> = Vec::new();
-    for term in &terms {
+    for term in terms {
         let tests: Vec<&Test> = term.iter().map(|(t, _)| t).collect();
         match positive(&tests) {
             Ok(c) => out.push(c),
@@ -1326,22 +1462,25 @@ fn allowed_terms(rules: &[Vec<Rule>], policies: &[usize]) -> Result<Vec<BTreeSet
                     NotPositive::Negative(bad) => term.iter().find(|(t, _)| t == bad).map(|(_, p)| *p),
                     _ => None,
                 };
-                return Err(AllowedError::Inexpressible(
+                return Err(TermsError::Inexpressible(
                     culprit.or_else(|| term.first().map(|(_, p)| *p)).unwrap_or(0),
                     why,
                 ));
             }
         }
     }
-    // Drop terms that another term already covers.
-    out.sort();
-    out.dedup();
-    let keep: Vec<BTreeSet<Cond>> = out
+    Ok(minimal_conds(out))
+}
+
+/// Without duplicates and without terms that another term covers.
+fn minimal_conds(mut terms: Vec<BTreeSet<Cond>>) -> Vec<BTreeSet<Cond>> {
+    terms.sort();
+    terms.dedup();
+    terms
         .iter()
-        .filter(|t| !out.iter().any(|o| o != *t && o.is_subset(t)))
+        .filter(|t| !terms.iter().any(|o| o != *t && o.is_subset(t)))
         .cloned()
-        .collect();
-    Ok(keep)
+        .collect()
 }
 
 /// Without duplicates and without terms that a smaller term subsumes.
