@@ -1062,7 +1062,7 @@ fn entry_points_drop_the_context_header_of_requests_from_outside() {
     let files = emit_cilium(&i).unwrap();
     let obj = yaml_objects(&files)
         .into_iter()
-        .find(|o| o["metadata"]["name"] == "copperc-a")
+        .find(|o| o["metadata"]["name"] == "a")
         .unwrap();
     let ingress = obj["spec"]["ingress"].as_array().unwrap();
     assert_eq!(ingress[0]["fromEntities"], serde_json::json!(["all"]));

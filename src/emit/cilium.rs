@@ -1,9 +1,11 @@
 //! Cilium: one CiliumNetworkPolicy (CNP) per service whose sidecar is
-//! `cilium-proxy`, written to `cilium/CiliumNetworkPolicy-copperc-<service>.yaml`.
-//! This module owns the translation of the policies placed on Cilium into
-//! L7 HTTP rules, and every check that the translation is exact: what
-//! Cilium cannot express is a CU0601 error, never a policy with another
-//! meaning.
+//! `cilium-proxy`, written to `cilium/ciliumnetworkpolicy-<service>.yaml` and
+//! named after the service, with the label `app.kubernetes.io/managed-by:
+//! copperc` and the annotation `copperc.dev/policies` (the policies it
+//! enforces, sorted, comma-separated). This module owns the translation of
+//! the policies placed on Cilium into L7 HTTP rules, and every check that
+//! the translation is exact: what Cilium cannot express is a CU0601 error,
+//! never a policy with another meaning.
 //!
 //! # Cilium's model (CNP schema, cilium/cilium `pkg/envoy`, cilium/proxy
 //! `cilium/network_policy.cc`)
@@ -444,7 +446,7 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
         }
         match policy_for(&mut ctx, s) {
             Ok(Some((name, doc))) => files.push(OutFile::text(
-                format!("cilium/CiliumNetworkPolicy-{name}.yaml"),
+                format!("cilium/ciliumnetworkpolicy-{name}.yaml"),
                 yaml::to_yaml(&doc),
             )),
             Ok(None) => {}
@@ -647,7 +649,7 @@ fn policy_for(ctx: &mut Ctx, s: ServiceId) -> Result<Option<(String, Value)>, Ve
         }));
     }
 
-    let object_name = format!("copperc-{name}");
+    let object_name = name.clone();
     let names: BTreeSet<&str> = placed
         .iter()
         .map(|&pi| ctx.input.program.policies[pi].name.as_str())
@@ -671,7 +673,7 @@ fn policy_for(ctx: &mut Ctx, s: ServiceId) -> Result<Option<(String, Value)>, Ve
         "metadata": {
             "name": object_name,
             "labels": {"app.kubernetes.io/managed-by": "copperc"},
-            "annotations": {"copperc.dev/policies": names.into_iter().collect::<Vec<_>>().join(", ")},
+            "annotations": {"copperc.dev/policies": names.into_iter().collect::<Vec<_>>().join(",")},
         },
         "spec": spec,
     });
