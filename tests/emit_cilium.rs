@@ -488,6 +488,11 @@ policy qa_marks(req: RPCRequest) context "productpage reviews ratings" {
 policy reads_only(req: RPCRequest) context "productpage .* ratings" {
     if req.GetMethod() != "GET" && req.GetMethod() != "HEAD" { req.Deny(403); }
 }
+policy odd_literals(req: RPCRequest) context "productpage reviews ratings" {
+    if req.GetPath() == "/caf\u{e9}/x(y)[z]{1}|+*^$.\\d" || req.GetMethod() == "M.X" {
+        req.SetHeader("x-odd", "\"quoted\" 100% \u{4E2D}");
+    }
+}
 "#;
 
 /// One entry point that no service calls; policies on requests from outside.
