@@ -932,15 +932,16 @@ impl Ctx<'_> {
             .as_ref()
     }
 
-    /// Whether policy `pi` holds on every context of `caller` calling `callee`.
-    fn coverage(&mut self, pi: usize, caller: Option<ServiceId>, callee: ServiceId) -> Coverage {
-        let Some(u) = caller else {
-            return Coverage::All;
-        };
-        match self.dfa(pi) {
-            Some((dfa, at)) if at[u].iter().all(|&q| dfa.is_accepting(dfa.step(q, callee))) => Coverage::All,
-            _ => Coverage::Some,
-        }
+    /// Whether policy `pi` holds on every context of `caller` calling
+    /// `callee`; `None` if its pattern has no automaton (analysis, which
+    /// builds the same one, would have failed first).
+    fn coverage(&mut self, pi: usize, caller: Option<ServiceId>, callee: ServiceId) -> Option<Coverage> {
+        let (dfa, at) = self.dfa(pi)?;
+        Some(match caller {
+            None => Coverage::All,
+            Some(u) if at[u].iter().all(|&q| dfa.is_accepting(dfa.step(q, callee))) => Coverage::All,
+            Some(_) => Coverage::Some,
+        })
     }
 
     /// Whether policy `pi` holds on the context `context` calling `callee`.
@@ -987,8 +988,15 @@ fn class_rules(ctx: &mut Ctx, s: ServiceId, class: &Class) -> Result<Vec<HttpRul
     let mut some = Vec::new();
     for &pi in &class.policies {
         match ctx.coverage(pi, caller, callee) {
-            Coverage::All => all.push(pi),
-            Coverage::Some => some.push(pi),
+            Some(Coverage::All) => all.push(pi),
+            Some(Coverage::Some) => some.push(pi),
+            None => {
+                return Err(vec![cu0601(
+                    &policies[pi],
+                    "the context pattern cannot be compiled into an automaton",
+                    where_.clone(),
+                )]);
+            }
         }
     }
     let scenarios = if some.is_empty() {
