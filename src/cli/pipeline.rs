@@ -53,10 +53,15 @@ pub fn run_to_placement(args: &PipelineArgs, color: bool) -> Result<Placed, u8> 
     if !front.diagnostics.is_empty() {
         eprint!("{}", render(Format::Human, &front.diagnostics, &sources, color));
     }
-    let (Some(program), Some(graph), Some(analysis)) = (front.program, front.graph, front.analysis) else {
+    let (Some(mut program), Some(graph), Some(analysis)) = (front.program, front.graph, front.analysis) else {
         return Err(EXIT_FINDINGS);
     };
     if failed {
+        return Err(EXIT_FINDINGS);
+    }
+    let unexpressible = crate::emit::restrict_support(&mut program);
+    if !unexpressible.is_empty() {
+        eprint!("{}", render(Format::Human, &unexpressible, &sources, color));
         return Err(EXIT_FINDINGS);
     }
     let opts = PlaceOptions {

@@ -6,6 +6,7 @@
 //! (`rules`), and matches contexts with the regexes of `context_regex`, built
 //! from the analysis' encoding.
 
+pub mod cilium;
 pub mod context_regex;
 pub mod envoy;
 pub mod istio;
@@ -53,6 +54,7 @@ pub enum Target {
     All,
     Envoy,
     Istio,
+    Cilium,
     K8s,
 }
 
@@ -83,6 +85,9 @@ pub fn emit(input: &EmitInput, target: Target) -> Result<Vec<OutFile>, Vec<Diagn
     if matches!(target, Target::All | Target::Istio) {
         files.extend(istio::emit(input, &rules)?);
     }
+    if matches!(target, Target::All | Target::Cilium) {
+        files.extend(cilium::emit(input, &rules)?);
+    }
     // Last: its kustomization includes the other folders that have one.
     if matches!(target, Target::All | Target::K8s) {
         files.extend(k8s::emit(input, &files)?);
@@ -90,4 +95,26 @@ pub fn emit(input: &EmitInput, target: Target) -> Result<Vec<OutFile>, Vec<Diagn
     files.push(readme::readme(input, &files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// Removes from each policy's support the dataplanes whose emitter cannot
+/// express it wherever it is placed (today: Cilium's limits on actions), so
+/// that placement never picks a sidecar that compile would then refuse.
+/// A policy left with no dataplane is an error (CU0601) saying why.
+pub fn restrict_support(program: &mut crate::check::Program) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for p in &mut program.policies {
+        let Ok(rules) = rules::lower(&p.body, &p.act) else {
+            continue;
+        };
+        let problems = cilium::expression_problems(p, &rules);
+        if problems.is_empty() {
+            continue;
+        }
+        p.support.retain(|d, _| !cilium::is_cilium_dataplane(d));
+        if p.support.is_empty() {
+            diags.extend(problems);
+        }
+    }
+    diags
 }

@@ -46,6 +46,8 @@ pub fn readme(input: &EmitInput, files: &[OutFile]) -> OutFile {
             "this file"
         } else if p.starts_with("envoy/") {
             "Envoy bootstrap of that service's sidecar (`envoy -c`): inbound listener 0.0.0.0:15006, outbound 127.0.0.1:15001"
+        } else if p.starts_with("cilium/") {
+            "CiliumNetworkPolicy of that service's cilium-proxy (`kubectl apply -f`): L7 HTTP rules for the policies placed there; other TCP, UDP and SCTP flows stay allowed. Pods are selected by the label `app: <service>`"
         } else {
             kubernetes_row(p)
         };
