@@ -9,7 +9,7 @@ use crate::emit::{self, EmitInput};
 
 pub fn run(args: &CompileArgs) -> u8 {
     let color = args.output.color.enabled(std::io::stderr().is_terminal());
-    let placed = match run_to_placement(
+    let mut placed = match run_to_placement(
         &PipelineArgs {
             input: &args.input,
             graph: &args.graph,
@@ -23,22 +23,66 @@ pub fn run(args: &CompileArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let input = EmitInput {
-        program: &placed.program,
-        graph: &placed.graph,
-        analysis: &placed.analysis,
-        placement: &placed.placement,
-        cluster: emit::k8s::Cluster {
-            namespace: &args.namespace,
-            agent_image: &args.agent_image,
-            ebpf_object: None,
-        },
-    };
-    let files = match emit::emit(&input, args.target) {
-        Ok(f) => f,
-        Err(diags) => {
+    // Cilium's limits can depend on where a policy lands (which contexts it
+    // must list). When Cilium refuses a policy at the chosen sidecar, take
+    // Cilium out of that policy's support and place again; each round
+    // removes at least one (policy, dataplane) pair, so this ends.
+    let files = loop {
+        let input = EmitInput {
+            program: &placed.program,
+            graph: &placed.graph,
+            analysis: &placed.analysis,
+            placement: &placed.placement,
+            cluster: emit::k8s::Cluster {
+                namespace: &args.namespace,
+                agent_image: &args.agent_image,
+                ebpf_object: None,
+            },
+        };
+        let diags = match emit::emit(&input, args.target) {
+            Ok(f) => break f,
+            Err(diags) => diags,
+        };
+        let refused: Vec<usize> = placed
+            .program
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.support.keys().any(|d| emit::cilium::is_cilium_dataplane(d))
+                    && p.support.len() > 1
+                    && diags.iter().any(|d| {
+                        d.code == crate::diag::Code::NotExpressible
+                            && d.primary.as_ref().is_some_and(|l| l.span == p.name_span)
+                    })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if refused.is_empty() {
             eprint!("{}", render(Format::Human, &diags, &placed.sources, color));
             return EXIT_FINDINGS;
+        }
+        for &i in &refused {
+            placed.program.policies[i]
+                .support
+                .retain(|d, _| !emit::cilium::is_cilium_dataplane(d));
+        }
+        let opts = crate::place::PlaceOptions {
+            deadline: None,
+            default_dataplane: args.default_dataplane.clone(),
+        };
+        match crate::place::place(&placed.program, &placed.graph, &placed.analysis, &opts) {
+            Ok((placement, _)) => placed.placement = placement,
+            Err(ds) => {
+                eprint!("{}", render(Format::Human, &ds, &placed.sources, color));
+                return EXIT_FINDINGS;
+            }
+        }
+        let problems =
+            crate::place::verify::verify(&placed.program, &placed.graph, &placed.analysis, &placed.placement);
+        if !problems.is_empty() {
+            eprintln!("internal error: the placement failed its soundness check: {problems:?}");
+            return 101;
         }
     };
     if let Err(e) = crate::out::write_folder(&args.out, &files) {
