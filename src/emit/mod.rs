@@ -47,6 +47,7 @@ pub struct EmitInput<'a> {
 pub enum Target {
     All,
     Envoy,
+    Ebpf,
 }
 
 /// Every output file for `target`, sorted by path. The placement object
@@ -72,6 +73,12 @@ pub fn emit(input: &EmitInput, target: Target) -> Result<Vec<OutFile>, Vec<Diagn
     )];
     if matches!(target, Target::All | Target::Envoy) {
         files.extend(envoy::emit(input, &rules)?);
+    }
+    if matches!(target, Target::All | Target::Ebpf) {
+        files.push(OutFile {
+            path: crate::ebpf::OBJECT_PATH.into(),
+            bytes: crate::ebpf::OBJECT.to_vec(),
+        });
     }
     files.push(readme::readme(input, &files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
