@@ -1,0 +1,149 @@
+"""A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
+about `x-copper-context`: it never copies a header.
+
+    chain_service.py h1|h2 [--next HOST:PORT]
+
+Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
+request, calls the next hop (if any) from the handling thread, over HTTP/1.1
+(http.client) or h2c with prior knowledge (python h2), and answers with the
+next hop's body. The last hop answers with the JSON list of the
+`x-copper-context` values it received.
+
+    chain_service.py get-h2 HOST:PORT [NAME: VALUE]
+
+Sends one h2c GET (with an optional extra header) and prints the body.
+"""
+
+import http.client
+import json
+import socket
+import socketserver
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HEADER = "x-copper-context"
+
+
+def h1_get(addr):
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/")
+    body = conn.getresponse().read()
+    conn.close()
+    return body
+
+
+def h2_get(addr, extra=()):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, port = addr.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", addr)]
+    conn.send_headers(1, headers + list(extra), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    body = b""
+    done = False
+    while not done:
+        data = sock.recv(65535)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    conn.close_connection()
+    try:
+        sock.sendall(conn.data_to_send())
+    except OSError:
+        pass
+    sock.close()
+    return body
+
+
+def serve_h1(nxt):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if nxt:
+                body = h1_get(nxt)
+            else:
+                body = json.dumps(self.headers.get_all(HEADER) or []).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print("PORT", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_h2(nxt):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+            conn.initiate_connection()
+            sock.sendall(conn.data_to_send())
+            while True:
+                data = sock.recv(65535)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        if nxt:
+                            body = h2_get(nxt)
+                        else:
+                            values = [
+                                (v.decode() if isinstance(v, bytes) else v)
+                                for k, v in ev.headers
+                                if (k.decode() if isinstance(k, bytes) else k) == HEADER
+                            ]
+                            body = json.dumps(values).encode()
+                        conn.send_headers(
+                            ev.stream_id, [(":status", "200"), ("content-length", str(len(body)))]
+                        )
+                        conn.send_data(ev.stream_id, body, end_stream=True)
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    print("PORT", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "get-h2":
+        extra = []
+        if len(sys.argv) > 3:
+            name, value = sys.argv[3].split(":", 1)
+            extra.append((name.strip(), value.strip()))
+        sys.stdout.write(h2_get(sys.argv[2], extra).decode())
+        return
+    nxt = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--next" else None
+    serve_h1(nxt) if mode == "h1" else serve_h2(nxt)
+
+
+if __name__ == "__main__":
+    main()

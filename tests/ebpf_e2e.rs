@@ -1,0 +1,229 @@
+//! The eBPF add-on end to end, on the running kernel, as root: three
+//! unmodified thread-per-request services (tests/ebpf/chain_service.py, which
+//! never copy a header) in their own cgroup v2 folders call each other,
+//! client -> a -> b -> c, each with `copperc agent` (a is the entry point).
+//! c must receive `x-copper-context: /a/b`, whatever the client forged, over
+//! HTTP/1.1; a request that reaches a non-entry service without
+//! a context goes on without one.
+//!
+//! Needs root, cgroup v2, BTF, and what `make deps` installs (build/venv with
+//! h2). When the kernel refuses the add-on, the test fails with the
+//! agent's reason; it is never skipped.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+const SERVICE: &str = "tests/ebpf/chain_service.py";
+const PYTHON: &str = "build/venv/bin/python";
+
+/// Lines of a child's pipe, read on a thread so that waits can time out.
+fn lines<R: Read + Send + 'static>(r: R) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The cgroup v2 mount (hybrid machines have it at /sys/fs/cgroup/unified).
+fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map(|f| PathBuf::from(f[1]));
+    root.unwrap_or_else(|| {
+        panic!("no cgroup v2 mount in /proc/self/mounts: the add-on attaches sockops to a cgroup v2")
+    })
+}
+
+fn preconditions() {
+    assert_eq!(
+        uid(),
+        Some(0),
+        "the eBPF end-to-end test loads BPF programs and creates cgroups: run it as root"
+    );
+    assert!(
+        Path::new("/sys/kernel/btf/vmlinux").exists(),
+        "/sys/kernel/btf/vmlinux is missing: the kernel has no BTF, which the add-on needs"
+    );
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import h2"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{PYTHON} with the `h2` package is missing: run `make deps`");
+}
+
+struct Agent {
+    child: Child,
+    stderr: Receiver<String>,
+}
+
+struct Chain {
+    root: PathBuf,
+    agents: Vec<Agent>,
+    services: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl Chain {
+    /// Agents a (entry point), b, c, then services c, b, a (each in its
+    /// cgroup before it opens a socket), speaking `mode` (h1 or h2).
+    fn start(mode: &str) -> Chain {
+        preconditions();
+        let root = cgroup2_root().join(format!("copper-e2e-{mode}-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
+        let mut chain = Chain {
+            root,
+            agents: Vec::new(),
+            services: Vec::new(),
+            ports: Vec::new(),
+        };
+        for name in ["a", "b", "c"] {
+            let dir = chain.root.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
+            cmd.args(["agent", "--service", name, "--cgroup"]).arg(&dir);
+            if name == "a" {
+                cmd.arg("--entrypoint");
+            }
+            let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+            let stderr = lines(child.stderr.take().unwrap());
+            let mut said = Vec::new();
+            loop {
+                match stderr.recv_timeout(Duration::from_secs(30)) {
+                    Ok(line) if line.contains(" attached to ") => break,
+                    Ok(line) => said.push(line),
+                    Err(_) => {
+                        let status = child.try_wait().ok().flatten();
+                        panic!(
+                            "copperc agent for `{name}` did not attach (exit: {status:?}); the kernel refused it:\n{}",
+                            said.join("\n")
+                        );
+                    }
+                }
+            }
+            chain.agents.push(Agent { child, stderr });
+        }
+        let mut next: Option<u16> = None;
+        for name in ["c", "b", "a"] {
+            let procs = chain.root.join(name).join("cgroup.procs");
+            let mut script = format!("echo $$ > '{}' && exec {PYTHON} -u {SERVICE} {mode}", procs.display());
+            if let Some(port) = next {
+                script.push_str(&format!(" --next 127.0.0.1:{port}"));
+            }
+            let mut child = Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = lines(child.stdout.take().unwrap());
+            chain.services.push(child);
+            let line = out
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("service `{name}` did not start"));
+            let port: u16 = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
+            chain.ports.push(port);
+            next = Some(port);
+        }
+        chain.ports.reverse(); // a, b, c
+        chain
+    }
+
+    /// Stops the services, then the agents with SIGTERM; returns each
+    /// agent's last line (its counters), checking that it detached cleanly.
+    fn stop(&mut self) -> Vec<String> {
+        for s in &mut self.services {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        self.services.clear();
+        let mut reports = Vec::new();
+        for a in &mut self.agents {
+            let pid = a.child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            let status = a.child.wait().unwrap();
+            let rest: Vec<String> = a.stderr.iter().collect();
+            assert!(status.success(), "agent exited with {status} after SIGTERM: {rest:?}");
+            let last = rest.last().cloned().unwrap_or_default();
+            assert!(last.contains("detached"), "agent did not report detaching: {rest:?}");
+            reports.push(last);
+        }
+        self.agents.clear();
+        reports
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        for s in &mut self.services {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for a in &mut self.agents {
+            let _ = a.child.kill();
+            let _ = a.child.wait();
+        }
+        for name in ["a", "b", "c"] {
+            let _ = std::fs::remove_dir(self.root.join(name));
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+/// One HTTP/1.1 GET from outside every cgroup; returns the body.
+fn h1_get(port: u16, extra: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1."), "not an HTTP response: {resp:?}");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn http1_context_reaches_c_and_forged_header_is_ignored() {
+    let mut chain = Chain::start("h1");
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    // The client forges a context; the entry point a ignores it.
+    assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
+    assert_eq!(h1_get(a, ""), r#"["/a/b"]"#);
+    // b is not an entry point: a request without a context carries none on.
+    assert_eq!(h1_get(b, ""), "[]");
+    let reports = chain.stop();
+    assert!(reports[0].contains("tx_h1_inserted=2"), "{reports:?}");
+    assert!(
+        reports[1].contains("tx_h1_inserted=2") && reports[1].contains("tx_no_context=1"),
+        "{reports:?}"
+    );
+}
