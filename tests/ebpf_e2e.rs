@@ -3,11 +3,11 @@
 //! never copy a header) in their own cgroup v2 folders call each other,
 //! client -> a -> b -> c, each with `copperc agent` (a is the entry point).
 //! c must receive `x-copper-context: /a/b`, whatever the client forged, over
-//! HTTP/1.1; a request that reaches a non-entry service without
+//! HTTP/1.1 and over h2c; a request that reaches a non-entry service without
 //! a context goes on without one.
 //!
 //! Needs root, cgroup v2, BTF, and what `make deps` installs (build/venv with
-//! h2). When the kernel refuses the add-on, the test fails with the
+//! h2, nghttp). When the kernel refuses the add-on, the test fails with the
 //! agent's reason; it is never skipped.
 
 #![allow(
@@ -91,10 +91,11 @@ struct Chain {
 
 impl Chain {
     /// Agents a (entry point), b, c, then services c, b, a (each in its
-    /// cgroup before it opens a socket), speaking `mode` (h1 or h2).
-    fn start(mode: &str) -> Chain {
+    /// cgroup before it opens a socket), in `modes` (chain_service.py's first
+    /// argument) for a, b and c.
+    fn start(tag: &str, modes: [&str; 3]) -> Chain {
         preconditions();
-        let root = cgroup2_root().join(format!("copper-e2e-{mode}-{}", std::process::id()));
+        let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
         let mut chain = Chain {
             root,
@@ -129,7 +130,7 @@ impl Chain {
             chain.agents.push(Agent { child, stderr });
         }
         let mut next: Option<u16> = None;
-        for name in ["c", "b", "a"] {
+        for (name, mode) in [("c", modes[2]), ("b", modes[1]), ("a", modes[0])] {
             let procs = chain.root.join(name).join("cgroup.procs");
             let mut script = format!("echo $$ > '{}' && exec {PYTHON} -u {SERVICE} {mode}", procs.display());
             if let Some(port) = next {
@@ -194,15 +195,14 @@ impl Drop for Chain {
     }
 }
 
-/// One HTTP/1.1 GET from outside every cgroup; returns the body.
+/// One HTTP/1.1 GET from outside every cgroup, `extra` header lines first
+/// (where the add-on puts its own); returns the body.
 fn h1_get(port: u16, extra: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
+    // One write: a request head split over several reads carries no context.
+    let head = format!("GET / HTTP/1.1\r\n{extra}Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1."), "not an HTTP response: {resp:?}");
@@ -211,9 +211,37 @@ fn h1_get(port: u16, extra: &str) -> String {
         .unwrap_or_default()
 }
 
+/// One h2c GET (prior knowledge) from outside every cgroup with nghttp.
+fn h2_get_nghttp(port: u16, extra: &[&str]) -> String {
+    let mut cmd = Command::new("nghttp");
+    for h in extra {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nghttp ({e}): run `make deps` (nghttp2-client)"));
+    assert!(
+        out.status.success(),
+        "nghttp failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One h2c GET with python-h2 (no extra header).
+fn h2_get_python(port: u16) -> String {
+    let out = Command::new(PYTHON)
+        .args([SERVICE, "get-h2", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn http1_context_reaches_c_and_forged_header_is_ignored() {
-    let mut chain = Chain::start("h1");
+    let mut chain = Chain::start("h1", ["h1", "h1", "h1"]);
     let (a, b) = (chain.ports[0], chain.ports[1]);
     // The client forges a context; the entry point a ignores it.
     assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
@@ -224,6 +252,21 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     assert!(reports[0].contains("tx_h1_inserted=2"), "{reports:?}");
     assert!(
         reports[1].contains("tx_h1_inserted=2") && reports[1].contains("tx_no_context=1"),
+        "{reports:?}"
+    );
+}
+
+#[test]
+fn h2c_context_reaches_c_and_forged_header_is_ignored() {
+    let mut chain = Chain::start("h2", ["h2", "h2", "h2"]);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    assert_eq!(h2_get_nghttp(a, &["x-copper-context: /evil"]), r#"["/a/b"]"#);
+    assert_eq!(h2_get_python(a), r#"["/a/b"]"#);
+    assert_eq!(h2_get_python(b), "[]");
+    let reports = chain.stop();
+    assert!(reports[0].contains("tx_h2_inserted=2"), "{reports:?}");
+    assert!(
+        reports[1].contains("tx_h2_inserted=2") && reports[1].contains("tx_no_context=1"),
         "{reports:?}"
     );
 }

@@ -1,13 +1,15 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h2 [--next HOST:PORT]
+    chain_service.py h1|h2|h1-async [--next HOST:PORT]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
 (http.client) or h2c with prior knowledge (python h2), and answers with the
 next hop's body. The last hop answers with the JSON list of the
-`x-copper-context` values it received.
+`x-copper-context` values it received. `h1-async` is one asyncio event loop
+thread serving every connection (HTTP/1.1), which waits a second before it
+calls the next hop, so that requests overlap.
 
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
@@ -132,6 +134,42 @@ def serve_h2(nxt):
     server.serve_forever()
 
 
+def serve_h1_async(nxt):
+    import asyncio
+
+    async def call_next():
+        host, port = nxt.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET / HTTP/1.1\r\nHost: {nxt}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        resp = await reader.read()
+        writer.close()
+        return resp.split(b"\r\n\r\n", 1)[1]
+
+    async def handle(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        values = [
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")[1:]
+            if line.lower().startswith(HEADER.encode() + b":")
+        ]
+        if nxt:
+            await asyncio.sleep(1.0)
+            body = await call_next()
+        else:
+            body = json.dumps(values).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    async def run():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        print("PORT", server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
 def main():
     mode = sys.argv[1]
     if mode == "get-h2":
@@ -142,7 +180,7 @@ def main():
         sys.stdout.write(h2_get(sys.argv[2], extra).decode())
         return
     nxt = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--next" else None
-    serve_h1(nxt) if mode == "h1" else serve_h2(nxt)
+    {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
 
 
 if __name__ == "__main__":
