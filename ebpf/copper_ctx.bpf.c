@@ -112,6 +112,27 @@ struct {
 	__type(value, struct thread_val);
 } thread_ctx SEC(".maps");
 
+/*
+ * Which connection a thread last read a request from. A thread that reads
+ * requests from a second connection while the first is still open serves
+ * several connections at once (an event loop, a pool with keep-alive): it
+ * is marked `mux` and never sends a context, since its sends cannot be tied
+ * to one request.
+ */
+#define NO_FD 0xffffffffU
+
+struct thread_conn {
+	__u32 last_fd;
+	__u32 mux;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct thread_conn);
+} thread_conn SEC(".maps");
+
 /* A read in progress: what sys_exit needs from sys_enter. */
 struct pending_read {
 	__u64 buf;
@@ -317,12 +338,27 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
  * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
  * sends from now on, or clears it when nothing valid can be sent.
  */
-static __always_inline void start_request(__u64 tid, struct scratch *s, __u32 v0, __u32 vlen,
+static __always_inline void start_request(__u64 tid, __u32 fd, struct scratch *s, __u32 v0, __u32 vlen,
 					  int have)
 {
 	struct thread_val *tv = &s->tv;
+	struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
 	__u32 nl = cfg.name_len;
 
+	if (!tc) {
+		struct thread_conn fresh = {.last_fd = fd, .mux = 0};
+
+		bpf_map_update_elem(&thread_conn, &tid, &fresh, BPF_ANY);
+	} else {
+		if (tc->last_fd != NO_FD && tc->last_fd != fd)
+			tc->mux = 1;
+		tc->last_fd = fd;
+		if (tc->mux) {
+			count(ST_RX_AMBIGUOUS);
+			bpf_map_delete_elem(&thread_ctx, &tid);
+			return;
+		}
+	}
 	if (cfg.entrypoint) {
 		/* Entry point: a context from outside is ignored. */
 		have = 1;
@@ -359,8 +395,11 @@ int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 	p.fd = (__u32)ARG1(regs);
 	if (id == NR_CLOSE) {
 		struct fd_key k = {.tgid = tid >> 32, .fd = p.fd};
+		struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
 
 		bpf_map_delete_elem(&h2_rx_fds, &k);
+		if (tc && tc->last_fd == p.fd)
+			tc->last_fd = NO_FD;
 		return 0;
 	}
 	if (id == NR_RECVMSG) {
@@ -383,14 +422,14 @@ int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 }
 
 /* An HTTP/1.x request head: our header, if any, follows the request line. */
-static __always_inline void rx_h1(__u64 tid, struct scratch *s, __u32 n, __u32 nl)
+static __always_inline void rx_h1(__u64 tid, __u32 fd, struct scratch *s, __u32 n, __u32 nl)
 {
 	__u32 v0 = nl + 1 + HDR_LEN + 2, cr, i;
 	int match = 1;
 
 	count(ST_RX_H1_REQUEST);
 	if (v0 >= n || v0 >= SCAN) {
-		start_request(tid, s, 0, 0, 0);
+		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
 #pragma unroll
@@ -401,11 +440,11 @@ static __always_inline void rx_h1(__u64 tid, struct scratch *s, __u32 n, __u32 n
 		match = 0;
 	cr = match ? find_byte(v0, n, '\r') : ~0U;
 	if (cr == ~0U || cr <= v0 || !valid_value(v0, cr - v0)) {
-		start_request(tid, s, 0, 0, 0);
+		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(tid, s, v0, cr - v0, 1);
+	start_request(tid, fd, s, v0, cr - v0, 1);
 }
 
 struct walk_ctx {
@@ -483,7 +522,7 @@ static long lit_cb(__u64 idx, void *c)
 }
 
 /* h2c frames read on a server connection: requests are HEADERS frames. */
-static __always_inline void rx_h2(__u64 tid, struct scratch *s, struct h2_rx *st, __u64 ubuf,
+static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct h2_rx *st, __u64 ubuf,
 				  __u32 n, __u32 start)
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
@@ -511,23 +550,23 @@ static __always_inline void rx_h2(__u64 tid, struct scratch *s, struct h2_rx *st
 	    w.h_off + 9 + w.h_len > n) {
 		/* Several requests, CONTINUATION, padding, or a block cut by the read. */
 		count(ST_RX_AMBIGUOUS);
-		start_request(tid, s, 0, 0, 0);
+		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
 	tail = w.h_len < H2_TAIL ? w.h_len : H2_TAIL;
 	from = w.h_off + 9 + w.h_len - tail;
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
-		start_request(tid, s, 0, 0, 0);
+		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
 	l.end = tail;
 	bpf_loop(H2_TAIL, lit_cb, &l, 0);
 	if (!l.found || !valid_value(l.v0, l.vlen)) {
-		start_request(tid, s, 0, 0, 0);
+		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(tid, s, l.v0, l.vlen, 1);
+	start_request(tid, fd, s, l.v0, l.vlen, 1);
 }
 
 SEC("tp_btf/sys_exit")
@@ -562,7 +601,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 			st->skip -= total;
 			return 0;
 		}
-		rx_h2(tid, s, st, p.buf, total, st->skip);
+		rx_h2(tid, p.fd, s, st, p.buf, total, st->skip);
 		return 0;
 	}
 	n = p.cap < SCAN ? (__u32)p.cap : SCAN;
@@ -575,7 +614,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 		bpf_map_update_elem(&h2_rx_fds, &k, &fresh, BPF_ANY);
 		st = bpf_map_lookup_elem(&h2_rx_fds, &k);
 		if (st)
-			rx_h2(tid, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
 		return 0;
 	}
 	if (!method_len(s, n))
@@ -583,7 +622,18 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	nl = find_byte(0, n, '\n');
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return 0;
-	rx_h1(tid, s, n, nl);
+	rx_h1(tid, p.fd, s, n, nl);
+	return 0;
+}
+
+/* A thread that exits forgets its value: its id may be reused. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(copper_thread_exit, struct task_struct *task)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&thread_ctx, &tid);
+	bpf_map_delete_elem(&thread_conn, &tid);
 	return 0;
 }
 

@@ -270,3 +270,23 @@ fn h2c_context_reaches_c_and_forged_header_is_ignored() {
         "{reports:?}"
     );
 }
+
+#[test]
+fn event_loop_service_sends_no_context_rather_than_a_wrong_one() {
+    // b is one asyncio thread serving every connection and waits a second
+    // before calling c, so two requests are in b at once.
+    let mut chain = Chain::start("async", ["h1", "h1-async", "h1"]);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    let first = std::thread::spawn(move || h1_get(a, ""));
+    std::thread::sleep(Duration::from_millis(300));
+    // Straight to b (not an entry point), claiming another context.
+    let second = h1_get(b, "x-copper-context: /x\r\n");
+    let first = first.join().unwrap();
+    // b's thread read a request on a second connection while the first was
+    // open: its sends cannot be tied to one request, so neither carries a
+    // context (the first would otherwise carry /x/b).
+    assert_eq!(first, "[]");
+    assert_eq!(second, "[]");
+    let reports = chain.stop();
+    assert!(reports[1].contains("tx_no_context=2"), "{reports:?}");
+}

@@ -228,7 +228,7 @@ impl Agent {
                 "copper_sk_msg" => prog
                     .attach_sockmap(socks_fd)
                     .map_err(|e| kernel_error("attach sk_msg to the sockhash", &e))?,
-                "copper_sockops" | "copper_sys_enter" | "copper_sys_exit" => {}
+                "copper_sockops" | "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => {}
                 other => {
                     return Err(AgentError::Config(format!(
                         "the embedded object has an unexpected program `{other}`"
@@ -239,7 +239,7 @@ impl Agent {
         for prog in self.object.progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();
             match name.as_str() {
-                "copper_sys_enter" | "copper_sys_exit" => links.push(
+                "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => links.push(
                     prog.attach()
                         .map_err(|e| kernel_error(&format!("attach `{name}` (tp_btf)"), &e))?,
                 ),
