@@ -174,6 +174,19 @@ impl Chain {
             reports.push(last);
         }
         self.agents.clear();
+        // Nothing stays attached to the cgroups.
+        for name in ["a", "b", "c"] {
+            let out = Command::new("bpftool")
+                .args(["cgroup", "show"])
+                .arg(self.root.join(name))
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("sock_ops"),
+                "sockops still attached to `{name}` after SIGTERM:\n{text}"
+            );
+        }
         reports
     }
 }
@@ -289,4 +302,41 @@ fn event_loop_service_sends_no_context_rather_than_a_wrong_one() {
     assert_eq!(second, "[]");
     let reports = chain.stop();
     assert!(reports[1].contains("tx_no_context=2"), "{reports:?}");
+}
+
+#[test]
+fn agent_says_why_it_cannot_start() {
+    preconditions();
+    let agent = |cgroup: &Path, wrap: &[&str]| {
+        let mut cmd = Command::new(wrap.first().copied().unwrap_or(env!("CARGO_BIN_EXE_copperc")));
+        if !wrap.is_empty() {
+            cmd.args(&wrap[1..]).arg(env!("CARGO_BIN_EXE_copperc"));
+        }
+        let out = cmd
+            .args(["agent", "--service", "a", "--cgroup"])
+            .arg(cgroup)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = agent(Path::new("/tmp"), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not a cgroup v2 folder"), "{err}");
+    // Without privileges the kernel refuses to load: exit code 3 and the fix.
+    let root = cgroup2_root();
+    let (code, err) = agent(
+        &root,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("run as root"),
+        "{err}"
+    );
 }
