@@ -94,6 +94,11 @@ impl Chain {
     /// cgroup before it opens a socket), in `modes` (chain_service.py's first
     /// argument) for a, b and c.
     fn start(tag: &str, modes: [&str; 3]) -> Chain {
+        Chain::start_named(tag, modes, ["a", "b", "c"])
+    }
+
+    /// The same with other service names (the cgroup folders stay a, b, c).
+    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3]) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
@@ -103,11 +108,11 @@ impl Chain {
             services: Vec::new(),
             ports: Vec::new(),
         };
-        for name in ["a", "b", "c"] {
+        for (name, service) in ["a", "b", "c"].into_iter().zip(names) {
             let dir = chain.root.join(name);
             std::fs::create_dir_all(&dir).unwrap();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
-            cmd.args(["agent", "--service", name, "--cgroup"]).arg(&dir);
+            cmd.args(["agent", "--service", service, "--cgroup"]).arg(&dir);
             if name == "a" {
                 cmd.arg("--entrypoint");
             }
@@ -339,4 +344,24 @@ fn agent_says_why_it_cannot_start() {
         err.contains("permission denied") && err.contains("run as root"),
         "{err}"
     );
+}
+
+#[test]
+fn long_contexts_use_two_byte_lengths() {
+    // /<63 chars>/<63 chars> is 128 bytes: the h2 literal's value length
+    // needs a second byte (HPACK integer, 7-bit prefix).
+    let a = format!("a{}", "x".repeat(62));
+    let b = format!("b{}", "y".repeat(62));
+    let want = format!(r#"["/{a}/{b}"]"#);
+    for mode in ["h1", "h2"] {
+        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"]);
+        let port = chain.ports[0];
+        let got = if mode == "h1" {
+            h1_get(port, "")
+        } else {
+            h2_get_python(port)
+        };
+        assert_eq!(got, want, "{mode}");
+        chain.stop();
+    }
 }
