@@ -94,11 +94,12 @@ impl Chain {
     /// cgroup before it opens a socket), in `modes` (chain_service.py's first
     /// argument) for a, b and c.
     fn start(tag: &str, modes: [&str; 3]) -> Chain {
-        Chain::start_named(tag, modes, ["a", "b", "c"])
+        Chain::start_named(tag, modes, ["a", "b", "c"], false)
     }
 
-    /// The same with other service names (the cgroup folders stay a, b, c).
-    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3]) -> Chain {
+    /// The same with other service names (the cgroup folders stay a, b, c),
+    /// and optionally with b calling an Envoy sidecar in front of c.
+    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3], envoy: bool) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
@@ -154,6 +155,11 @@ impl Chain {
             let port: u16 = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
             chain.ports.push(port);
             next = Some(port);
+            if envoy && name == "c" {
+                let (child, front) = start_envoy(port);
+                chain.services.push(child);
+                next = Some(front);
+            }
         }
         chain.ports.reverse(); // a, b, c
         chain
@@ -211,6 +217,52 @@ impl Drop for Chain {
         }
         let _ = std::fs::remove_dir(&self.root);
     }
+}
+
+/// An Envoy sidecar in front of c (outside every cgroup) that routes to c
+/// only requests whose `x-copper-context` matches `/a/b` exactly, and answers
+/// 403 `no match` otherwise. Returns Envoy and its listener port.
+fn start_envoy(upstream: u16) -> (Child, u16) {
+    let envoy = Path::new("build/venv/bin/envoy");
+    assert!(envoy.exists(), "{} is missing: run `make deps`", envoy.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"{{"static_resources": {{
+  "listeners": [{{"name": "c_inbound",
+    "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {port}}}}},
+    "filter_chains": [{{"filters": [{{"name": "envoy.filters.network.http_connection_manager",
+      "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "c", "http_filters": [{{"name": "envoy.filters.http.router",
+          "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}],
+        "route_config": {{"virtual_hosts": [{{"name": "c", "domains": ["*"], "routes": [
+          {{"match": {{"prefix": "/", "headers": [{{"name": "x-copper-context",
+              "string_match": {{"safe_regex": {{"regex": "/a/b"}}}}}}]}},
+            "route": {{"cluster": "c"}}}},
+          {{"match": {{"prefix": "/"}}, "direct_response": {{"status": 403, "body": {{"inline_string": "no match"}}}}}}]}}]}}}}}}]}}]}}],
+  "clusters": [{{"name": "c", "type": "STATIC", "connect_timeout": "2s",
+    "load_assignment": {{"cluster_name": "c", "endpoints": [{{"lb_endpoints": [{{"endpoint": {{"address":
+      {{"socket_address": {{"address": "127.0.0.1", "port_value": {upstream}}}}}}}}}]}}]}}}}]}}}}"#
+    );
+    let mut child = Command::new(envoy)
+        .args(["--log-level", "error", "--base-id"])
+        .arg(port.to_string())
+        .args(["--config-yaml", &config])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, port);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("Envoy did not listen on {port} within 30 s");
 }
 
 /// One HTTP/1.1 GET from outside every cgroup, `extra` header lines first
@@ -354,7 +406,7 @@ fn long_contexts_use_two_byte_lengths() {
     let b = format!("b{}", "y".repeat(62));
     let want = format!(r#"["/{a}/{b}"]"#);
     for mode in ["h1", "h2"] {
-        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"]);
+        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], false);
         let port = chain.ports[0];
         let got = if mode == "h1" {
             h1_get(port, "")
@@ -364,4 +416,16 @@ fn long_contexts_use_two_byte_lengths() {
         assert_eq!(got, want, "{mode}");
         chain.stop();
     }
+}
+
+#[test]
+fn envoy_sidecar_matches_the_context_header() {
+    // client -> a -> b -> Envoy -> c: Envoy routes on the header the add-on
+    // inserted in b's request (a regex match, as the Envoy emitter does).
+    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], true);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
+    // Straight to b: no context, so Envoy's context route does not match.
+    assert_eq!(h1_get(b, ""), "no match");
+    chain.stop();
 }
