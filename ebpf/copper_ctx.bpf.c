@@ -527,7 +527,7 @@ static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
 	struct lit_ctx l = {};
-	__u32 tail, from;
+	__u32 tail, from, block;
 
 	if (st->desync) {
 		/* Frame boundaries are lost: whatever this read holds, send nothing. */
@@ -546,15 +546,26 @@ static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct
 	if (w.headers == 0)
 		return;
 	count(ST_RX_H2_REQUEST);
-	if (w.headers > 1 || !(w.h_flags & 0x4) || (w.h_flags & 0x8) ||
-	    w.h_off + 9 + w.h_len > n) {
-		/* Several requests, CONTINUATION, padding, or a block cut by the read. */
+	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
+		/* Several requests, CONTINUATION, or a block cut by the read. */
 		count(ST_RX_AMBIGUOUS);
 		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
-	tail = w.h_len < H2_TAIL ? w.h_len : H2_TAIL;
-	from = w.h_off + 9 + w.h_len - tail;
+	block = w.h_len;
+	if (w.h_flags & 0x8) {
+		/* PADDED: the header block ends before the padding. */
+		__u8 pad = 0;
+
+		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
+		    (__u32)pad + 1 > block) {
+			start_request(tid, fd, s, 0, 0, 0);
+			return;
+		}
+		block -= pad;
+	}
+	tail = block < H2_TAIL ? block : H2_TAIL;
+	from = w.h_off + 9 + block - tail;
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
 		start_request(tid, fd, s, 0, 0, 0);
 		return;
@@ -706,7 +717,7 @@ static __always_inline __u32 build_insert(struct scratch *s, struct thread_val *
 static __always_inline int insert(struct sk_msg_md *msg, struct scratch *s, __u32 at, __u32 len)
 {
 	__u8 *d, *e;
-	__u32 i;
+	__u32 i, k;
 
 	if (len == 0 || len > OUT_MAX)
 		return -1;
@@ -716,12 +727,20 @@ static __always_inline int insert(struct sk_msg_md *msg, struct scratch *s, __u3
 		goto undo;
 	d = (__u8 *)(long)msg->data;
 	e = (__u8 *)(long)msg->data_end;
-	for (i = 0; i < OUT_MAX; i++) {
-		if (i >= len)
+	/* 8 bytes per step (few verifier states), then the rest one by one. */
+	for (i = 0; i + 8 <= OUT_MAX; i += 8) {
+		if (i + 8 > len)
 			break;
-		if (d + i + 1 > e)
+		if (d + i + 8 > e)
 			goto undo;
-		d[i] = s->out[i];
+		__builtin_memcpy(d + i, &s->out[i], 8);
+	}
+	for (k = 0; k < 7; k++) {
+		if (i + k >= len)
+			break;
+		if (i + k >= OUT_MAX || d + i + k + 1 > e)
+			goto undo;
+		d[i + k] = s->out[(i + k) & (OUT_BUF - 1)];
 	}
 	return 0;
 undo:
@@ -758,81 +777,146 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 	count(ST_TX_H1_INSERTED);
 }
 
-static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct tx_state *st,
-				  __u32 size, __u32 off)
+/* Rewrites the 24-bit length of the frame at `off`; 0 on success. */
+static __always_inline int set_frame_len(struct sk_msg_md *msg, __u32 off, __u32 flen)
 {
-	__u32 i, h_off = 0, h_len = 0, h_flags = 0, found = 0, len, flen;
-	struct thread_val *tv;
-	__u64 tid;
 	__u8 *d, *e;
 
-	for (i = 0; i < MAX_FRAMES; i++) {
-		if (off >= size)
-			break;
-		if (off + 9 > size || bpf_msg_pull_data(msg, off, off + 9, 0)) {
-			st->proto = P_DESYNC;
-			count(ST_TX_DESYNC);
-			return;
+	if (bpf_msg_pull_data(msg, off, off + 3, 0))
+		return -1;
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	if (d + 3 > e)
+		return -1;
+	d[0] = flen >> 16;
+	d[1] = flen >> 8;
+	d[2] = flen;
+	return 0;
+}
+
+/*
+ * A HEADERS frame at `off` (payload `flen` bytes, ending at `end` <= size):
+ * appends s->out[0, len) to its header block, before any padding, and fixes
+ * its length. Returns the number of bytes added (0 or len).
+ */
+static __always_inline __u32 tx_h2_headers(struct sk_msg_md *msg, struct scratch *s, __u32 off,
+					   __u32 flen, __u32 flags, __u32 len)
+{
+	__u32 pad = 0, at;
+	__u8 *d, *e;
+
+	/* CONTINUATION follows: the block does not end in this frame. */
+	if (!(flags & 0x4) || flen + len > H2_MAX_FRAME) {
+		count(ST_TX_SKIPPED);
+		return 0;
+	}
+	if (flags & 0x8) {
+		/* PADDED: the first payload byte is the padding length. */
+		if (flen < 1 || bpf_msg_pull_data(msg, off + 9, off + 10, 0)) {
+			count(ST_TX_SKIPPED);
+			return 0;
 		}
 		d = (__u8 *)(long)msg->data;
 		e = (__u8 *)(long)msg->data_end;
-		if (d + 9 > e) {
-			st->proto = P_DESYNC;
-			count(ST_TX_DESYNC);
-			return;
+		if (d + 1 > e) {
+			count(ST_TX_SKIPPED);
+			return 0;
 		}
-		flen = ((__u32)d[0] << 16) | ((__u32)d[1] << 8) | d[2];
-		if (d[3] == 0x1 && !found) {
-			found = 1;
-			h_off = off;
-			h_len = flen;
-			h_flags = d[4];
+		pad = d[0];
+		if (pad + 1 > flen) {
+			count(ST_TX_SKIPPED);
+			return 0;
 		}
-		off += 9 + flen;
 	}
-	if (off < size) {
+	at = off + 9 + flen - pad;
+	if (insert(msg, s, at, len)) {
+		count(ST_TX_ERROR);
+		return 0;
+	}
+	if (set_frame_len(msg, off, flen + len)) {
+		bpf_msg_pop_data(msg, at, len, 0);
+		count(ST_TX_ERROR);
+		return 0;
+	}
+	count(ST_TX_H2_INSERTED);
+	return len;
+}
+
+struct tx_walk {
+	struct sk_msg_md *msg;
+	__u32 off;
+	__u32 size;
+	__u32 len;    /* bytes to insert, 0: none */
+	__u32 has_tv; /* the thread holds a value */
+	__u32 desync;
+};
+
+/* One frame of tx_h2's walk (a bpf_loop callback: verified once). */
+static long tx_walk_cb(__u64 i, void *c)
+{
+	struct tx_walk *w = c;
+	struct sk_msg_md *msg = w->msg;
+	struct scratch *s;
+	__u32 off = w->off, flen, flags, end, added;
+	__u8 *d, *e, type;
+
+	if (off >= w->size)
+		return 1;
+	if (off + 9 > w->size || bpf_msg_pull_data(msg, off, off + 9, 0)) {
+		w->desync = 1;
+		return 1;
+	}
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	if (d + 9 > e) {
+		w->desync = 1;
+		return 1;
+	}
+	flen = ((__u32)d[0] << 16) | ((__u32)d[1] << 8) | d[2];
+	type = d[3];
+	flags = d[4];
+	end = off + 9 + flen;
+	if (type == 0x1) {
+		s = get_scratch();
+		if (!w->has_tv) {
+			count(ST_TX_NO_CONTEXT);
+		} else if (!s || !w->len || end > w->size) {
+			/* No value to send, or the block ends in a later message. */
+			count(ST_TX_SKIPPED);
+		} else {
+			added = tx_h2_headers(msg, s, off, flen, flags, w->len);
+			end += added;
+			w->size += added;
+		}
+	}
+	w->off = end;
+	return 0;
+}
+
+/*
+ * Walks the h2 frames of a message from `off` (the first frame header) and
+ * gives every HEADERS frame the thread's value. Keeps track of a frame that
+ * runs on into the next message; gives up on the connection when the frame
+ * boundaries are lost.
+ */
+static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct tx_state *st,
+				  __u32 size, __u32 off)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct thread_val *tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+	struct tx_walk w = {.msg = msg, .off = off, .size = size};
+
+	if (tv) {
+		w.has_tv = 1;
+		w.len = build_insert(s, tv, 1);
+	}
+	bpf_loop(MAX_FRAMES, tx_walk_cb, &w, 0);
+	if (w.desync || w.off < w.size) {
 		st->proto = P_DESYNC;
 		count(ST_TX_DESYNC);
 		return;
 	}
-	st->skip = off - size;
-	if (!found)
-		return;
-	tid = bpf_get_current_pid_tgid();
-	tv = bpf_map_lookup_elem(&thread_ctx, &tid);
-	if (!tv) {
-		count(ST_TX_NO_CONTEXT);
-		return;
-	}
-	/* Only a whole, unpadded header block that fits the default max frame size. */
-	if (!(h_flags & 0x4) || (h_flags & 0x8) || h_off + 9 + h_len > size) {
-		count(ST_TX_SKIPPED);
-		return;
-	}
-	len = build_insert(s, tv, 1);
-	if (!len || h_len + len > H2_MAX_FRAME) {
-		count(ST_TX_SKIPPED);
-		return;
-	}
-	if (insert(msg, s, h_off + 9 + h_len, len)) {
-		count(ST_TX_ERROR);
-		return;
-	}
-	flen = h_len + len;
-	if (bpf_msg_pull_data(msg, h_off, h_off + 3, 0))
-		goto undo;
-	d = (__u8 *)(long)msg->data;
-	e = (__u8 *)(long)msg->data_end;
-	if (d + 3 > e)
-		goto undo;
-	d[0] = flen >> 16;
-	d[1] = flen >> 8;
-	d[2] = flen;
-	count(ST_TX_H2_INSERTED);
-	return;
-undo:
-	bpf_msg_pop_data(msg, h_off + 9 + h_len, len, 0);
-	count(ST_TX_ERROR);
+	st->skip = w.off - w.size;
 }
 
 SEC("sk_msg")

@@ -20,7 +20,7 @@
 #define OUT_MAX 264
 #define OUT_BUF 512
 /* HTTP/2 frames walked per read or per sent message. */
-#define MAX_FRAMES 16
+#define MAX_FRAMES 64
 /* SETTINGS_MAX_FRAME_SIZE default: a HEADERS frame never grows past it. */
 #define H2_MAX_FRAME 16384
 /* Tail of a HEADERS frame searched for the literal (it is the last field). */

@@ -429,3 +429,24 @@ fn envoy_sidecar_matches_the_context_header() {
     assert_eq!(h1_get(b, ""), "no match");
     chain.stop();
 }
+
+#[test]
+fn every_h2_request_of_one_write_gets_the_context() {
+    // b sends three HEADERS frames to c in one write on one connection.
+    let mut chain = Chain::start("fanout", ["h2", "h2-fanout", "h2"]);
+    let a = chain.ports[0];
+    assert_eq!(h2_get_python(a), r#"[["/a/b"],["/a/b"],["/a/b"]]"#);
+    let reports = chain.stop();
+    assert!(reports[1].contains("tx_h2_inserted=3"), "{reports:?}");
+}
+
+#[test]
+fn padded_h2_headers_frames_carry_the_context() {
+    // a pads its HEADERS frames: a's add-on inserts before the padding, b's
+    // reads the context from before the padding.
+    let mut chain = Chain::start("padded", ["h2-padded", "h2", "h2"]);
+    assert_eq!(h2_get_python(chain.ports[0]), r#"["/a/b"]"#);
+    let reports = chain.stop();
+    assert!(reports[0].contains("tx_h2_inserted=1"), "{reports:?}");
+    assert!(reports[1].contains("rx_with_context=1"), "{reports:?}");
+}

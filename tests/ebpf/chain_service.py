@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h2|h1-async [--next HOST:PORT]
+    chain_service.py h1|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
@@ -9,7 +9,10 @@ request, calls the next hop (if any) from the handling thread, over HTTP/1.1
 next hop's body. The last hop answers with the JSON list of the
 `x-copper-context` values it received. `h1-async` is one asyncio event loop
 thread serving every connection (HTTP/1.1), which waits a second before it
-calls the next hop, so that requests overlap.
+calls the next hop, so that requests overlap. `h2-fanout` is `h2` that sends
+three requests to the next hop in one write on one connection and answers
+with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
+to the next hop are PADDED.
 
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
@@ -35,7 +38,26 @@ def h1_get(addr):
     return body
 
 
-def h2_get(addr, extra=()):
+def pad_headers(data, pad=5):
+    """The same frames, with every HEADERS frame PADDED by `pad` bytes."""
+    out = bytearray()
+    off = 0
+    if data.startswith(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+        out += data[:24]
+        off = 24
+    while off + 9 <= len(data):
+        length = int.from_bytes(data[off : off + 3], "big")
+        ftype, flags = data[off + 3], data[off + 4]
+        payload = data[off + 9 : off + 9 + length]
+        if ftype == 0x1 and not flags & 0x8:
+            payload = bytes([pad]) + payload + b"\0" * pad
+            flags |= 0x8
+        out += len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + data[off + 5 : off + 9] + payload
+        off += 9 + length
+    return bytes(out + data[off:])
+
+
+def h2_get(addr, extra=(), streams=1, padded=False):
     import h2.config
     import h2.connection
     import h2.events
@@ -45,20 +67,23 @@ def h2_get(addr, extra=()):
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", addr)]
-    conn.send_headers(1, headers + list(extra), end_stream=True)
-    sock.sendall(conn.data_to_send())
-    body = b""
-    done = False
-    while not done:
+    # Every request of the connection goes out in one write.
+    for i in range(streams):
+        conn.send_headers(1 + 2 * i, headers + list(extra), end_stream=True)
+    out = conn.data_to_send()
+    sock.sendall(pad_headers(out) if padded else out)
+    bodies = {}
+    ended = 0
+    while ended < streams:
         data = sock.recv(65535)
         if not data:
             break
         for ev in conn.receive_data(data):
             if isinstance(ev, h2.events.DataReceived):
-                body += ev.data
+                bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
                 conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
-                done = True
+                ended += 1
         out = conn.data_to_send()
         if out:
             sock.sendall(out)
@@ -68,7 +93,9 @@ def h2_get(addr, extra=()):
     except OSError:
         pass
     sock.close()
-    return body
+    if streams == 1:
+        return bodies.get(1, b"")
+    return b"[" + b",".join(bodies.get(1 + 2 * i, b"") for i in range(streams)) + b"]"
 
 
 def serve_h1(nxt):
@@ -91,7 +118,7 @@ def serve_h1(nxt):
     server.serve_forever()
 
 
-def serve_h2(nxt):
+def serve_h2(nxt, streams=1, padded=False):
     import h2.config
     import h2.connection
     import h2.events
@@ -109,7 +136,7 @@ def serve_h2(nxt):
                 for ev in conn.receive_data(data):
                     if isinstance(ev, h2.events.RequestReceived):
                         if nxt:
-                            body = h2_get(nxt)
+                            body = h2_get(nxt, streams=streams, padded=padded)
                         else:
                             values = [
                                 (v.decode() if isinstance(v, bytes) else v)
@@ -180,6 +207,12 @@ def main():
         sys.stdout.write(h2_get(sys.argv[2], extra).decode())
         return
     nxt = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--next" else None
+    if mode == "h2-fanout":
+        serve_h2(nxt, streams=3)
+        return
+    if mode == "h2-padded":
+        serve_h2(nxt, padded=True)
+        return
     {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
 
 
