@@ -421,24 +421,56 @@ int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-/* An HTTP/1.x request head: our header, if any, follows the request line. */
+struct hdr_ctx {
+	__u32 start; /* the `\r` that ends the request line */
+	__u32 end;   /* bytes of the head in the buffer */
+	__u32 pos;   /* result: first byte of the header line's name, or ~0 */
+};
+
+/*
+ * Finds the first `x-copper-context:` line of a request head (name compared
+ * without case). The add-on puts its own right after the request line; a
+ * proxy in between (a sidecar) may move it further down.
+ */
+static long hdr_cb(__u64 idx, void *c)
+{
+	struct hdr_ctx *h = c;
+	struct scratch *s = get_scratch();
+	__u32 i = h->start + (__u32)idx, k;
+
+	if (!s || i + 2 + HDR_LEN >= h->end || i >= SCAN)
+		return 1;
+	if (B(s, i) != '\r' || B(s, i + 1) != '\n')
+		return 0;
+	if (B(s, i + 2) == '\r')
+		return 1; /* end of the head */
+#pragma unroll
+	for (k = 0; k < HDR_LEN; k++)
+		if ((B(s, i + 2 + k) | 0x20) != (__u8)HDR_NAME[k])
+			return 0;
+	if (B(s, i + 2 + HDR_LEN) != ':')
+		return 0;
+	h->pos = i + 2;
+	return 1;
+}
+
+/* An HTTP/1.x request head: the context is the first `x-copper-context` line. */
 static __always_inline void rx_h1(__u64 tid, __u32 fd, struct scratch *s, __u32 n, __u32 nl)
 {
-	__u32 v0 = nl + 1 + HDR_LEN + 2, cr, i;
-	int match = 1;
+	struct hdr_ctx h = {.start = nl - 1, .end = n, .pos = ~0U};
+	__u32 v0, cr;
 
 	count(ST_RX_H1_REQUEST);
-	if (v0 >= n || v0 >= SCAN) {
+	bpf_loop(SCAN, hdr_cb, &h, 0);
+	if (h.pos == ~0U) {
 		start_request(tid, fd, s, 0, 0, 0);
 		return;
 	}
-#pragma unroll
-	for (i = 0; i < HDR_LEN; i++)
-		if (B(s, nl + 1 + i) != (__u8)HDR_NAME[i])
-			match = 0;
-	if (B(s, nl + 1 + HDR_LEN) != ':' || B(s, nl + 2 + HDR_LEN) != ' ')
-		match = 0;
-	cr = match ? find_byte(v0, n, '\r') : ~0U;
+	/* Skip the colon and optional white space. */
+	v0 = h.pos + HDR_LEN + 1;
+	if (v0 < n && (B(s, v0) == ' ' || B(s, v0) == '\t'))
+		v0++;
+	cr = v0 < n ? find_byte(v0, n, '\r') : ~0U;
 	if (cr == ~0U || cr <= v0 || !valid_value(v0, cr - v0)) {
 		start_request(tid, fd, s, 0, 0, 0);
 		return;

@@ -94,12 +94,13 @@ impl Chain {
     /// cgroup before it opens a socket), in `modes` (chain_service.py's first
     /// argument) for a, b and c.
     fn start(tag: &str, modes: [&str; 3]) -> Chain {
-        Chain::start_named(tag, modes, ["a", "b", "c"], false)
+        Chain::start_named(tag, modes, ["a", "b", "c"], None)
     }
 
     /// The same with other service names (the cgroup folders stay a, b, c),
-    /// and optionally with b calling an Envoy sidecar in front of c.
-    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3], envoy: bool) -> Chain {
+    /// and optionally with an Envoy sidecar in front of one service (b or c)
+    /// that routes on a context regex (see `start_envoy`).
+    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3], envoy: Option<(&str, &str)>) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
@@ -155,8 +156,8 @@ impl Chain {
             let port: u16 = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
             chain.ports.push(port);
             next = Some(port);
-            if envoy && name == "c" {
-                let (child, front) = start_envoy(port);
+            if let Some((_, regex)) = envoy.filter(|(front_of, _)| *front_of == name) {
+                let (child, front) = start_envoy(port, regex);
                 chain.services.push(child);
                 next = Some(front);
             }
@@ -219,10 +220,11 @@ impl Drop for Chain {
     }
 }
 
-/// An Envoy sidecar in front of c (outside every cgroup) that routes to c
-/// only requests whose `x-copper-context` matches `/a/b` exactly, and answers
-/// 403 `no match` otherwise. Returns Envoy and its listener port.
-fn start_envoy(upstream: u16) -> (Child, u16) {
+/// An Envoy sidecar (outside every cgroup) that routes to `upstream` only
+/// requests whose `x-copper-context` matches `regex` (Envoy's safe_regex,
+/// anchored like the Envoy emitter's), and answers 403 `no match` otherwise.
+/// Returns Envoy and its listener port.
+fn start_envoy(upstream: u16, regex: &str) -> (Child, u16) {
     let envoy = Path::new("build/venv/bin/envoy");
     assert!(envoy.exists(), "{} is missing: run `make deps`", envoy.display());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -240,7 +242,7 @@ fn start_envoy(upstream: u16) -> (Child, u16) {
           "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}],
         "route_config": {{"virtual_hosts": [{{"name": "c", "domains": ["*"], "routes": [
           {{"match": {{"prefix": "/", "headers": [{{"name": "x-copper-context",
-              "string_match": {{"safe_regex": {{"regex": "/a/b"}}}}}}]}},
+              "string_match": {{"safe_regex": {{"regex": "{regex}"}}}}}}]}},
             "route": {{"cluster": "c"}}}},
           {{"match": {{"prefix": "/"}}, "direct_response": {{"status": 403, "body": {{"inline_string": "no match"}}}}}}]}}]}}}}}}]}}]}}],
   "clusters": [{{"name": "c", "type": "STATIC", "connect_timeout": "2s",
@@ -406,7 +408,7 @@ fn long_contexts_use_two_byte_lengths() {
     let b = format!("b{}", "y".repeat(62));
     let want = format!(r#"["/{a}/{b}"]"#);
     for mode in ["h1", "h2"] {
-        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], false);
+        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], None);
         let port = chain.ports[0];
         let got = if mode == "h1" {
             h1_get(port, "")
@@ -420,13 +422,23 @@ fn long_contexts_use_two_byte_lengths() {
 
 #[test]
 fn envoy_sidecar_matches_the_context_header() {
-    // client -> a -> b -> Envoy -> c: Envoy routes on the header the add-on
-    // inserted in b's request (a regex match, as the Envoy emitter does).
-    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], true);
-    let (a, b) = (chain.ports[0], chain.ports[1]);
+    // client -> a -> Envoy -> b -> c, Envoy being b's sidecar: it routes on
+    // the header a's add-on inserted (a regex match, as the Envoy emitter
+    // does), and b's add-on still reads the context from the request Envoy
+    // re-wrote, so c sees /a/b.
+    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], Some(("b", "/a")));
+    let a = chain.ports[0];
     assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
-    // Straight to b: no context, so Envoy's context route does not match.
-    assert_eq!(h1_get(b, ""), "no match");
+    let reports = chain.stop();
+    assert!(reports[1].contains("rx_with_context=1"), "{reports:?}");
+}
+
+#[test]
+fn envoy_sidecar_refuses_a_request_without_context() {
+    // b called without a context sends none on: Envoy in front of c answers 403.
+    let mut chain = Chain::start_named("envoy403", ["h1"; 3], ["a", "b", "c"], Some(("c", "/a/b")));
+    assert_eq!(h1_get(chain.ports[1], ""), "no match");
+    assert_eq!(h1_get(chain.ports[0], ""), r#"["/a/b"]"#);
     chain.stop();
 }
 
