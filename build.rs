@@ -87,6 +87,7 @@ fn build_ebpf(out_dir: &Path) -> Result<(), String> {
     };
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let src = root.join("ebpf").join("copper_ctx.bpf.c");
+    let unlinked = out_dir.join("copper_ctx.unlinked.o");
     let obj = out_dir.join("copper_ctx.bpf.o");
     run(
         Command::new(&clang)
@@ -102,8 +103,13 @@ fn build_ebpf(out_dir: &Path) -> Result<(), String> {
             .arg("-c")
             .arg(&src)
             .arg("-o")
-            .arg(&obj),
+            .arg(&unlinked),
         "clang -target bpf (ebpf/copper_ctx.bpf.c)",
+    )?;
+    // libbpf's static linker keeps BTF and drops DWARF: about 85 KB instead of 750.
+    run(
+        Command::new(&bpftool).args(["gen", "object"]).arg(&obj).arg(&unlinked),
+        "bpftool gen object",
     )?;
     Ok(())
 }

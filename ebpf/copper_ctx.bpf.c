@@ -640,6 +640,14 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	if (st) {
 		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
 
+		/* A new connection on a reused fd whose close went unseen. */
+		if (total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
+		    is_preface(s, PREFACE_LEN)) {
+			st->skip = 0;
+			st->desync = 0;
+			rx_h2(tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+			return 0;
+		}
 		if (st->skip >= total) {
 			st->skip -= total;
 			return 0;
@@ -780,6 +788,23 @@ undo:
 	return -1;
 }
 
+/*
+ * After an insertion the message is several pieces, which TCP may send as
+ * several segments, so that the peer could read the request head in parts.
+ * Its first LINEARIZE_MAX bytes are made one piece again.
+ */
+#define LINEARIZE_MAX 16384
+
+static __always_inline void linearize(struct sk_msg_md *msg)
+{
+	__u32 size = msg->size;
+
+	if (size > LINEARIZE_MAX)
+		size = LINEARIZE_MAX;
+	if (size > 0)
+		bpf_msg_pull_data(msg, 0, size, 0);
+}
+
 static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u32 n)
 {
 	struct thread_val *tv;
@@ -807,6 +832,7 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 		return;
 	}
 	count(ST_TX_H1_INSERTED);
+	linearize(msg);
 }
 
 /* Rewrites the 24-bit length of the frame at `off`; 0 on success. */
@@ -943,6 +969,8 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 		w.len = build_insert(s, tv, 1);
 	}
 	bpf_loop(MAX_FRAMES, tx_walk_cb, &w, 0);
+	if (w.size != size)
+		linearize(msg);
 	if (w.desync || w.off < w.size) {
 		st->proto = P_DESYNC;
 		count(ST_TX_DESYNC);
