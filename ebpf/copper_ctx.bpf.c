@@ -685,6 +685,7 @@ int BPF_PROG(copper_thread_exit, struct task_struct *task)
 
 	bpf_map_delete_elem(&thread_ctx, &tid);
 	bpf_map_delete_elem(&thread_conn, &tid);
+	bpf_map_delete_elem(&pending, &tid);
 	return 0;
 }
 
