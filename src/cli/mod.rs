@@ -2,6 +2,7 @@
 //! Maps outcomes to exit codes: 0 clean (warnings allowed), 1 errors in the
 //! inputs, 2 usage or I/O errors.
 
+mod agent_cmd;
 mod check_cmd;
 mod compile_cmd;
 mod generate_cmd;
@@ -26,7 +27,7 @@ use crate::source::SourceMap;
     about = "Compile service-mesh policies written in Copper into sidecar placements and dataplane configuration",
     long_about = "copperc reads dataplane interface files (*.act), Copper policies (*.copper) and an application's call graph (JSON).\n\
 It type-checks the policies, works out which calls each policy's context pattern can match, and places the cheapest set of sidecars that enforces every policy.",
-    after_help = "Examples:\n  copperc check examples/bookinfo/policies.copper\n  copperc check --graph examples/bookinfo/graph.json --format sarif policies/\n  copperc explain CU0302\n\nExit codes: 0 no errors (warnings allowed), 1 errors in the inputs, 2 usage or I/O errors."
+    after_help = "Examples:\n  copperc check examples/bookinfo/policies.copper\n  copperc check --graph examples/bookinfo/graph.json --format sarif policies/\n  copperc explain CU0302\n\nExit codes: 0 no errors (warnings allowed), 1 errors in the inputs, 2 usage or I/O errors, 3 the kernel refused the eBPF add-on (`agent`)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -52,6 +53,12 @@ enum Command {
     Compile(CompileArgs),
     /// Generate a synthetic Alibaba-shaped call graph and matching policies (for benchmarks and scale tests).
     Generate(GenerateArgs),
+    /// Load the eBPF add-on that carries `x-copper-context` for one service (Linux, root).
+    ///
+    /// Attaches sockops to the service's cgroup (its processes must join it before they open
+    /// sockets), sk_msg to the connections they open, and tp_btf hooks on read/recvfrom/recvmsg.
+    /// Runs until SIGTERM or SIGINT, then detaches. See docs/ebpf.md.
+    Agent(AgentArgs),
     /// Print what a diagnostic code means, e.g. `copperc explain CU0302`.
     Explain {
         /// A code such as CU0302 (the `CU` may be left out).
@@ -177,6 +184,23 @@ pub struct GenerateArgs {
     pub out: PathBuf,
 }
 
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The service's name in the call graph (a DNS label).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// The service's cgroup v2 folder, e.g. /sys/fs/cgroup/unified/shop/a.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: std::path::PathBuf,
+    /// The service is an entry point: contexts arriving from outside are ignored and each
+    /// request starts a fresh context.
+    #[arg(long)]
+    pub entrypoint: bool,
+    /// Echo libbpf's messages (including verifier logs) on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlaceFormat {
     Text,
@@ -212,6 +236,7 @@ pub fn main() -> ExitCode {
         Command::Place(args) => place_cmd::run(&args),
         Command::Compile(args) => compile_cmd::run(&args),
         Command::Generate(args) => generate_cmd::run(&args),
+        Command::Agent(args) => agent_cmd::run(&args),
         Command::Explain { code } => explain(&code),
     };
     ExitCode::from(code)

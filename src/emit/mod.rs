@@ -56,6 +56,7 @@ pub enum Target {
     Istio,
     Cilium,
     K8s,
+    Ebpf,
 }
 
 /// Every output file for `target`, sorted by path. The placement object
@@ -87,6 +88,12 @@ pub fn emit(input: &EmitInput, target: Target) -> Result<Vec<OutFile>, Vec<Diagn
     }
     if matches!(target, Target::All | Target::Cilium) {
         files.extend(cilium::emit(input, &rules)?);
+    }
+    if matches!(target, Target::All | Target::Ebpf) {
+        files.push(OutFile {
+            path: crate::ebpf::OBJECT_PATH.into(),
+            bytes: crate::ebpf::OBJECT.to_vec(),
+        });
     }
     // Last: its kustomization includes the other folders that have one.
     if matches!(target, Target::All | Target::K8s) {

@@ -44,6 +44,8 @@ pub fn readme(input: &EmitInput, files: &[OutFile]) -> OutFile {
             "the placement: sidecar per service, where each (policy, call) is enforced, cost, bound, baselines"
         } else if p == "README.md" {
             "this file"
+        } else if p == crate::ebpf::OBJECT_PATH {
+            "eBPF object that carries `x-copper-context` without application changes; `copperc agent` loads it (docs/ebpf.md of copperc)"
         } else if p.starts_with("envoy/") {
             "Envoy bootstrap of that service's sidecar (`envoy -c`): inbound listener 0.0.0.0:15006, outbound 127.0.0.1:15001"
         } else if p.starts_with("cilium/") {

@@ -1,0 +1,1046 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * copper_ctx: carries the run-time context header `x-copper-context` across
+ * an unmodified application (see docs/ebpf.md).
+ *
+ * Receive side (tp_btf/sys_enter + tp_btf/sys_exit): when a thread of the
+ * service reads the start of a request (an HTTP/1.x request head, or an h2c
+ * HEADERS frame on a connection whose client preface it read), the value it
+ * will send is stored for that thread (`thread_ctx`, keyed by pid_tgid):
+ * the incoming context followed by `/<own name>`, or `/<own name>` at an
+ * entry point. A request without a valid context at a service that is not
+ * an entry point clears the thread's value, so nothing is sent.
+ *
+ * Send side (sockops + sk_msg): sockops adds every connection the service
+ * opens to the sockhash `socks`; sk_msg runs in the sending thread and
+ * inserts the thread's value: after the request line (HTTP/1.x), or as a
+ * literal header field without indexing at the end of a HEADERS block (h2c),
+ * with the frame length rewritten.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "copper_ctx.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ 0
+#define NR_CLOSE 3
+#define NR_RECVFROM 45
+#define NR_RECVMSG 47
+#define ARG1(r) ((r)->di)
+#define ARG2(r) ((r)->si)
+#define ARG3(r) ((r)->dx)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_READ 63
+#define NR_CLOSE 57
+#define NR_RECVFROM 207
+#define NR_RECVMSG 212
+#define ARG1(r) ((r)->regs[0])
+#define ARG2(r) ((r)->regs[1])
+#define ARG3(r) ((r)->regs[2])
+#else
+#error "copper_ctx supports x86_64 and aarch64"
+#endif
+
+_Static_assert(sizeof(struct copper_config) == 72, "the loader writes 72 bytes");
+
+/* Set by the loader (its own section, so that it starts at offset 0). */
+const volatile struct copper_config cfg SEC(".rodata.config") = {};
+
+/* Literals, not arrays: every use is unrolled into constants. */
+#define HDR_NAME "x-copper-context"
+#define HDR_LEN 16
+#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define PREFACE_LEN 24
+
+/* The service's cgroup (index 0): the receive hooks only follow its tasks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroup_filter SEC(".maps");
+
+struct sock_key {
+	__u32 family;
+	__u32 local_ip4;
+	__u32 remote_ip4;
+	__u32 local_ip6[4];
+	__u32 remote_ip6[4];
+	__u32 local_port;
+	__u32 remote_port;
+};
+
+/* Connections opened by the service; sk_msg is attached to this map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65535);
+	__type(key, struct sock_key);
+	__type(value, __u64);
+} socks SEC(".maps");
+
+enum { P_UNKNOWN = 0, P_H1, P_H2, P_OTHER, P_DESYNC };
+
+/* What was learnt about an outgoing connection from what was sent on it. */
+struct tx_state {
+	__u32 proto;
+	__u32 skip; /* h2: bytes of the last frame still to come */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65535);
+	__type(key, struct sock_key);
+	__type(value, struct tx_state);
+} tx_state SEC(".maps");
+
+/* The header value a thread sends while it handles its current request. */
+struct thread_val {
+	__u32 len;
+	__u8 val[VAL_BUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct thread_val);
+} thread_ctx SEC(".maps");
+
+/*
+ * Which connection a thread last read a request from. A thread that reads
+ * requests from a second connection while the first is still open serves
+ * several connections at once (an event loop, a pool with keep-alive): it
+ * is marked `mux` and never sends a context, since its sends cannot be tied
+ * to one request.
+ */
+#define NO_FD 0xffffffffU
+
+struct thread_conn {
+	__u32 last_fd;
+	__u32 mux;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct thread_conn);
+} thread_conn SEC(".maps");
+
+/* A read in progress: what sys_exit needs from sys_enter. */
+struct pending_read {
+	__u64 buf;
+	__u64 cap;
+	__u32 fd;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending_read);
+} pending SEC(".maps");
+
+/* h2c server connections: (tgid, fd) on which the client preface was read. */
+struct fd_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct h2_rx {
+	__u32 skip;   /* bytes of the last frame still to come */
+	__u32 desync; /* frame boundaries lost: requests get no context */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fd_key);
+	__type(value, struct h2_rx);
+} h2_rx_fds SEC(".maps");
+
+struct scratch {
+	__u8 buf[SCAN_BUF];
+	struct thread_val tv;
+	__u8 out[OUT_BUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ST_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &which);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/*
+ * buf[i], masked so that the verifier sees the bound; the barrier keeps clang
+ * from dropping a mask that it can prove redundant.
+ */
+static __always_inline __u8 bget(struct scratch *s, __u32 i)
+{
+	barrier_var(i);
+	i &= SCAN_BUF - 1;
+	return s->buf[i];
+}
+
+#define B(s, i) bget((s), (i))
+
+/* x & m, with the mask kept for the verifier (see bget). */
+static __always_inline __u32 masked(__u32 x, __u32 m)
+{
+	barrier_var(x);
+	return x & m;
+}
+
+/* ---- scanning the scratch buffer (bpf_loop callbacks) ---- */
+
+struct find_ctx {
+	__u32 start;
+	__u32 end;
+	__u32 pos; /* result, or ~0 */
+	__u8 ch;
+};
+
+static long find_byte_cb(__u64 i, void *c)
+{
+	struct find_ctx *f = c;
+	struct scratch *s = get_scratch();
+	__u32 at = f->start + (__u32)i;
+
+	if (!s || at >= f->end || at >= SCAN)
+		return 1;
+	if (B(s, at) == f->ch) {
+		f->pos = at;
+		return 1;
+	}
+	return 0;
+}
+
+/* First position of `ch` in buf[start, end), or ~0. */
+static __always_inline __u32 find_byte(__u32 start, __u32 end, __u8 ch)
+{
+	struct find_ctx f = {.start = start, .end = end, .pos = ~0U, .ch = ch};
+
+	bpf_loop(SCAN, find_byte_cb, &f, 0);
+	return f.pos;
+}
+
+struct valid_ctx {
+	__u32 start;
+	__u32 len;
+	__u32 bad;
+};
+
+static long valid_cb(__u64 i, void *c)
+{
+	struct valid_ctx *v = c;
+	struct scratch *s = get_scratch();
+	__u8 ch;
+
+	if (!s || (__u32)i >= v->len)
+		return 1;
+	ch = B(s, v->start + (__u32)i);
+	if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '/')) {
+		v->bad = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* A context value: `/name/name...` with names in [a-z0-9-]. */
+static __always_inline int valid_value(__u32 start, __u32 len)
+{
+	struct valid_ctx v = {.start = start, .len = len, .bad = 0};
+	struct scratch *s = get_scratch();
+
+	if (!s || len == 0 || len > VAL_MAX || B(s, start) != '/')
+		return 0;
+	bpf_loop(VAL_MAX, valid_cb, &v, 0);
+	return !v.bad;
+}
+
+/* Length of an HTTP method token followed by a space at buf[0], or 0. */
+static __always_inline __u32 method_len(struct scratch *s, __u32 n)
+{
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < 8; i++) {
+		__u8 ch = s->buf[i];
+
+		if (i >= n)
+			return 0;
+		if (ch == ' ')
+			return i >= 3 ? i : 0;
+		if (ch < 'A' || ch > 'Z')
+			return 0;
+	}
+	return 0;
+}
+
+/* buf[0..=nl] is a request line ending in ` HTTP/1.0\r\n` or ` HTTP/1.1\r\n`. */
+static __always_inline int is_request_line(struct scratch *s, __u32 n, __u32 nl)
+{
+	if (nl >= SCAN || nl < 14 || !method_len(s, n))
+		return 0;
+	return B(s, nl - 1) == '\r' && B(s, nl - 10) == ' ' && B(s, nl - 9) == 'H' &&
+	       B(s, nl - 8) == 'T' && B(s, nl - 7) == 'T' && B(s, nl - 6) == 'P' &&
+	       B(s, nl - 5) == '/' && B(s, nl - 4) == '1' && B(s, nl - 3) == '.' &&
+	       (B(s, nl - 2) == '0' || B(s, nl - 2) == '1');
+}
+
+static __always_inline int is_preface(struct scratch *s, __u32 n)
+{
+	__u32 i;
+
+	if (n < PREFACE_LEN)
+		return 0;
+#pragma unroll
+	for (i = 0; i < PREFACE_LEN; i++)
+		if (s->buf[i] != (__u8)H2_PREFACE[i])
+			return 0;
+	return 1;
+}
+
+/* ---- the value a thread sends ---- */
+
+/*
+ * The thread `tid` starts handling a request whose incoming context is
+ * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
+ * sends from now on, or clears it when nothing valid can be sent.
+ */
+static __always_inline void start_request(__u64 tid, __u32 fd, struct scratch *s, __u32 v0, __u32 vlen,
+					  int have)
+{
+	struct thread_val *tv = &s->tv;
+	struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
+	__u32 nl = cfg.name_len;
+
+	if (!tc) {
+		struct thread_conn fresh = {.last_fd = fd, .mux = 0};
+
+		bpf_map_update_elem(&thread_conn, &tid, &fresh, BPF_ANY);
+	} else {
+		if (tc->last_fd != NO_FD && tc->last_fd != fd)
+			tc->mux = 1;
+		tc->last_fd = fd;
+		if (tc->mux) {
+			count(ST_RX_AMBIGUOUS);
+			bpf_map_delete_elem(&thread_ctx, &tid);
+			return;
+		}
+	}
+	if (cfg.entrypoint) {
+		/* Entry point: a context from outside is ignored. */
+		have = 1;
+		vlen = 0;
+	}
+	if (!have || nl == 0 || nl > NAME_MAX_LEN || vlen + 1 + nl > VAL_MAX) {
+		bpf_map_delete_elem(&thread_ctx, &tid);
+		return;
+	}
+	if (vlen) {
+		if (v0 >= SCAN)
+			return;
+		bpf_probe_read_kernel(tv->val, masked(vlen, 255), &s->buf[masked(v0, SCAN - 1)]);
+	}
+	tv->val[masked(vlen, 255)] = '/';
+	bpf_probe_read_kernel(&tv->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg.name);
+	tv->len = vlen + 1 + nl;
+	bpf_map_update_elem(&thread_ctx, &tid, tv, BPF_ANY);
+}
+
+/* ---- receive side ---- */
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
+{
+	struct pending_read p = {};
+	__u64 tid;
+
+	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG && id != NR_CLOSE)
+		return 0;
+	if (bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
+		return 0;
+	tid = bpf_get_current_pid_tgid();
+	p.fd = (__u32)ARG1(regs);
+	if (id == NR_CLOSE) {
+		struct fd_key k = {.tgid = tid >> 32, .fd = p.fd};
+		struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
+
+		bpf_map_delete_elem(&h2_rx_fds, &k);
+		if (tc && tc->last_fd == p.fd)
+			tc->last_fd = NO_FD;
+		return 0;
+	}
+	if (id == NR_RECVMSG) {
+		struct user_msghdr mh = {};
+		struct iovec iov = {};
+
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)ARG2(regs)) || !mh.msg_iov ||
+		    mh.msg_iovlen < 1)
+			return 0;
+		if (bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov))
+			return 0;
+		p.buf = (__u64)iov.iov_base;
+		p.cap = iov.iov_len;
+	} else {
+		p.buf = ARG2(regs);
+		p.cap = ARG3(regs);
+	}
+	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	return 0;
+}
+
+struct hdr_ctx {
+	__u32 start; /* the `\r` that ends the request line */
+	__u32 end;   /* bytes of the head in the buffer */
+	__u32 pos;   /* result: first byte of the header line's name, or ~0 */
+};
+
+/*
+ * Finds the first `x-copper-context:` line of a request head (name compared
+ * without case). The add-on puts its own right after the request line; a
+ * proxy in between (a sidecar) may move it further down.
+ */
+static long hdr_cb(__u64 idx, void *c)
+{
+	struct hdr_ctx *h = c;
+	struct scratch *s = get_scratch();
+	__u32 i = h->start + (__u32)idx, k;
+
+	if (!s || i + 2 + HDR_LEN >= h->end || i >= SCAN)
+		return 1;
+	if (B(s, i) != '\r' || B(s, i + 1) != '\n')
+		return 0;
+	if (B(s, i + 2) == '\r')
+		return 1; /* end of the head */
+#pragma unroll
+	for (k = 0; k < HDR_LEN; k++)
+		if ((B(s, i + 2 + k) | 0x20) != (__u8)HDR_NAME[k])
+			return 0;
+	if (B(s, i + 2 + HDR_LEN) != ':')
+		return 0;
+	h->pos = i + 2;
+	return 1;
+}
+
+/* An HTTP/1.x request head: the context is the first `x-copper-context` line. */
+static __always_inline void rx_h1(__u64 tid, __u32 fd, struct scratch *s, __u32 n, __u32 nl)
+{
+	struct hdr_ctx h = {.start = nl - 1, .end = n, .pos = ~0U};
+	__u32 v0, cr;
+
+	count(ST_RX_H1_REQUEST);
+	bpf_loop(SCAN, hdr_cb, &h, 0);
+	if (h.pos == ~0U) {
+		start_request(tid, fd, s, 0, 0, 0);
+		return;
+	}
+	/* Skip the colon and optional white space. */
+	v0 = h.pos + HDR_LEN + 1;
+	if (v0 < n && (B(s, v0) == ' ' || B(s, v0) == '\t'))
+		v0++;
+	cr = v0 < n ? find_byte(v0, n, '\r') : ~0U;
+	if (cr == ~0U || cr <= v0 || !valid_value(v0, cr - v0)) {
+		start_request(tid, fd, s, 0, 0, 0);
+		return;
+	}
+	count(ST_RX_CONTEXT);
+	start_request(tid, fd, s, v0, cr - v0, 1);
+}
+
+struct walk_ctx {
+	__u64 ubuf;
+	__u32 n;
+	__u32 off;
+	__u32 headers;
+	__u32 h_off;
+	__u32 h_len;
+	__u32 h_flags;
+	__u32 desync;
+};
+
+static long rx_walk_cb(__u64 i, void *c)
+{
+	struct walk_ctx *w = c;
+	__u8 h[9];
+
+	if (w->off >= w->n)
+		return 1;
+	if (w->off + 9 > w->n || bpf_probe_read_user(h, 9, (void *)(w->ubuf + w->off))) {
+		w->desync = 1;
+		return 1;
+	}
+	if (h[3] == 0x1) {
+		w->headers++;
+		w->h_off = w->off;
+		w->h_len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+		w->h_flags = h[4];
+	}
+	w->off += 9 + (((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2]);
+	return 0;
+}
+
+struct lit_ctx {
+	__u32 end;
+	__u32 v0;
+	__u32 vlen;
+	__u32 found;
+};
+
+/* Our literal at buf[i]: 0x00 0x10 "x-copper-context" len value, ending at `end`. */
+static long lit_cb(__u64 idx, void *c)
+{
+	struct lit_ctx *l = c;
+	struct scratch *s = get_scratch();
+	__u32 i = (__u32)idx, k, b, vlen, v0;
+
+	if (!s || i + 19 > l->end)
+		return 1;
+	if (B(s, i) != 0x00 || B(s, i + 1) != 0x10 || B(s, i + 2) != 'x')
+		return 0;
+#pragma unroll
+	for (k = 0; k < HDR_LEN; k++)
+		if (B(s, i + 2 + k) != (__u8)HDR_NAME[k])
+			return 0;
+	b = B(s, i + 18);
+	if (b & 0x80)
+		return 0; /* Huffman-coded: not ours */
+	if (b < 127) {
+		vlen = b;
+		v0 = i + 19;
+	} else {
+		if (i + 20 > l->end || (B(s, i + 19) & 0x80))
+			return 0;
+		vlen = 127 + B(s, i + 19);
+		v0 = i + 20;
+	}
+	if (v0 + vlen == l->end) {
+		l->found = 1;
+		l->v0 = v0;
+		l->vlen = vlen;
+	}
+	return 0;
+}
+
+/* h2c frames read on a server connection: requests are HEADERS frames. */
+static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct h2_rx *st, __u64 ubuf,
+				  __u32 n, __u32 start)
+{
+	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
+	struct lit_ctx l = {};
+	__u32 tail, from, block;
+
+	if (st->desync) {
+		/* Frame boundaries are lost: whatever this read holds, send nothing. */
+		count(ST_RX_AMBIGUOUS);
+		bpf_map_delete_elem(&thread_ctx, &tid);
+		return;
+	}
+	bpf_loop(MAX_FRAMES, rx_walk_cb, &w, 0);
+	if (w.desync || w.off < n) {
+		st->desync = 1;
+		count(ST_RX_AMBIGUOUS);
+		bpf_map_delete_elem(&thread_ctx, &tid);
+		return;
+	}
+	st->skip = w.off - n;
+	if (w.headers == 0)
+		return;
+	count(ST_RX_H2_REQUEST);
+	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
+		/* Several requests, CONTINUATION, or a block cut by the read. */
+		count(ST_RX_AMBIGUOUS);
+		start_request(tid, fd, s, 0, 0, 0);
+		return;
+	}
+	block = w.h_len;
+	if (w.h_flags & 0x8) {
+		/* PADDED: the header block ends before the padding. */
+		__u8 pad = 0;
+
+		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
+		    (__u32)pad + 1 > block) {
+			start_request(tid, fd, s, 0, 0, 0);
+			return;
+		}
+		block -= pad;
+	}
+	tail = block < H2_TAIL ? block : H2_TAIL;
+	from = w.h_off + 9 + block - tail;
+	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
+		start_request(tid, fd, s, 0, 0, 0);
+		return;
+	}
+	l.end = tail;
+	bpf_loop(H2_TAIL, lit_cb, &l, 0);
+	if (!l.found || !valid_value(l.v0, l.vlen)) {
+		start_request(tid, fd, s, 0, 0, 0);
+		return;
+	}
+	count(ST_RX_CONTEXT);
+	start_request(tid, fd, s, l.v0, l.vlen, 1);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct pending_read *pp = bpf_map_lookup_elem(&pending, &tid);
+	struct pending_read p;
+	struct scratch *s;
+	struct fd_key k;
+	struct h2_rx *st;
+	__u32 n, nl;
+
+	if (!pp)
+		return 0;
+	p = *pp;
+	bpf_map_delete_elem(&pending, &tid);
+	if (ret <= 0 || !p.buf)
+		return 0;
+	if ((__u64)ret < p.cap)
+		p.cap = ret;
+	s = get_scratch();
+	if (!s)
+		return 0;
+	k.tgid = tid >> 32;
+	k.fd = p.fd;
+	st = bpf_map_lookup_elem(&h2_rx_fds, &k);
+	if (st) {
+		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
+
+		/* A new connection on a reused fd whose close went unseen. */
+		if (total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
+		    is_preface(s, PREFACE_LEN)) {
+			st->skip = 0;
+			st->desync = 0;
+			rx_h2(tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+			return 0;
+		}
+		if (st->skip >= total) {
+			st->skip -= total;
+			return 0;
+		}
+		rx_h2(tid, p.fd, s, st, p.buf, total, st->skip);
+		return 0;
+	}
+	n = p.cap < SCAN ? (__u32)p.cap : SCAN;
+	if (bpf_probe_read_user(s->buf, masked(n, SCAN_BUF - 1), (void *)p.buf))
+		return 0;
+	if (is_preface(s, n)) {
+		struct h2_rx fresh = {};
+		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
+
+		bpf_map_update_elem(&h2_rx_fds, &k, &fresh, BPF_ANY);
+		st = bpf_map_lookup_elem(&h2_rx_fds, &k);
+		if (st)
+			rx_h2(tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+		return 0;
+	}
+	if (!method_len(s, n))
+		return 0;
+	nl = find_byte(0, n, '\n');
+	if (nl == ~0U || !is_request_line(s, n, nl))
+		return 0;
+	rx_h1(tid, p.fd, s, n, nl);
+	return 0;
+}
+
+/* A thread that exits forgets its value: its id may be reused. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(copper_thread_exit, struct task_struct *task)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&thread_ctx, &tid);
+	bpf_map_delete_elem(&thread_conn, &tid);
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+/* ---- send side ---- */
+
+SEC("sockops")
+int copper_sockops(struct bpf_sock_ops *skops)
+{
+	struct sock_key key = {};
+
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		return 1;
+	if (skops->family != AF_INET && skops->family != AF_INET6)
+		return 1;
+	key.family = skops->family;
+	key.local_ip4 = skops->local_ip4;
+	key.remote_ip4 = skops->remote_ip4;
+	key.local_ip6[0] = skops->local_ip6[0];
+	key.local_ip6[1] = skops->local_ip6[1];
+	key.local_ip6[2] = skops->local_ip6[2];
+	key.local_ip6[3] = skops->local_ip6[3];
+	key.remote_ip6[0] = skops->remote_ip6[0];
+	key.remote_ip6[1] = skops->remote_ip6[1];
+	key.remote_ip6[2] = skops->remote_ip6[2];
+	key.remote_ip6[3] = skops->remote_ip6[3];
+	key.local_port = skops->local_port;
+	key.remote_port = skops->remote_port;
+	/* A new connection on a reused 4-tuple starts unknown. */
+	bpf_map_delete_elem(&tx_state, &key);
+	bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
+	return 1;
+}
+
+/* Builds the bytes to insert into s->out; returns their length or 0. */
+static __always_inline __u32 build_insert(struct scratch *s, struct thread_val *tv, int h2)
+{
+	__u32 vlen = tv->len, hdr = 0, i;
+
+	if (vlen == 0 || vlen > VAL_MAX)
+		return 0;
+	if (h2) {
+		s->out[0] = 0x00;
+		s->out[1] = 0x10;
+#pragma unroll
+		for (i = 0; i < HDR_LEN; i++)
+			s->out[2 + i] = HDR_NAME[i];
+		if (vlen < 127) {
+			s->out[18] = vlen;
+			hdr = 19;
+		} else {
+			s->out[18] = 127;
+			s->out[19] = vlen - 127;
+			hdr = 20;
+		}
+		bpf_probe_read_kernel(&s->out[masked(hdr, 31)], masked(vlen, 255), tv->val);
+		return hdr + vlen;
+	}
+#pragma unroll
+	for (i = 0; i < HDR_LEN; i++)
+		s->out[i] = HDR_NAME[i];
+	s->out[16] = ':';
+	s->out[17] = ' ';
+	bpf_probe_read_kernel(&s->out[18], masked(vlen, 255), tv->val);
+	s->out[masked(18 + vlen, OUT_BUF - 1)] = '\r';
+	s->out[masked(19 + vlen, OUT_BUF - 1)] = '\n';
+	return vlen + 20;
+}
+
+/* Inserts s->out[0, len) at byte `at` of the message; 0 on success. */
+static __always_inline int insert(struct sk_msg_md *msg, struct scratch *s, __u32 at, __u32 len)
+{
+	__u8 *d, *e;
+	__u32 i, k;
+
+	if (len == 0 || len > OUT_MAX)
+		return -1;
+	if (bpf_msg_push_data(msg, at, len, 0))
+		return -1;
+	if (bpf_msg_pull_data(msg, at, at + len, 0))
+		goto undo;
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	/* 8 bytes per step (few verifier states), then the rest one by one. */
+	for (i = 0; i + 8 <= OUT_MAX; i += 8) {
+		if (i + 8 > len)
+			break;
+		if (d + i + 8 > e)
+			goto undo;
+		__builtin_memcpy(d + i, &s->out[i], 8);
+	}
+	for (k = 0; k < 7; k++) {
+		if (i + k >= len)
+			break;
+		if (i + k >= OUT_MAX || d + i + k + 1 > e)
+			goto undo;
+		d[i + k] = s->out[(i + k) & (OUT_BUF - 1)];
+	}
+	return 0;
+undo:
+	bpf_msg_pop_data(msg, at, len, 0);
+	return -1;
+}
+
+/*
+ * After an insertion the message is several pieces, which TCP may send as
+ * several segments, so that the peer could read the request head in parts.
+ * Its first LINEARIZE_MAX bytes are made one piece again.
+ */
+#define LINEARIZE_MAX 16384
+
+static __always_inline void linearize(struct sk_msg_md *msg)
+{
+	__u32 size = msg->size;
+
+	if (size > LINEARIZE_MAX)
+		size = LINEARIZE_MAX;
+	if (size > 0)
+		bpf_msg_pull_data(msg, 0, size, 0);
+}
+
+static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u32 n)
+{
+	struct thread_val *tv;
+	__u64 tid;
+	__u32 nl, len;
+
+	if (!method_len(s, n))
+		return;
+	nl = find_byte(0, n, '\n');
+	if (nl == ~0U || !is_request_line(s, n, nl))
+		return;
+	tid = bpf_get_current_pid_tgid();
+	tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+	if (!tv) {
+		count(ST_TX_NO_CONTEXT);
+		return;
+	}
+	len = build_insert(s, tv, 0);
+	if (!len) {
+		count(ST_TX_SKIPPED);
+		return;
+	}
+	if (insert(msg, s, nl + 1, len)) {
+		count(ST_TX_ERROR);
+		return;
+	}
+	count(ST_TX_H1_INSERTED);
+	linearize(msg);
+}
+
+/* Rewrites the 24-bit length of the frame at `off`; 0 on success. */
+static __always_inline int set_frame_len(struct sk_msg_md *msg, __u32 off, __u32 flen)
+{
+	__u8 *d, *e;
+
+	if (bpf_msg_pull_data(msg, off, off + 3, 0))
+		return -1;
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	if (d + 3 > e)
+		return -1;
+	d[0] = flen >> 16;
+	d[1] = flen >> 8;
+	d[2] = flen;
+	return 0;
+}
+
+/*
+ * A HEADERS frame at `off` (payload `flen` bytes, ending at `end` <= size):
+ * appends s->out[0, len) to its header block, before any padding, and fixes
+ * its length. Returns the number of bytes added (0 or len).
+ */
+static __always_inline __u32 tx_h2_headers(struct sk_msg_md *msg, struct scratch *s, __u32 off,
+					   __u32 flen, __u32 flags, __u32 len)
+{
+	__u32 pad = 0, at;
+	__u8 *d, *e;
+
+	/* CONTINUATION follows: the block does not end in this frame. */
+	if (!(flags & 0x4) || flen + len > H2_MAX_FRAME) {
+		count(ST_TX_SKIPPED);
+		return 0;
+	}
+	if (flags & 0x8) {
+		/* PADDED: the first payload byte is the padding length. */
+		if (flen < 1 || bpf_msg_pull_data(msg, off + 9, off + 10, 0)) {
+			count(ST_TX_SKIPPED);
+			return 0;
+		}
+		d = (__u8 *)(long)msg->data;
+		e = (__u8 *)(long)msg->data_end;
+		if (d + 1 > e) {
+			count(ST_TX_SKIPPED);
+			return 0;
+		}
+		pad = d[0];
+		if (pad + 1 > flen) {
+			count(ST_TX_SKIPPED);
+			return 0;
+		}
+	}
+	at = off + 9 + flen - pad;
+	if (insert(msg, s, at, len)) {
+		count(ST_TX_ERROR);
+		return 0;
+	}
+	if (set_frame_len(msg, off, flen + len)) {
+		bpf_msg_pop_data(msg, at, len, 0);
+		count(ST_TX_ERROR);
+		return 0;
+	}
+	count(ST_TX_H2_INSERTED);
+	return len;
+}
+
+struct tx_walk {
+	struct sk_msg_md *msg;
+	__u32 off;
+	__u32 size;
+	__u32 len;    /* bytes to insert, 0: none */
+	__u32 has_tv; /* the thread holds a value */
+	__u32 desync;
+};
+
+/* One frame of tx_h2's walk (a bpf_loop callback: verified once). */
+static long tx_walk_cb(__u64 i, void *c)
+{
+	struct tx_walk *w = c;
+	struct sk_msg_md *msg = w->msg;
+	struct scratch *s;
+	__u32 off = w->off, flen, flags, end, added;
+	__u8 *d, *e, type;
+
+	if (off >= w->size)
+		return 1;
+	if (off + 9 > w->size || bpf_msg_pull_data(msg, off, off + 9, 0)) {
+		w->desync = 1;
+		return 1;
+	}
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	if (d + 9 > e) {
+		w->desync = 1;
+		return 1;
+	}
+	flen = ((__u32)d[0] << 16) | ((__u32)d[1] << 8) | d[2];
+	type = d[3];
+	flags = d[4];
+	end = off + 9 + flen;
+	if (type == 0x1) {
+		s = get_scratch();
+		if (!w->has_tv) {
+			count(ST_TX_NO_CONTEXT);
+		} else if (!s || !w->len || end > w->size) {
+			/* No value to send, or the block ends in a later message. */
+			count(ST_TX_SKIPPED);
+		} else {
+			added = tx_h2_headers(msg, s, off, flen, flags, w->len);
+			end += added;
+			w->size += added;
+		}
+	}
+	w->off = end;
+	return 0;
+}
+
+/*
+ * Walks the h2 frames of a message from `off` (the first frame header) and
+ * gives every HEADERS frame the thread's value. Keeps track of a frame that
+ * runs on into the next message; gives up on the connection when the frame
+ * boundaries are lost.
+ */
+static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct tx_state *st,
+				  __u32 size, __u32 off)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct thread_val *tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+	struct tx_walk w = {.msg = msg, .off = off, .size = size};
+
+	if (tv) {
+		w.has_tv = 1;
+		w.len = build_insert(s, tv, 1);
+	}
+	bpf_loop(MAX_FRAMES, tx_walk_cb, &w, 0);
+	if (w.size != size)
+		linearize(msg);
+	if (w.desync || w.off < w.size) {
+		st->proto = P_DESYNC;
+		count(ST_TX_DESYNC);
+		return;
+	}
+	st->skip = w.off - w.size;
+}
+
+SEC("sk_msg")
+int copper_sk_msg(struct sk_msg_md *msg)
+{
+	struct sock_key key = {};
+	struct tx_state *st;
+	struct scratch *s;
+	__u32 size = msg->size, n;
+	__u8 *d, *e;
+
+	key.family = msg->family;
+	key.local_ip4 = msg->local_ip4;
+	key.remote_ip4 = msg->remote_ip4;
+	key.local_ip6[0] = msg->local_ip6[0];
+	key.local_ip6[1] = msg->local_ip6[1];
+	key.local_ip6[2] = msg->local_ip6[2];
+	key.local_ip6[3] = msg->local_ip6[3];
+	key.remote_ip6[0] = msg->remote_ip6[0];
+	key.remote_ip6[1] = msg->remote_ip6[1];
+	key.remote_ip6[2] = msg->remote_ip6[2];
+	key.remote_ip6[3] = msg->remote_ip6[3];
+	key.local_port = msg->local_port;
+	key.remote_port = msg->remote_port;
+	st = bpf_map_lookup_elem(&tx_state, &key);
+	if (!st) {
+		struct tx_state fresh = {};
+
+		bpf_map_update_elem(&tx_state, &key, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&tx_state, &key);
+		if (!st)
+			return SK_PASS;
+	}
+	if (st->proto == P_OTHER || st->proto == P_DESYNC || size == 0)
+		return SK_PASS;
+	if (st->proto == P_H2 && st->skip >= size) {
+		st->skip -= size;
+		return SK_PASS;
+	}
+	s = get_scratch();
+	if (!s)
+		return SK_PASS;
+	n = size < SCAN ? size : SCAN;
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		return SK_PASS;
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	if (d + 1 > e)
+		return SK_PASS;
+	if (bpf_probe_read_kernel(s->buf, masked(n, SCAN_BUF - 1), d))
+		return SK_PASS;
+	if (st->proto == P_UNKNOWN) {
+		if (is_preface(s, n)) {
+			st->proto = P_H2;
+			st->skip = 0;
+			tx_h2(msg, s, st, size, PREFACE_LEN);
+			return SK_PASS;
+		}
+		st->proto = method_len(s, n) ? P_H1 : P_OTHER;
+	}
+	if (st->proto == P_H1)
+		tx_h1(msg, s, n);
+	else if (st->proto == P_H2)
+		tx_h2(msg, s, st, size, st->skip);
+	return SK_PASS;
+}

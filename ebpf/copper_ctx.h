@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Shared definitions of copper_ctx.bpf.c. The layout of `struct copper_config`
+ * is also written by the loader (src/ebpf/mod.rs): keep both in sync.
+ */
+#ifndef COPPER_CTX_H
+#define COPPER_CTX_H
+
+/* Longest service name (a DNS label). */
+#define NAME_MAX_LEN 63
+#define NAME_BUF 64
+/* Longest `x-copper-context` value that is sent; longer contexts are not sent. */
+#define VAL_MAX 240
+/* Buffer of a value: room for fixed-size copies past VAL_MAX. */
+#define VAL_BUF 512
+/* Bytes of a read (request head, tail of a HEADERS frame) that are examined. */
+#define SCAN 1024
+#define SCAN_BUF (2 * SCAN)
+/* Longest inserted byte string: h2 literal 0x00 0x10 name(16) len(2) value. */
+#define OUT_MAX 264
+#define OUT_BUF 512
+/* HTTP/2 frames walked per read or per sent message. */
+#define MAX_FRAMES 64
+/* SETTINGS_MAX_FRAME_SIZE default: a HEADERS frame never grows past it. */
+#define H2_MAX_FRAME 16384
+/* Tail of a HEADERS frame searched for the literal (it is the last field). */
+#define H2_TAIL 288
+
+/* Read-only configuration, set by the loader before load. 72 bytes. */
+struct copper_config {
+	unsigned char name[NAME_BUF]; /* service name, not NUL-terminated */
+	unsigned int name_len;        /* 1..=63 */
+	unsigned int entrypoint;      /* 1: ignore incoming contexts, start fresh */
+};
+
+/* Counters of the `stats` array map, printed by the agent on exit. */
+enum copper_stat {
+	ST_RX_H1_REQUEST = 0,  /* HTTP/1.x request heads read */
+	ST_RX_H2_REQUEST,      /* h2c HEADERS frames read on a server connection */
+	ST_RX_CONTEXT,         /* ... of which carried a valid context */
+	ST_RX_AMBIGUOUS,       /* reads that could not be tied to one request */
+	ST_TX_H1_INSERTED,     /* HTTP/1.x requests sent with a context */
+	ST_TX_H2_INSERTED,     /* h2c HEADERS frames sent with a context */
+	ST_TX_NO_CONTEXT,      /* requests sent without: the thread had none */
+	ST_TX_SKIPPED,         /* requests sent without: frame shape or size */
+	ST_TX_DESYNC,          /* h2c connections no longer followed */
+	ST_TX_ERROR,           /* helper failures (message left unchanged) */
+	ST_COUNT,
+};
+
+#endif

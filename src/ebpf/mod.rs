@@ -1,0 +1,78 @@
+//! The eBPF context-propagation add-on (docs/ebpf.md): the object built from
+//! `ebpf/copper_ctx.bpf.c` by `build.rs`, embedded in `copperc`, the layout
+//! of its read-only configuration, and the loader (`agent`).
+
+pub mod agent;
+
+/// The compiled object (BPF ELF with BTF, CO-RE relocations).
+pub const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/copper_ctx.bpf.o"));
+
+/// Where `copperc compile` writes the object in an output folder.
+pub const OBJECT_PATH: &str = "ebpf/copper_ctx.bpf.o";
+
+/// The header that carries the context (docs/semantics.md).
+pub const HEADER: &str = "x-copper-context";
+
+/// Size of `struct copper_config` (ebpf/copper_ctx.h): name[64], name_len
+/// (u32), entrypoint (u32), native byte order.
+pub const CONFIG_SIZE: usize = 72;
+
+/// Longest header value the object sends (`VAL_MAX` in ebpf/copper_ctx.h).
+pub const VALUE_MAX: usize = 240;
+
+/// Names of the `stats` counters, in the order of `enum copper_stat`.
+pub const STATS: [&str; 10] = [
+    "rx_h1_requests",
+    "rx_h2_requests",
+    "rx_with_context",
+    "rx_ambiguous",
+    "tx_h1_inserted",
+    "tx_h2_inserted",
+    "tx_no_context",
+    "tx_skipped",
+    "tx_desync",
+    "tx_errors",
+];
+
+/// The bytes of `struct copper_config` for a service. The name must be a DNS
+/// label (the names of the call graph are).
+pub fn config_bytes(service: &str, entrypoint: bool) -> Result<[u8; CONFIG_SIZE], String> {
+    if !crate::syntax::pattern::is_dns_label(service) {
+        return Err(format!(
+            "service name `{service}` is not a DNS label ([a-z0-9] and inner `-`, at most 63 characters)"
+        ));
+    }
+    let mut out = [0u8; CONFIG_SIZE];
+    let name = service.as_bytes();
+    out[..name.len()].copy_from_slice(name);
+    // INVARIANT: a DNS label has at most 63 bytes, so the length fits a u32.
+    let len = u32::try_from(name.len()).unwrap_or(0);
+    out[64..68].copy_from_slice(&len.to_ne_bytes());
+    out[68..72].copy_from_slice(&u32::from(entrypoint).to_ne_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[test]
+    fn object_is_a_bpf_elf() {
+        assert_eq!(&OBJECT[..4], b"\x7fELF");
+        // e_machine 247 = EM_BPF
+        assert_eq!(u16::from_le_bytes([OBJECT[18], OBJECT[19]]), 247);
+    }
+
+    #[test]
+    fn config_layout() {
+        let c = config_bytes("ratings", true).unwrap();
+        assert_eq!(&c[..7], b"ratings");
+        assert!(c[7..64].iter().all(|b| *b == 0));
+        assert_eq!(u32::from_ne_bytes(c[64..68].try_into().unwrap()), 7);
+        assert_eq!(u32::from_ne_bytes(c[68..72].try_into().unwrap()), 1);
+        assert!(config_bytes("Bad_Name", false).is_err());
+        assert!(config_bytes(&"a".repeat(64), false).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+"""A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
+about `x-copper-context`: it never copies a header.
+
+    chain_service.py h1|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
+
+Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
+request, calls the next hop (if any) from the handling thread, over HTTP/1.1
+(http.client) or h2c with prior knowledge (python h2), and answers with the
+next hop's body. The last hop answers with the JSON list of the
+`x-copper-context` values it received. `h1-async` is one asyncio event loop
+thread serving every connection (HTTP/1.1), which waits a second before it
+calls the next hop, so that requests overlap. `h2-fanout` is `h2` that sends
+three requests to the next hop in one write on one connection and answers
+with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
+to the next hop are PADDED.
+
+    chain_service.py get-h2 HOST:PORT [NAME: VALUE]
+
+Sends one h2c GET (with an optional extra header) and prints the body.
+"""
+
+import http.client
+import json
+import socket
+import socketserver
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HEADER = "x-copper-context"
+
+
+def h1_get(addr):
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/")
+    body = conn.getresponse().read()
+    conn.close()
+    return body
+
+
+def pad_headers(data, pad=5):
+    """The same frames, with every HEADERS frame PADDED by `pad` bytes."""
+    out = bytearray()
+    off = 0
+    if data.startswith(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+        out += data[:24]
+        off = 24
+    while off + 9 <= len(data):
+        length = int.from_bytes(data[off : off + 3], "big")
+        ftype, flags = data[off + 3], data[off + 4]
+        payload = data[off + 9 : off + 9 + length]
+        if ftype == 0x1 and not flags & 0x8:
+            payload = bytes([pad]) + payload + b"\0" * pad
+            flags |= 0x8
+        out += len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + data[off + 5 : off + 9] + payload
+        off += 9 + length
+    return bytes(out + data[off:])
+
+
+def h2_get(addr, extra=(), streams=1, padded=False):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, port = addr.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", addr)]
+    # Every request of the connection goes out in one write.
+    for i in range(streams):
+        conn.send_headers(1 + 2 * i, headers + list(extra), end_stream=True)
+    out = conn.data_to_send()
+    sock.sendall(pad_headers(out) if padded else out)
+    bodies = {}
+    ended = 0
+    while ended < streams:
+        data = sock.recv(65535)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended += 1
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    conn.close_connection()
+    try:
+        sock.sendall(conn.data_to_send())
+    except OSError:
+        pass
+    sock.close()
+    if streams == 1:
+        return bodies.get(1, b"")
+    return b"[" + b",".join(bodies.get(1 + 2 * i, b"") for i in range(streams)) + b"]"
+
+
+def serve_h1(nxt):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if nxt:
+                body = h1_get(nxt)
+            else:
+                body = json.dumps(self.headers.get_all(HEADER) or []).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print("PORT", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_h2(nxt, streams=1, padded=False):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+            conn.initiate_connection()
+            sock.sendall(conn.data_to_send())
+            while True:
+                data = sock.recv(65535)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        if nxt:
+                            body = h2_get(nxt, streams=streams, padded=padded)
+                        else:
+                            values = [
+                                (v.decode() if isinstance(v, bytes) else v)
+                                for k, v in ev.headers
+                                if (k.decode() if isinstance(k, bytes) else k) == HEADER
+                            ]
+                            body = json.dumps(values).encode()
+                        conn.send_headers(
+                            ev.stream_id, [(":status", "200"), ("content-length", str(len(body)))]
+                        )
+                        conn.send_data(ev.stream_id, body, end_stream=True)
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    print("PORT", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_h1_async(nxt):
+    import asyncio
+
+    async def call_next():
+        host, port = nxt.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET / HTTP/1.1\r\nHost: {nxt}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        resp = await reader.read()
+        writer.close()
+        return resp.split(b"\r\n\r\n", 1)[1]
+
+    async def handle(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        values = [
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")[1:]
+            if line.lower().startswith(HEADER.encode() + b":")
+        ]
+        if nxt:
+            await asyncio.sleep(1.0)
+            body = await call_next()
+        else:
+            body = json.dumps(values).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    async def run():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        print("PORT", server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "get-h2":
+        extra = []
+        if len(sys.argv) > 3:
+            name, value = sys.argv[3].split(":", 1)
+            extra.append((name.strip(), value.strip()))
+        sys.stdout.write(h2_get(sys.argv[2], extra).decode())
+        return
+    nxt = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--next" else None
+    if mode == "h2-fanout":
+        serve_h2(nxt, streams=3)
+        return
+    if mode == "h2-padded":
+        serve_h2(nxt, padded=True)
+        return
+    {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+//! The eBPF add-on end to end, on the running kernel, as root: three
+//! unmodified thread-per-request services (tests/ebpf/chain_service.py, which
+//! never copy a header) in their own cgroup v2 folders call each other,
+//! client -> a -> b -> c, each with `copperc agent` (a is the entry point).
+//! c must receive `x-copper-context: /a/b`, whatever the client forged, over
+//! HTTP/1.1 and over h2c; a request that reaches a non-entry service without
+//! a context goes on without one.
+//!
+//! Needs root, cgroup v2, BTF, and what `make deps` installs (build/venv with
+//! h2, nghttp). When the kernel refuses the add-on, the test fails with the
+//! agent's reason; it is never skipped.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+const SERVICE: &str = "tests/ebpf/chain_service.py";
+const PYTHON: &str = "build/venv/bin/python";
+
+/// Lines of a child's pipe, read on a thread so that waits can time out.
+fn lines<R: Read + Send + 'static>(r: R) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The cgroup v2 mount (hybrid machines have it at /sys/fs/cgroup/unified).
+fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map(|f| PathBuf::from(f[1]));
+    root.unwrap_or_else(|| {
+        panic!("no cgroup v2 mount in /proc/self/mounts: the add-on attaches sockops to a cgroup v2")
+    })
+}
+
+fn preconditions() {
+    assert_eq!(
+        uid(),
+        Some(0),
+        "the eBPF end-to-end test loads BPF programs and creates cgroups: run it as root"
+    );
+    assert!(
+        Path::new("/sys/kernel/btf/vmlinux").exists(),
+        "/sys/kernel/btf/vmlinux is missing: the kernel has no BTF, which the add-on needs"
+    );
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import h2"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{PYTHON} with the `h2` package is missing: run `make deps`");
+}
+
+struct Agent {
+    child: Child,
+    stderr: Receiver<String>,
+}
+
+struct Chain {
+    root: PathBuf,
+    agents: Vec<Agent>,
+    services: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl Chain {
+    /// Agents a (entry point), b, c, then services c, b, a (each in its
+    /// cgroup before it opens a socket), in `modes` (chain_service.py's first
+    /// argument) for a, b and c.
+    fn start(tag: &str, modes: [&str; 3]) -> Chain {
+        Chain::start_named(tag, modes, ["a", "b", "c"], None)
+    }
+
+    /// The same with other service names (the cgroup folders stay a, b, c),
+    /// and optionally with an Envoy sidecar in front of one service (b or c)
+    /// that routes on a context regex (see `start_envoy`).
+    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3], envoy: Option<(&str, &str)>) -> Chain {
+        preconditions();
+        let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
+        let mut chain = Chain {
+            root,
+            agents: Vec::new(),
+            services: Vec::new(),
+            ports: Vec::new(),
+        };
+        for (name, service) in ["a", "b", "c"].into_iter().zip(names) {
+            let dir = chain.root.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
+            cmd.args(["agent", "--service", service, "--cgroup"]).arg(&dir);
+            if name == "a" {
+                cmd.arg("--entrypoint");
+            }
+            let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+            let stderr = lines(child.stderr.take().unwrap());
+            let mut said = Vec::new();
+            loop {
+                match stderr.recv_timeout(Duration::from_secs(30)) {
+                    Ok(line) if line.contains(" attached to ") => break,
+                    Ok(line) => said.push(line),
+                    Err(_) => {
+                        let status = child.try_wait().ok().flatten();
+                        panic!(
+                            "copperc agent for `{name}` did not attach (exit: {status:?}); the kernel refused it:\n{}",
+                            said.join("\n")
+                        );
+                    }
+                }
+            }
+            chain.agents.push(Agent { child, stderr });
+        }
+        let mut next: Option<u16> = None;
+        for (name, mode) in [("c", modes[2]), ("b", modes[1]), ("a", modes[0])] {
+            let procs = chain.root.join(name).join("cgroup.procs");
+            let mut script = format!("echo $$ > '{}' && exec {PYTHON} -u {SERVICE} {mode}", procs.display());
+            if let Some(port) = next {
+                script.push_str(&format!(" --next 127.0.0.1:{port}"));
+            }
+            let mut child = Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = lines(child.stdout.take().unwrap());
+            chain.services.push(child);
+            let line = out
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("service `{name}` did not start"));
+            let port: u16 = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
+            chain.ports.push(port);
+            next = Some(port);
+            if let Some((_, regex)) = envoy.filter(|(front_of, _)| *front_of == name) {
+                let (child, front) = start_envoy(port, regex);
+                chain.services.push(child);
+                next = Some(front);
+            }
+        }
+        chain.ports.reverse(); // a, b, c
+        chain
+    }
+
+    /// Stops the services, then the agents with SIGTERM; returns each
+    /// agent's last line (its counters), checking that it detached cleanly.
+    fn stop(&mut self) -> Vec<String> {
+        for s in &mut self.services {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        self.services.clear();
+        let mut reports = Vec::new();
+        for a in &mut self.agents {
+            let pid = a.child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            let status = a.child.wait().unwrap();
+            let rest: Vec<String> = a.stderr.iter().collect();
+            assert!(status.success(), "agent exited with {status} after SIGTERM: {rest:?}");
+            let last = rest.last().cloned().unwrap_or_default();
+            assert!(last.contains("detached"), "agent did not report detaching: {rest:?}");
+            reports.push(last);
+        }
+        self.agents.clear();
+        // Nothing stays attached to the cgroups.
+        for name in ["a", "b", "c"] {
+            let out = Command::new("bpftool")
+                .args(["cgroup", "show"])
+                .arg(self.root.join(name))
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("sock_ops"),
+                "sockops still attached to `{name}` after SIGTERM:\n{text}"
+            );
+        }
+        reports
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        for s in &mut self.services {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for a in &mut self.agents {
+            let _ = a.child.kill();
+            let _ = a.child.wait();
+        }
+        for name in ["a", "b", "c"] {
+            let _ = std::fs::remove_dir(self.root.join(name));
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+/// An Envoy sidecar (outside every cgroup) that routes to `upstream` only
+/// requests whose `x-copper-context` matches `regex` (Envoy's safe_regex,
+/// anchored like the Envoy emitter's), and answers 403 `no match` otherwise.
+/// Returns Envoy and its listener port.
+fn start_envoy(upstream: u16, regex: &str) -> (Child, u16) {
+    let envoy = Path::new("build/venv/bin/envoy");
+    assert!(envoy.exists(), "{} is missing: run `make deps`", envoy.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"{{"static_resources": {{
+  "listeners": [{{"name": "c_inbound",
+    "address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {port}}}}},
+    "filter_chains": [{{"filters": [{{"name": "envoy.filters.network.http_connection_manager",
+      "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "c", "http_filters": [{{"name": "envoy.filters.http.router",
+          "typed_config": {{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}],
+        "route_config": {{"virtual_hosts": [{{"name": "c", "domains": ["*"], "routes": [
+          {{"match": {{"prefix": "/", "headers": [{{"name": "x-copper-context",
+              "string_match": {{"safe_regex": {{"regex": "{regex}"}}}}}}]}},
+            "route": {{"cluster": "c"}}}},
+          {{"match": {{"prefix": "/"}}, "direct_response": {{"status": 403, "body": {{"inline_string": "no match"}}}}}}]}}]}}}}}}]}}]}}],
+  "clusters": [{{"name": "c", "type": "STATIC", "connect_timeout": "2s",
+    "load_assignment": {{"cluster_name": "c", "endpoints": [{{"lb_endpoints": [{{"endpoint": {{"address":
+      {{"socket_address": {{"address": "127.0.0.1", "port_value": {upstream}}}}}}}}}]}}]}}}}]}}}}"#
+    );
+    let mut child = Command::new(envoy)
+        .args(["--log-level", "error", "--base-id"])
+        .arg(port.to_string())
+        .args(["--config-yaml", &config])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, port);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("Envoy did not listen on {port} within 30 s");
+}
+
+/// One HTTP/1.1 GET from outside every cgroup, `extra` header lines first
+/// (where the add-on puts its own); returns the body.
+fn h1_get(port: u16, extra: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // One write: a request head split over several reads carries no context.
+    let head = format!("GET / HTTP/1.1\r\n{extra}Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1."), "not an HTTP response: {resp:?}");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// One h2c GET (prior knowledge) from outside every cgroup with nghttp.
+fn h2_get_nghttp(port: u16, extra: &[&str]) -> String {
+    let mut cmd = Command::new("nghttp");
+    for h in extra {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nghttp ({e}): run `make deps` (nghttp2-client)"));
+    assert!(
+        out.status.success(),
+        "nghttp failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One h2c GET with python-h2 (no extra header).
+fn h2_get_python(port: u16) -> String {
+    let out = Command::new(PYTHON)
+        .args([SERVICE, "get-h2", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn http1_context_reaches_c_and_forged_header_is_ignored() {
+    let mut chain = Chain::start("h1", ["h1", "h1", "h1"]);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    let got = [
+        // The client forges a context; the entry point a ignores it.
+        h1_get(a, "x-copper-context: /evil\r\n"),
+        h1_get(a, ""),
+        // b is not an entry point: a request without a context carries none on.
+        h1_get(b, ""),
+    ];
+    let reports = chain.stop();
+    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
+    assert!(reports[0].contains("tx_h1_inserted=2"), "{reports:?}");
+    assert!(
+        reports[1].contains("tx_h1_inserted=2") && reports[1].contains("tx_no_context=1"),
+        "{reports:?}"
+    );
+}
+
+#[test]
+fn h2c_context_reaches_c_and_forged_header_is_ignored() {
+    let mut chain = Chain::start("h2", ["h2", "h2", "h2"]);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    let got = [
+        h2_get_nghttp(a, &["x-copper-context: /evil"]),
+        h2_get_python(a),
+        h2_get_python(b),
+    ];
+    let reports = chain.stop();
+    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
+    assert!(reports[0].contains("tx_h2_inserted=2"), "{reports:?}");
+    assert!(
+        reports[1].contains("tx_h2_inserted=2") && reports[1].contains("tx_no_context=1"),
+        "{reports:?}"
+    );
+}
+
+#[test]
+fn event_loop_service_sends_no_context_rather_than_a_wrong_one() {
+    // b is one asyncio thread serving every connection and waits a second
+    // before calling c, so two requests are in b at once.
+    let mut chain = Chain::start("async", ["h1", "h1-async", "h1"]);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    let first = std::thread::spawn(move || h1_get(a, ""));
+    std::thread::sleep(Duration::from_millis(300));
+    // Straight to b (not an entry point), claiming another context.
+    let second = h1_get(b, "x-copper-context: /x\r\n");
+    let first = first.join().unwrap();
+    // b's thread read a request on a second connection while the first was
+    // open: its sends cannot be tied to one request, so neither carries a
+    // context (the first would otherwise carry /x/b).
+    assert_eq!(first, "[]");
+    assert_eq!(second, "[]");
+    let reports = chain.stop();
+    assert!(reports[1].contains("tx_no_context=2"), "{reports:?}");
+}
+
+#[test]
+fn agent_says_why_it_cannot_start() {
+    preconditions();
+    let agent = |cgroup: &Path, wrap: &[&str]| {
+        let mut cmd = Command::new(wrap.first().copied().unwrap_or(env!("CARGO_BIN_EXE_copperc")));
+        if !wrap.is_empty() {
+            cmd.args(&wrap[1..]).arg(env!("CARGO_BIN_EXE_copperc"));
+        }
+        let out = cmd
+            .args(["agent", "--service", "a", "--cgroup"])
+            .arg(cgroup)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = agent(Path::new("/tmp"), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not a cgroup v2 folder"), "{err}");
+    // Without privileges the kernel refuses to load: exit code 3 and the fix.
+    let root = cgroup2_root();
+    let (code, err) = agent(
+        &root,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("run as root"),
+        "{err}"
+    );
+}
+
+#[test]
+fn long_contexts_use_two_byte_lengths() {
+    // /<63 chars>/<63 chars> is 128 bytes: the h2 literal's value length
+    // needs a second byte (HPACK integer, 7-bit prefix).
+    let a = format!("a{}", "x".repeat(62));
+    let b = format!("b{}", "y".repeat(62));
+    let want = format!(r#"["/{a}/{b}"]"#);
+    for mode in ["h1", "h2"] {
+        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], None);
+        let port = chain.ports[0];
+        let got = if mode == "h1" {
+            h1_get(port, "")
+        } else {
+            h2_get_python(port)
+        };
+        assert_eq!(got, want, "{mode}");
+        chain.stop();
+    }
+}
+
+#[test]
+fn envoy_sidecar_matches_the_context_header() {
+    // client -> a -> Envoy -> b -> c, Envoy being b's sidecar: it routes on
+    // the header a's add-on inserted (a regex match, as the Envoy emitter
+    // does), and b's add-on still reads the context from the request Envoy
+    // re-wrote, so c sees /a/b.
+    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], Some(("b", "/a")));
+    let a = chain.ports[0];
+    assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
+    let reports = chain.stop();
+    assert!(reports[1].contains("rx_with_context=1"), "{reports:?}");
+}
+
+#[test]
+fn envoy_sidecar_refuses_a_request_without_context() {
+    // b called without a context sends none on: Envoy in front of c answers 403.
+    let mut chain = Chain::start_named("envoy403", ["h1"; 3], ["a", "b", "c"], Some(("c", "/a/b")));
+    assert_eq!(h1_get(chain.ports[1], ""), "no match");
+    assert_eq!(h1_get(chain.ports[0], ""), r#"["/a/b"]"#);
+    chain.stop();
+}
+
+#[test]
+fn every_h2_request_of_one_write_gets_the_context() {
+    // b sends three HEADERS frames to c in one write on one connection.
+    let mut chain = Chain::start("fanout", ["h2", "h2-fanout", "h2"]);
+    let a = chain.ports[0];
+    assert_eq!(h2_get_python(a), r#"[["/a/b"],["/a/b"],["/a/b"]]"#);
+    let reports = chain.stop();
+    assert!(reports[1].contains("tx_h2_inserted=3"), "{reports:?}");
+}
+
+#[test]
+fn padded_h2_headers_frames_carry_the_context() {
+    // a pads its HEADERS frames: a's add-on inserts before the padding, b's
+    // reads the context from before the padding.
+    let mut chain = Chain::start("padded", ["h2-padded", "h2", "h2"]);
+    assert_eq!(h2_get_python(chain.ports[0]), r#"["/a/b"]"#);
+    let reports = chain.stop();
+    assert!(reports[0].contains("tx_h2_inserted=1"), "{reports:?}");
+    assert!(reports[1].contains("rx_with_context=1"), "{reports:?}");
+}
