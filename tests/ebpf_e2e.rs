@@ -468,3 +468,48 @@ fn padded_h2_headers_frames_carry_the_context() {
     assert!(reports[0].contains("tx_h2_inserted=1"), "{reports:?}");
     assert!(reports[1].contains("rx_with_context=1"), "{reports:?}");
 }
+
+/// The object that `copperc compile` writes is byte for byte the one the
+/// build produced, and the agent loads and attaches it from that file.
+#[test]
+fn compiled_object_is_the_built_one_and_loads_with_the_agent() {
+    preconditions();
+    let built: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/copper_ctx.bpf.o"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["compile", "--graph", "examples/bookinfo/graph.json", "--out"])
+        .arg(&out)
+        .arg("examples/bookinfo/policies.copper")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let written = std::fs::read(out.join("ebpf/copper_ctx.bpf.o")).unwrap();
+    assert!(
+        written == built,
+        "compile wrote {} bytes that differ from the built object ({} bytes)",
+        written.len(),
+        built.len()
+    );
+
+    let cgroup = cgroup2_root().join(format!("copperc-objtest-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--service", "productpage", "--object"])
+        .arg(out.join("ebpf/copper_ctx.bpf.o"))
+        .arg("--cgroup")
+        .arg(&cgroup)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines(child.stderr.take().unwrap());
+    let attached = lines.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    let _ = std::fs::remove_dir(&cgroup);
+    assert!(
+        attached.contains("attached to"),
+        "the agent did not attach the written object: {attached}"
+    );
+    assert_eq!(status.code(), Some(0), "the agent did not detach cleanly on SIGTERM");
+}

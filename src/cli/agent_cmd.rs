@@ -19,10 +19,25 @@ pub fn run(args: &AgentArgs) -> u8 {
             return EXIT_USAGE;
         }
     }
+    let object = match &args.object {
+        None => None,
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                eprintln!(
+                    "error[CU0901]: cannot read `{}`: {}",
+                    path.display(),
+                    super::inputs::io_reason(&e)
+                );
+                return EXIT_USAGE;
+            }
+        },
+    };
     let cfg = AgentConfig {
         service: args.service.clone(),
         cgroup: args.cgroup.clone(),
         entrypoint: args.entrypoint,
+        object,
     };
     let agent = match Agent::start(&cfg, args.verbose) {
         Ok(a) => a,

@@ -196,6 +196,10 @@ pub struct AgentArgs {
     /// request starts a fresh context.
     #[arg(long)]
     pub entrypoint: bool,
+    /// Load this object file instead of the embedded one (e.g. the `ebpf/copper_ctx.bpf.o`
+    /// that `copperc compile` writes).
+    #[arg(long, value_name = "FILE")]
+    pub object: Option<std::path::PathBuf>,
     /// Echo libbpf's messages (including verifier logs) on stderr.
     #[arg(long, short)]
     pub verbose: bool,

@@ -21,6 +21,10 @@ pub struct AgentConfig {
     pub service: String,
     pub cgroup: PathBuf,
     pub entrypoint: bool,
+    /// The object to load: `None` for the one embedded in copperc, else the
+    /// bytes of a file (such as the `ebpf/copper_ctx.bpf.o` that
+    /// `copperc compile` writes, which is the same object).
+    pub object: Option<Vec<u8>>,
 }
 
 /// Why the agent could not start. Each says what to do about it.
@@ -177,8 +181,8 @@ impl Agent {
         libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
 
         let mut open = ObjectBuilder::default()
-            .open_memory(OBJECT)
-            .map_err(|e| kernel_error("open the embedded object", &e))?;
+            .open_memory(cfg.object.as_deref().unwrap_or(OBJECT))
+            .map_err(|e| kernel_error("open the eBPF object", &e))?;
         let mut written = false;
         for mut map in open.maps_mut() {
             if !map.name().to_string_lossy().ends_with(".rodata.config") {
