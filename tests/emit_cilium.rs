@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::compile;
+
 use copperc::analysis::automaton::ServiceDfa;
 use copperc::analysis::encoding::{CONTEXT_HEADER, encode_context};
 use copperc::analysis::{self, Analysis};
@@ -32,18 +35,6 @@ use copperc::source::SourceMap;
 use serde_json::Value;
 
 // ---- running copperc and the schema validator ----
-
-fn compile(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["compile", "--color", "never", "--graph"])
-        .arg(graph)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .args(policies)
-        .output()
-        .unwrap()
-}
 
 /// Validates the files with validate.py --strict against the Cilium CRD
 /// schemas; returns how many objects were valid.

