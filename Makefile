@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps apt-deps lint fmt snap bench fuzz clean
+.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint     cargo clippy -D warnings and cargo fmt --check"
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
+	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain (root)"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
 build: apt-deps
@@ -78,6 +79,11 @@ snap:
 bench: build deps
 	$(CARGO) bench --locked --bench place
 	$(VENV)/bin/python benches/scale_table.py --copperc target/release/copperc
+
+# Overhead of the eBPF context add-on (docs/evaluation.md); needs root and
+# cgroup v2, takes about a minute.
+bench-ebpf: build deps
+	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := parse_policy parse_interface parse_graph pattern_roundtrip

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Prints the eBPF add-on overhead table of docs/evaluation.md.
+
+Starts the chain client -> a -> b -> c of tests/ebpf_e2e.rs: three unmodified
+thread-per-request services (tests/ebpf/chain_service.py, HTTP/1.1), each in
+its own cgroup v2 folder, which it joins before it opens a socket. Then, for
+ROUNDS rounds, it measures the same chain in two configurations, in
+alternating order (ABBA): without agents, and with one `copperc agent` per
+service (a is the entry point), attached for that window only and detached
+after it. Every window sends WARMUP unmeasured requests, then REQUESTS
+sequential requests from one client on loopback (a new connection each, as
+the services open one per hop) and records each request's latency at the
+client: end to end, through 3 hops. It checks every answer: c must see
+`["/a/b"]` with the agents and `[]` without.
+
+CPU per request: utime+stime (/proc/<pid>/stat) of the services and agents,
+and the services' cgroup `cpu.stat` usage_usec (microsecond resolution, the
+same processes), read before and after each measured window.
+
+Needs root, cgroup v2, BTF and `make deps`; run after `cargo build --release`.
+Stops every process and removes every cgroup it made, also on failure, and
+stops by itself after --max-seconds.
+
+Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc]
+       [--rounds 12] [--requests 500] [--warmup 100]
+"""
+import argparse
+import math
+import os
+import platform
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--copperc", default="target/release/copperc")
+parser.add_argument("--python", default=sys.executable)
+parser.add_argument("--service", default="tests/ebpf/chain_service.py")
+parser.add_argument("--rounds", type=int, default=12)
+parser.add_argument("--requests", type=int, default=500)
+parser.add_argument("--warmup", type=int, default=100)
+parser.add_argument("--max-seconds", type=int, default=170)
+args = parser.parse_args()
+
+NAMES = ["a", "b", "c"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Abort(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Abort(f"stopped by signal {signum} (time limit: --max-seconds {args.max_seconds})")
+
+
+def cgroup2_root():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return fields[1]
+    sys.exit("no cgroup v2 mount in /proc/self/mounts")
+
+
+def lines_of(pipe):
+    """A queue of the pipe's lines, read on a thread so that waits can time out."""
+    q = queue.Queue()
+
+    def pump():
+        for line in iter(pipe.readline, ""):
+            q.put(line.rstrip("\n"))
+        q.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def proc_cpu(pid):
+    """utime+stime of a process (all its threads, live and dead), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cgroup_usec(path):
+    with open(os.path.join(path, "cpu.stat")) as f:
+        for line in f:
+            key, value = line.split()
+            if key == "usage_usec":
+                return int(value)
+    return 0
+
+
+def get(port):
+    """One request to a over a new connection; returns (latency ns, body)."""
+    t0 = time.perf_counter_ns()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    chunks = []
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+    s.close()
+    t1 = time.perf_counter_ns()
+    return t1 - t0, b"".join(chunks).split(b"\r\n\r\n", 1)[-1]
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile."""
+    k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
+    return sorted_values[k]
+
+
+class Bench:
+    def __init__(self):
+        self.root = os.path.join(cgroup2_root(), f"copper-ovh-{os.getpid()}")
+        self.dirs = {n: os.path.join(self.root, n) for n in NAMES}
+        self.services = []  # Popen, c then b then a
+        self.agents = []  # (Popen, queue)
+        self.port = None
+
+    def start_services(self):
+        os.makedirs(self.root)
+        nxt = None
+        for name in ["c", "b", "a"]:
+            os.makedirs(self.dirs[name])
+            procs = os.path.join(self.dirs[name], "cgroup.procs")
+            script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' h1"
+            if nxt:
+                script += f" --next 127.0.0.1:{nxt}"
+            p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+            self.services.append(p)
+            line = lines_of(p.stdout).get(timeout=30)
+            if not line or not line.startswith("PORT "):
+                raise Abort(f"service {name} did not start: {line!r}")
+            nxt = int(line.split()[1])
+        self.port = nxt
+
+    def start_agents(self):
+        for name in NAMES:
+            cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]]
+            if name == "a":
+                cmd.append("--entrypoint")
+            p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+            q = lines_of(p.stderr)
+            self.agents.append((p, q))
+            said = []
+            while True:
+                try:
+                    line = q.get(timeout=30)
+                except queue.Empty:
+                    line = None
+                if line is None:
+                    raise Abort(f"agent {name} did not attach: {said}")
+                if " attached to " in line:
+                    break
+                said.append(line)
+
+    def stop_agents(self):
+        """SIGTERM to every agent; returns their last lines (the counters)."""
+        reports = []
+        for p, q in self.agents:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            rest = []
+            while True:
+                try:
+                    line = q.get(timeout=2)
+                except queue.Empty:
+                    break
+                if line is None:
+                    break
+                rest.append(line)
+            reports.append((p.returncode, rest[-1] if rest else ""))
+        self.agents = []
+        return reports
+
+    def cleanup(self):
+        for p, _ in self.agents:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p, _ in self.agents:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.agents = []
+        for p in self.services:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.services = []
+        for name in NAMES:
+            d = self.dirs[name]
+            if os.path.isdir(d):
+                try:
+                    with open(os.path.join(d, "cgroup.kill"), "w") as f:
+                        f.write("1")
+                except OSError:
+                    pass
+                for _ in range(50):
+                    try:
+                        os.rmdir(d)
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+        if os.path.isdir(self.root):
+            os.rmdir(self.root)
+
+    def cpu_snapshot(self):
+        services = sum(proc_cpu(p.pid) for p in self.services)
+        agents = sum(proc_cpu(p.pid) for p, _ in self.agents)
+        cg = sum(cgroup_usec(d) for d in self.dirs.values())
+        return services, agents, cg
+
+    def window(self, n, want):
+        lat = []
+        bad = 0
+        for _ in range(n):
+            ns, body = get(self.port)
+            lat.append(ns)
+            bad += body != want
+        if bad:
+            raise Abort(f"{bad} of {n} answers were not {want!r}")
+        return lat
+
+    def measure(self, with_agents):
+        want = b'["/a/b"]' if with_agents else b"[]"
+        if with_agents:
+            self.start_agents()
+        self.window(args.warmup, want)
+        before = self.cpu_snapshot()
+        lat = self.window(args.requests, want)
+        after = self.cpu_snapshot()
+        if with_agents:
+            reports = self.stop_agents()
+            for name, (code, last) in zip(NAMES, reports):
+                if code != 0 or "detached" not in last:
+                    raise Abort(f"agent {name} exited with {code}: {last}")
+            total = args.warmup + args.requests
+            for name, (_, last) in zip(NAMES[:2], reports):
+                if f"tx_h1_inserted={total} " not in last:
+                    raise Abort(f"agent {name} did not insert {total} headers: {last}")
+        n = args.requests
+        return {
+            "lat": lat,
+            "svc_cpu": (after[0] - before[0]) / n * 1e6,
+            "agent_cpu": (after[1] - before[1]) / n * 1e6,
+            "cg_cpu": (after[2] - before[2]) / n,
+        }
+
+
+def fmt3(values):
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+
+
+def main():
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(args.max_seconds)
+    if os.geteuid() != 0:
+        sys.exit("run as root: the agents load BPF programs and the script creates cgroups")
+    if not os.access(args.copperc, os.X_OK):
+        sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
+    bench = Bench()
+    results = {False: [], True: []}
+    started = time.monotonic()
+    try:
+        bench.start_services()
+        bench.window(args.warmup, b"[]")  # warm-up of the chain
+        for r in range(args.rounds):
+            order = [False, True] if r % 2 == 0 else [True, False]
+            for with_agents in order:
+                results[with_agents].append(bench.measure(with_agents))
+    finally:
+        signal.alarm(0)
+        bench.cleanup()
+    elapsed = time.monotonic() - started
+
+    print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
+          f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
+          f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, "
+          f"{elapsed:.0f} s\n")
+    header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",
+              "p50 us, all requests", "p99 us, all requests", "CPU us/request, services (/proc; min / median / max)",
+              "CPU us/request, agents (/proc)", "CPU us/request, service cgroups (cpu.stat)"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    stats = {}
+    for with_agents in (False, True):
+        rounds = results[with_agents]
+        p50s = [percentile(sorted(x["lat"]), 50) / 1e3 for x in rounds]
+        p99s = [percentile(sorted(x["lat"]), 99) / 1e3 for x in rounds]
+        pooled = sorted(v for x in rounds for v in x["lat"])
+        cpu = [x["svc_cpu"] + x["agent_cpu"] for x in rounds]
+        cg = [x["cg_cpu"] for x in rounds]
+        stats[with_agents] = {"p50": p50s, "p99": p99s, "cpu": cpu, "cg": cg}
+        row = ["with agents" if with_agents else "without agents", fmt3(p50s), fmt3(p99s),
+               f"{percentile(pooled, 50) / 1e3:.1f}", f"{percentile(pooled, 99) / 1e3:.1f}",
+               fmt3([x["svc_cpu"] for x in rounds]), fmt3([x["agent_cpu"] for x in rounds]), fmt3(cg)]
+        print("| " + " | ".join(row) + " |")
+    off, on = stats[False], stats[True]
+    print("\nper hop, (with - without) / 3; in parentheses, relative to the same figure without agents.")
+    print("quietest = minimum over rounds; median = median over rounds; "
+          "paired = min / median / max over rounds of that round's own difference:")
+    verdict = True
+    labels = (("p50 latency", "p50"), ("p99 latency", "p99"),
+              ("CPU per request, /proc (services + agents)", "cpu"),
+              ("CPU per request, cgroup cpu.stat (services)", "cg"))
+    for label, key in labels:
+        a, b = off[key], on[key]
+        quiet = (min(b) - min(a)) / 3
+        med = (statistics.median(b) - statistics.median(a)) / 3
+        paired = sorted((y - x) / 3 for x, y in zip(a, b))
+        print(f"- {label}: quietest {quiet:+.1f} us ({(min(b) - min(a)) / min(a) * 100:+.1f}%), "
+              f"median {med:+.1f} us ({(statistics.median(b) - statistics.median(a)) / statistics.median(a) * 100:+.1f}%), "
+              f"paired {paired[0]:+.1f} / {statistics.median(paired):+.1f} / {paired[-1]:+.1f} us")
+        if key == "p99":
+            for d, base in ((quiet, min(a) / 3), (med, statistics.median(a) / 3),
+                            (statistics.median(paired), statistics.median(a) / 3)):
+                verdict = verdict and d < 3 and d / base < 0.05
+    print(f"\ntarget (under 3 us and under 5% at p99 per hop, by all three estimates): "
+          f"{'met' if verdict else 'not met'}")
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Abort as e:
+        sys.exit(f"error: {e}")
