@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use super::pipeline::{PipelineArgs, run_to_placement};
-use super::{CompileArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use super::{CompileArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, PlaceMode};
 use crate::diag::render::{Format, render};
 use crate::emit::{self, EmitInput};
 
@@ -23,6 +23,7 @@ pub fn run(args: &CompileArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    add_sidecars(&mut placed, args.place);
     // Cilium's limits can depend on where a policy lands (which contexts it
     // must list). When Cilium refuses a policy at the chosen sidecar, take
     // Cilium out of that policy's support and place again; each round
@@ -72,7 +73,10 @@ pub fn run(args: &CompileArgs) -> u8 {
             default_dataplane: args.default_dataplane.clone(),
         };
         match crate::place::place(&placed.program, &placed.graph, &placed.analysis, &opts) {
-            Ok((placement, _)) => placed.placement = placement,
+            Ok((placement, _)) => {
+                placed.placement = placement;
+                add_sidecars(&mut placed, args.place);
+            }
             Err(ds) => {
                 eprint!("{}", render(Format::Human, &ds, &placed.sources, color));
                 return EXIT_FINDINGS;
@@ -110,4 +114,52 @@ pub fn run(args: &CompileArgs) -> u8 {
         );
     }
     EXIT_OK
+}
+
+/// `--place istio++|every`: adds pass-through sidecars of the default
+/// dataplane to Wire's placement (where policies are enforced does not
+/// change) on the services of the `istio++` baseline (the callee of each
+/// matched call where the default dataplane supports the policy on the way
+/// in, else the caller), or on every service; the cost is recomputed.
+fn add_sidecars(placed: &mut super::pipeline::Placed, mode: PlaceMode) {
+    let default = placed.placement.baselines.default_dataplane.clone();
+    let n = placed.graph.services.len();
+    let wanted: Vec<bool> = match mode {
+        PlaceMode::Wire => return,
+        PlaceMode::Every => vec![true; n],
+        PlaceMode::IstioPlus => {
+            let mut w = vec![false; n];
+            for e in &placed.placement.enforcement {
+                let ingress = placed.program.policies[e.policy]
+                    .support
+                    .get(&default)
+                    .is_some_and(|s| s.ingress);
+                match (ingress, e.from) {
+                    (false, Some(u)) => w[u] = true,
+                    _ => w[e.to] = true,
+                }
+            }
+            w
+        }
+    };
+    for (s, want) in wanted.into_iter().enumerate() {
+        if want && placed.placement.sidecars[s].is_none() {
+            placed.placement.sidecars[s] = Some(default.clone());
+        }
+    }
+    let dataplanes = &placed.program.interfaces.dataplanes;
+    placed.placement.cost = placed
+        .placement
+        .sidecars
+        .iter()
+        .enumerate()
+        .filter_map(|(s, d)| {
+            let d = d.as_ref()?;
+            Some(
+                placed.graph.services[s]
+                    .replicas
+                    .saturating_mul(dataplanes.get(d)?.cost),
+            )
+        })
+        .fold(0u64, u64::saturating_add);
 }
