@@ -18,6 +18,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -376,6 +377,30 @@ def machine_md():
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}, Envoy {envoy.split('/')[1] if '/' in envoy else envoy}.")
 
 
+def claims_md(expr, dp, scale):
+    out = ["| claim | paper | measured here |", "|---|---|---|"]
+    ratios = [r["ratio"] for r in expr]
+    out.append(f"| fewer policy lines than Istio | up to 6.75x | {min(ratios):.2f}x to {max(ratios):.2f}x "
+               f"(policy objects only; {min(r['ratio_all'] for r in expr):.2f}x to {max(r['ratio_all'] for r in expr):.2f}x counting every emitted line) |")
+    if dp:
+        lat = {d["app"]: med(d["runs"]["istio"], "p99_ms") / med(d["runs"]["wire"], "p99_ms") for d in dp}
+        cpu = {d["app"]: 1 - med(d["runs"]["wire"], "cpu_s") / med(d["runs"]["istio"], "cpu_s") for d in dp}
+        out.append("| lower tail latency than Istio (istio p99 / wire p99) | up to 2.6x | "
+                   + ", ".join(f"{a} {v:.2f}x" for a, v in lat.items()) + " |")
+        out.append("| less CPU than Istio (1 - wire / istio) | up to 39% | "
+                   + ", ".join(f"{a} {100 * v:.0f}%" for a, v in cpu.items()) + " |")
+    if scale:
+        rows = [l.strip("|").split("|") for l in scale.splitlines()]
+        head = [h.strip() for h in rows[0]]
+        body = [r for r in rows[2:] if len(r) == len(head)]
+        if "copper total ms" in head or "copperc total ms" in head:
+            i = head.index("copperc total ms")
+            big = max(body, key=lambda r: float(r[i]))
+            out.append(f"| placement (MaxSAT) on the largest graphs | up to 9.8 s | {float(big[i]) / 1000:.2f} s end to end "
+                       f"for {big[0].strip()} services, {big[2].strip()} policies (synthetic; solver alone {big[head.index('solve ms')].strip()} ms) |")
+    return "\n".join(out)
+
+
 def replace_section(doc, name, body):
     start, end = f"<!-- eval:{name} -->", f"<!-- /eval:{name} -->"
     block = f"{start}\n{body}\n{end}"
@@ -392,7 +417,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--work-us", type=int, default=200)
     ap.add_argument("--skip-dataplane", action="store_true")
+    ap.add_argument("--scale-sizes", default="100:10,1000:100,1000:1000,5000:500,20000:1000",
+                    help="services:policies of the placement-scale table (benches/scale_table.py); empty: skip")
     args = ap.parse_args()
+    # Stopped by a signal, still stop every process started (`finally`).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for f in (COPPERC, TESTSVC, ENVOY):
         if not f.exists():
             sys.exit(f"{f} is missing: run `make build deps`")
@@ -401,6 +431,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         expr = expressiveness(tmp)
         dp = [] if args.skip_dataplane else dataplane(tmp, args.apps.split(","), rates, args.reps, args.seconds, args.work_us)
+    scale = None
+    if args.scale_sizes:
+        r = subprocess.run([sys.executable, str(ROOT / "benches" / "scale_table.py"), "--copperc", str(COPPERC),
+                            "--sizes", args.scale_sizes, "--repeat", "3"], cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"benches/scale_table.py failed:\n{r.stdout}\n{r.stderr}")
+        scale = "\n".join(l for l in r.stdout.splitlines() if l.startswith("|"))
     prev = {}
     if (OUT / "results.json").exists():
         prev = json.loads((OUT / "results.json").read_text())
@@ -412,6 +449,9 @@ def main():
     doc = replace_section(doc, "expressiveness", expressiveness_md(expr))
     if results["dataplane"]:
         doc = replace_section(doc, "dataplane", dataplane_md(results["dataplane"]))
+    if scale:
+        doc = replace_section(doc, "scale", scale)
+    doc = replace_section(doc, "claims", claims_md(expr, results["dataplane"], scale))
     DOC.write_text(doc)
     print(expressiveness_md(expr))
     if results["dataplane"]:

@@ -116,37 +116,42 @@ pub fn run(args: &CompileArgs) -> u8 {
     EXIT_OK
 }
 
-/// `--place istio++|every`: adds pass-through sidecars of the default
-/// dataplane to Wire's placement (where policies are enforced does not
-/// change) on the services of the `istio++` baseline (the callee of each
-/// matched call where the default dataplane supports the policy on the way
-/// in, else the caller), or on every service; the cost is recomputed.
+/// `--place istio++|every`: the `istio++` baseline placement (each matched
+/// call enforced by the default dataplane at the callee where it supports
+/// the policy on the way in, else at the caller; sidecars exactly there),
+/// and for `every`, that placement plus pass-through sidecars of the default
+/// dataplane on every other service. The cost is recomputed; calls that
+/// the default dataplane cannot enforce keep Wire's choice.
 fn add_sidecars(placed: &mut super::pipeline::Placed, mode: PlaceMode) {
+    if mode == PlaceMode::Wire {
+        return;
+    }
     let default = placed.placement.baselines.default_dataplane.clone();
     let n = placed.graph.services.len();
-    let wanted: Vec<bool> = match mode {
-        PlaceMode::Wire => return,
-        PlaceMode::Every => vec![true; n],
-        PlaceMode::IstioPlus => {
-            let mut w = vec![false; n];
-            for e in &placed.placement.enforcement {
-                let ingress = placed.program.policies[e.policy]
-                    .support
-                    .get(&default)
-                    .is_some_and(|s| s.ingress);
-                match (ingress, e.from) {
-                    (false, Some(u)) => w[u] = true,
-                    _ => w[e.to] = true,
-                }
+    let mut sidecars: Vec<Option<String>> = vec![None; n];
+    for e in &mut placed.placement.enforcement {
+        let sides = placed.program.policies[e.policy].support.get(&default).copied();
+        match (sides, e.from) {
+            (Some(s), _) if s.ingress => {
+                e.at = e.to;
+                e.side = crate::place::model::Side::Ingress;
+                e.dataplane = default.clone();
             }
-            w
+            (Some(s), Some(u)) if s.egress => {
+                e.at = u;
+                e.side = crate::place::model::Side::Egress;
+                e.dataplane = default.clone();
+            }
+            _ => {}
         }
-    };
-    for (s, want) in wanted.into_iter().enumerate() {
-        if want && placed.placement.sidecars[s].is_none() {
-            placed.placement.sidecars[s] = Some(default.clone());
+        sidecars[e.at] = Some(e.dataplane.clone());
+    }
+    if mode == PlaceMode::Every {
+        for s in &mut sidecars {
+            s.get_or_insert_with(|| default.clone());
         }
     }
+    placed.placement.sidecars = sidecars;
     let dataplanes = &placed.program.interfaces.dataplanes;
     placed.placement.cost = placed
         .placement

@@ -145,9 +145,9 @@ pub struct CompileArgs {
     /// Kubernetes namespace of the application: Istio objects and Deployment patches.
     #[arg(long, value_name = "NAME", default_value = crate::emit::k8s::DEFAULT_NAMESPACE, value_parser = namespace_name)]
     pub namespace: String,
-    /// Sidecars to deploy: `wire` (the optimal placement), or that placement
-    /// plus pass-through sidecars of the default dataplane on the services of
-    /// the `istio++` baseline, or on `every` service (for comparisons).
+    /// Sidecars to deploy: `wire` (the optimal placement), the `istio++`
+    /// baseline placement, or that plus pass-through sidecars on `every`
+    /// service (for comparisons).
     #[arg(long, value_enum, default_value_t = PlaceMode::Wire)]
     pub place: PlaceMode,
     /// Image of the eBPF context add-on's DaemonSet (it runs `copperc agent`).
