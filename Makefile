@@ -15,7 +15,7 @@ help:
 	@echo "make lint     cargo clippy -D warnings and cargo fmt --check"
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
-	@echo "make eval     run the evaluation (real Envoy on loopback, about 15 min): docs/evaluation.md tables, docs/eval/*.svg"
+	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
 build:

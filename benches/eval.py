@@ -188,7 +188,8 @@ class Deployment:
                     if s in g["entrypoints"]:
                         cmd.append("--entrypoint")
                     self.spawn(f"{s}-{v}", cmd, logs)
-                    waits.append((port, f"{s}-{v}"))
+                    # One at a time: each calibrates its work alone.
+                    wait_port(port, self.procs[-1][1], f"{s}-{v}")
             for s in sorted(self.sidecars):
                 cmd = [str(ENVOY), "-c", str(out / "envoy" / f"{s}.yaml"), "--concurrency", "1",
                        "--base-id", str(ports[s]["inbound"]), "--log-level", "error"]

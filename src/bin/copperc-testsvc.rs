@@ -15,8 +15,9 @@
 //! ```
 //!
 //! With `--work-us`, each request first does a fixed amount of arithmetic,
-//! as much as took that long when the service started (calibrated once, so
-//! the work per request stays the same when the machine gets busy).
+//! as much as took that long when the service started (calibrated once,
+//! before it listens, so the work per request stays the same when the
+//! machine gets busy).
 //!
 //! With `--via-sidecar`, every call goes to that address (the sidecar's
 //! outbound listener) with `Host: <callee>`; otherwise to the callee's own
@@ -95,6 +96,8 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Before listening: a caller that waits for the port waits for this.
+    let work_rounds = calibrate(Duration::from_micros(args.work_us));
     let listener = match TcpListener::bind(("127.0.0.1", args.listen)) {
         Ok(l) => l,
         Err(e) => {
@@ -113,7 +116,7 @@ fn main() -> ExitCode {
         callees,
         via_sidecar: args.via_sidecar,
         entrypoint: args.entrypoint,
-        work_rounds: calibrate(Duration::from_micros(args.work_us)),
+        work_rounds,
     });
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
