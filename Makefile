@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf fuzz clean
+.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf eval fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -16,6 +16,7 @@ help:
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
 	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain (root)"
+	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
 build: apt-deps
@@ -84,6 +85,14 @@ bench: build deps
 # cgroup v2, takes about a minute.
 bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
+# Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
+# and placement scale; rewrites the generated sections of docs/evaluation.md
+# and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to
+# benches/eval.py (e.g. EVAL_ARGS="--apps bookinfo --reps 1").
+EVAL_ARGS ?=
+eval: build deps
+	$(VENV)/bin/python benches/eval.py $(EVAL_ARGS)
+	./target/release/copperc-plot docs/eval/results.json docs/eval
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := parse_policy parse_interface parse_graph pattern_roundtrip

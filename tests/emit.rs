@@ -109,6 +109,64 @@ fn every_app_compiles_to_valid_envoy() {
     }
 }
 
+/// `--place istio++|every`: the baseline placements (the dataplane-cost
+/// comparison of docs/evaluation.md); `every` only adds pass-through sidecars.
+#[test]
+fn place_modes_add_sidecars_and_keep_enforcement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Path::new("../shared/graphs/online-boutique.json");
+    let p = Path::new("testdata/valid/online-boutique");
+    let mut seen = Vec::new();
+    for mode in ["wire", "istio++", "every"] {
+        let out = tmp.path().join(mode);
+        let r = compile(
+            g,
+            &[p],
+            &out,
+            &[
+                "--target",
+                "envoy",
+                "--interfaces",
+                "interfaces/istio-proxy.act",
+                "--place",
+                mode,
+            ],
+        );
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{mode}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let placement: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("placement.json")).unwrap()).unwrap();
+        let services = placement["services"].as_object().unwrap();
+        let with: Vec<&String> = services
+            .iter()
+            .filter(|(_, v)| v["sidecar"].as_str().is_some())
+            .map(|(k, _)| k)
+            .collect();
+        for s in &with {
+            assert!(out.join(format!("envoy/{s}.yaml")).exists(), "{mode}: {s}");
+        }
+        if mode == "every" {
+            assert_eq!(with.len(), services.len());
+        }
+        seen.push((
+            with.len(),
+            placement["cost"].as_u64().unwrap(),
+            placement["enforcement"].clone(),
+        ));
+    }
+    assert!(
+        seen[1].0 <= seen[2].0,
+        "{:?}",
+        seen.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
+    assert!(seen[0].1 <= seen[1].1 && seen[1].1 < seen[2].1, "Wire is cheapest");
+    assert_eq!(seen[1].2, seen[2].2, "every adds sidecars only");
+}
+
 #[test]
 fn adversarial_strings_arrive_byte_exact() {
     let tmp = tempfile::tempdir().unwrap();

@@ -11,8 +11,13 @@
 //! ```text
 //! copperc-testsvc --name S --listen PORT [--version V] [--entrypoint]
 //!                 [--callee NAME=HOST:PORT[,...]] [--via-sidecar HOST:PORT]
-//!                 [--lifetime SECONDS]
+//!                 [--lifetime SECONDS] [--work-us MICROSECONDS]
 //! ```
+//!
+//! With `--work-us`, each request first does a fixed amount of arithmetic,
+//! as much as took that long when the service started (calibrated once,
+//! before it listens, so the work per request stays the same when the
+//! machine gets busy).
 //!
 //! With `--via-sidecar`, every call goes to that address (the sidecar's
 //! outbound listener) with `Host: <callee>`; otherwise to the callee's own
@@ -61,6 +66,9 @@ struct Args {
     /// Exit after this many seconds.
     #[arg(long, default_value_t = 120)]
     lifetime: u64,
+    /// Busy CPU time spent on each request before answering, in microseconds.
+    #[arg(long, default_value_t = 0)]
+    work_us: u64,
 }
 
 struct Service {
@@ -69,6 +77,8 @@ struct Service {
     callees: Vec<(String, SocketAddr)>,
     via_sidecar: Option<SocketAddr>,
     entrypoint: bool,
+    /// Rounds of `spin` per request.
+    work_rounds: u64,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +96,8 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Before listening: a caller that waits for the port waits for this.
+    let work_rounds = calibrate(Duration::from_micros(args.work_us));
     let listener = match TcpListener::bind(("127.0.0.1", args.listen)) {
         Ok(l) => l,
         Err(e) => {
@@ -104,6 +116,7 @@ fn main() -> ExitCode {
         callees,
         via_sidecar: args.via_sidecar,
         entrypoint: args.entrypoint,
+        work_rounds,
     });
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
@@ -271,7 +284,38 @@ fn serve(svc: &Service, conn: TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// One round of busy arithmetic.
+fn spin(x: u64) -> u64 {
+    let mut x = x;
+    for _ in 0..256 {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
+    }
+    x
+}
+
+/// How many rounds of `spin` take `work` on this machine now.
+fn calibrate(work: Duration) -> u64 {
+    if work.is_zero() {
+        return 0;
+    }
+    let probe = Duration::from_millis(50);
+    let start = std::time::Instant::now();
+    let (mut rounds, mut x) = (0u64, 1u64);
+    while start.elapsed() < probe {
+        x = spin(x);
+        rounds += 1;
+    }
+    std::hint::black_box(x);
+    let per_us = rounds as f64 / probe.as_micros() as f64;
+    (per_us * work.as_micros() as f64).ceil() as u64
+}
+
 fn answer(svc: &Service, head: &Head) -> Value {
+    let mut x = 1u64;
+    for _ in 0..svc.work_rounds {
+        x = spin(x);
+    }
+    std::hint::black_box(x);
     let incoming = if svc.entrypoint {
         ""
     } else {

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use super::pipeline::{PipelineArgs, run_to_placement};
-use super::{CompileArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use super::{CompileArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, PlaceMode};
 use crate::diag::render::{Format, render};
 use crate::emit::{self, EmitInput};
 
@@ -23,6 +23,7 @@ pub fn run(args: &CompileArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    add_sidecars(&mut placed, args.place);
     // Cilium's limits can depend on where a policy lands (which contexts it
     // must list). When Cilium refuses a policy at the chosen sidecar, take
     // Cilium out of that policy's support and place again; each round
@@ -72,7 +73,10 @@ pub fn run(args: &CompileArgs) -> u8 {
             default_dataplane: args.default_dataplane.clone(),
         };
         match crate::place::place(&placed.program, &placed.graph, &placed.analysis, &opts) {
-            Ok((placement, _)) => placed.placement = placement,
+            Ok((placement, _)) => {
+                placed.placement = placement;
+                add_sidecars(&mut placed, args.place);
+            }
             Err(ds) => {
                 eprint!("{}", render(Format::Human, &ds, &placed.sources, color));
                 return EXIT_FINDINGS;
@@ -110,4 +114,57 @@ pub fn run(args: &CompileArgs) -> u8 {
         );
     }
     EXIT_OK
+}
+
+/// `--place istio++|every`: the `istio++` baseline placement (each matched
+/// call enforced by the default dataplane at the callee where it supports
+/// the policy on the way in, else at the caller; sidecars exactly there),
+/// and for `every`, that placement plus pass-through sidecars of the default
+/// dataplane on every other service. The cost is recomputed; calls that
+/// the default dataplane cannot enforce keep Wire's choice.
+fn add_sidecars(placed: &mut super::pipeline::Placed, mode: PlaceMode) {
+    if mode == PlaceMode::Wire {
+        return;
+    }
+    let default = placed.placement.baselines.default_dataplane.clone();
+    let n = placed.graph.services.len();
+    let mut sidecars: Vec<Option<String>> = vec![None; n];
+    for e in &mut placed.placement.enforcement {
+        let sides = placed.program.policies[e.policy].support.get(&default).copied();
+        match (sides, e.from) {
+            (Some(s), _) if s.ingress => {
+                e.at = e.to;
+                e.side = crate::place::model::Side::Ingress;
+                e.dataplane = default.clone();
+            }
+            (Some(s), Some(u)) if s.egress => {
+                e.at = u;
+                e.side = crate::place::model::Side::Egress;
+                e.dataplane = default.clone();
+            }
+            _ => {}
+        }
+        sidecars[e.at] = Some(e.dataplane.clone());
+    }
+    if mode == PlaceMode::Every {
+        for s in &mut sidecars {
+            s.get_or_insert_with(|| default.clone());
+        }
+    }
+    placed.placement.sidecars = sidecars;
+    let dataplanes = &placed.program.interfaces.dataplanes;
+    placed.placement.cost = placed
+        .placement
+        .sidecars
+        .iter()
+        .enumerate()
+        .filter_map(|(s, d)| {
+            let d = d.as_ref()?;
+            Some(
+                placed.graph.services[s]
+                    .replicas
+                    .saturating_mul(dataplanes.get(d)?.cost),
+            )
+        })
+        .fold(0u64, u64::saturating_add);
 }

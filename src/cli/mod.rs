@@ -152,11 +152,25 @@ pub struct CompileArgs {
     /// Kubernetes namespace of the application: Istio objects and Deployment patches.
     #[arg(long, value_name = "NAME", default_value = crate::emit::k8s::DEFAULT_NAMESPACE, value_parser = namespace_name)]
     pub namespace: String,
+    /// Sidecars to deploy: `wire` (the optimal placement), the `istio++`
+    /// baseline placement, or that plus pass-through sidecars on `every`
+    /// service (for comparisons).
+    #[arg(long, value_enum, default_value_t = PlaceMode::Wire)]
+    pub place: PlaceMode,
     /// Image of the eBPF context add-on's DaemonSet (it runs `copperc agent`).
     #[arg(long, value_name = "IMAGE", default_value = crate::emit::k8s::DEFAULT_AGENT_IMAGE)]
     pub agent_image: String,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Which sidecars `copperc compile` deploys.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlaceMode {
+    Wire,
+    #[value(name = "istio++")]
+    IstioPlus,
+    Every,
 }
 
 /// A Kubernetes namespace name is a DNS label.
