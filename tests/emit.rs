@@ -314,19 +314,7 @@ mod context_agreement {
     use copperc::emit::context_regex::header_regex_from;
     use proptest::prelude::*;
 
-    const NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
-
-    fn pattern() -> impl Strategy<Value = String> {
-        let atom = prop_oneof![
-            (0usize..4).prop_map(|i| NAMES[i].to_string()),
-            Just(".".to_string()),
-            (0usize..4).prop_map(|i| format!("!{}", NAMES[i])),
-            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("!({} | {})", NAMES[i], NAMES[j])),
-            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("({} | {} .)", NAMES[i], NAMES[j])),
-        ];
-        let item = (atom, prop_oneof![Just(""), Just("*"), Just("+"), Just("?")]).prop_map(|(a, r)| format!("{a}{r}"));
-        prop::collection::vec(item, 1..5).prop_map(|v| v.join(" "))
-    }
+    use super::common::pattern_strategy as pattern;
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]

@@ -706,19 +706,7 @@ mod guard_intersection {
     use proptest::prelude::*;
     use regex_automata::meta::Regex;
 
-    const NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
-
-    fn pattern() -> impl Strategy<Value = String> {
-        let atom = prop_oneof![
-            (0usize..4).prop_map(|i| NAMES[i].to_string()),
-            Just(".".to_string()),
-            (0usize..4).prop_map(|i| format!("!{}", NAMES[i])),
-            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("!({} | {})", NAMES[i], NAMES[j])),
-            (0usize..4, 0usize..4).prop_map(|(i, j)| format!("({} | {} .)", NAMES[i], NAMES[j])),
-        ];
-        let item = (atom, prop_oneof![Just(""), Just("*"), Just("+"), Just("?")]).prop_map(|(a, r)| format!("{a}{r}"));
-        prop::collection::vec(item, 1..5).prop_map(|v| v.join(" "))
-    }
+    use super::common::pattern_strategy as pattern;
 
     fn full(re: &str) -> Regex {
         Regex::new(&format!("^(?:{re})$")).unwrap()

@@ -75,51 +75,40 @@ pub fn sidecar_plan<'a>(input: &EmitInput<'a>, rules: &[Vec<Rule>], s: ServiceId
     }
     let outside_only = g.entrypoints.contains(&s) && !g.calls.iter().any(|c| c.to == s);
     let program = input.program;
-    let mut inbound = Vec::new();
-    for (&pi, callers) in &ingress {
+    // One policy on requests into `callee` from `callers`; `trusted` is false
+    // at an entry point that only the outside calls, where the header is
+    // removed and never trusted: every request has the context `s`.
+    let enforced = |pi: usize, callee: &str, callers: &[Option<&str>], trusted: bool| {
         let p = &program.policies[pi];
-        let names: Vec<Option<&str>> = callers.iter().map(|c| c.map(|u| g.services[u].name.as_str())).collect();
-        // At an entry point that only the outside calls, the header is
-        // removed and never trusted: every request has the context `s`.
-        let context = if outside_only {
-            None
+        let context = if trusted {
+            header_regex_from(&p.pattern, callee, callers).filter(|r| !matches_everything(r))
         } else {
-            header_regex_from(&p.pattern, name, &names).filter(|r| !matches_everything(r))
+            None
         };
         let context_values = context
             .as_ref()
-            .and_then(|_| header_values_from(&p.pattern, name, &names));
-        let guard = context.as_ref().map(|_| guard_from(&p.pattern, name, &names));
-        inbound.push(Enforced {
+            .and_then(|_| header_values_from(&p.pattern, callee, callers));
+        let guard = context.as_ref().map(|_| guard_from(&p.pattern, callee, callers));
+        Enforced {
             index: pi,
             policy: &p.name,
             context,
             guard,
             context_values,
             rules: rules[pi].clone(),
-        });
+        }
+    };
+    let mut inbound = Vec::new();
+    for (&pi, callers) in &ingress {
+        let names: Vec<Option<&str>> = callers.iter().map(|c| c.map(|u| g.services[u].name.as_str())).collect();
+        inbound.push(enforced(pi, name, &names, !outside_only));
     }
     let mut outbound = BTreeMap::new();
     for (&v, policies) in &egress {
         let callee = g.services[v].name.as_str();
         let list = policies
             .iter()
-            .map(|&pi| {
-                let p = &program.policies[pi];
-                let context = header_regex_from(&p.pattern, callee, &[Some(name)]).filter(|r| !matches_everything(r));
-                let context_values = context
-                    .as_ref()
-                    .and_then(|_| header_values_from(&p.pattern, callee, &[Some(name)]));
-                let guard = context.as_ref().map(|_| guard_from(&p.pattern, callee, &[Some(name)]));
-                Enforced {
-                    index: pi,
-                    policy: &p.name,
-                    context,
-                    guard,
-                    context_values,
-                    rules: rules[pi].clone(),
-                }
-            })
+            .map(|&pi| enforced(pi, callee, &[Some(name)], true))
             .collect();
         outbound.insert(v, list);
     }

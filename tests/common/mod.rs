@@ -108,3 +108,22 @@ pub fn parse_pattern_text(text: &str) -> Option<Pattern> {
         _ => None,
     }
 }
+
+/// Service names the random patterns use (a prefix of another, a hyphen).
+pub const PATTERN_NAMES: [&str; 4] = ["a", "b", "ab", "c-1"];
+
+/// Random context patterns over `PATTERN_NAMES`: names, `.`, `!a`,
+/// `!(a | b)`, groups with alternatives, and every repetition.
+pub fn pattern_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    const N: [&str; 4] = PATTERN_NAMES;
+    let atom = prop_oneof![
+        (0usize..4).prop_map(|i| N[i].to_string()),
+        Just(".".to_string()),
+        (0usize..4).prop_map(|i| format!("!{}", N[i])),
+        (0usize..4, 0usize..4).prop_map(|(i, j)| format!("!({} | {})", N[i], N[j])),
+        (0usize..4, 0usize..4).prop_map(|(i, j)| format!("({} | {} .)", N[i], N[j])),
+    ];
+    let item = (atom, prop_oneof![Just(""), Just("*"), Just("+"), Just("?")]).prop_map(|(a, r)| format!("{a}{r}"));
+    prop::collection::vec(item, 1..5).prop_map(|v| v.join(" "))
+}
