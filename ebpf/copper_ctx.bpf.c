@@ -49,8 +49,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 _Static_assert(sizeof(struct copper_config) == 72, "the loader writes 72 bytes");
 
-/* Set by the loader (its own section, so that it starts at offset 0). */
-const volatile struct copper_config cfg SEC(".rodata.config") = {};
 
 /* Literals, not arrays: every use is unrolled into constants. */
 #define HDR_NAME "x-copper-context"
@@ -58,13 +56,29 @@ const volatile struct copper_config cfg SEC(".rodata.config") = {};
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define PREFACE_LEN 24
 
-/* The service's cgroup (index 0): the receive hooks only follow its tasks. */
+/*
+ * The services, keyed by the id of the cgroup the loader registered for each
+ * (a service's own cgroup, or a Kubernetes pod's): the receive hooks only
+ * follow tasks in these cgroups or below them.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u64);
+	__type(value, struct copper_config);
+} services SEC(".maps");
+
+/*
+ * The distinct depths of the registered cgroups in the cgroup v2 tree,
+ * deepest first, ended by 0 (the root is never registered): a task's nearest
+ * registered ancestor is found with one lookup per depth, not per cgroup.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_LEVELS);
 	__type(key, __u32);
 	__type(value, __u32);
-} cgroup_filter SEC(".maps");
+} levels SEC(".maps");
 
 struct sock_key {
 	__u32 family;
@@ -137,6 +151,7 @@ struct {
 struct pending_read {
 	__u64 buf;
 	__u64 cap;
+	__u64 service; /* key of `services` */
 	__u32 fd;
 	__u32 pad;
 };
@@ -338,12 +353,12 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
  * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
  * sends from now on, or clears it when nothing valid can be sent.
  */
-static __always_inline void start_request(__u64 tid, __u32 fd, struct scratch *s, __u32 v0, __u32 vlen,
-					  int have)
+static __always_inline void start_request(const struct copper_config *cfg, __u64 tid, __u32 fd,
+					  struct scratch *s, __u32 v0, __u32 vlen, int have)
 {
 	struct thread_val *tv = &s->tv;
 	struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
-	__u32 nl = cfg.name_len;
+	__u32 nl = cfg->name_len;
 
 	if (!tc) {
 		struct thread_conn fresh = {.last_fd = fd, .mux = 0};
@@ -359,7 +374,7 @@ static __always_inline void start_request(__u64 tid, __u32 fd, struct scratch *s
 			return;
 		}
 	}
-	if (cfg.entrypoint) {
+	if (cfg->entrypoint) {
 		/* Entry point: a context from outside is ignored. */
 		have = 1;
 		vlen = 0;
@@ -374,12 +389,34 @@ static __always_inline void start_request(__u64 tid, __u32 fd, struct scratch *s
 		bpf_probe_read_kernel(tv->val, masked(vlen, 255), &s->buf[masked(v0, SCAN - 1)]);
 	}
 	tv->val[masked(vlen, 255)] = '/';
-	bpf_probe_read_kernel(&tv->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg.name);
+	bpf_probe_read_kernel(&tv->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg->name);
 	tv->len = vlen + 1 + nl;
 	bpf_map_update_elem(&thread_ctx, &tid, tv, BPF_ANY);
 }
 
 /* ---- receive side ---- */
+
+/* The key in `services` of the current task's cgroup or its nearest registered ancestor, or 0. */
+static __always_inline __u64 current_service(void)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	__u32 i;
+
+	if (bpf_map_lookup_elem(&services, &id))
+		return id;
+#pragma unroll
+	for (i = 0; i < MAX_LEVELS; i++) {
+		__u32 k = i;
+		__u32 *lv = bpf_map_lookup_elem(&levels, &k);
+
+		if (!lv || *lv == 0)
+			return 0;
+		id = bpf_get_current_ancestor_cgroup_id(*lv);
+		if (id && bpf_map_lookup_elem(&services, &id))
+			return id;
+	}
+	return 0;
+}
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
@@ -389,7 +426,8 @@ int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG && id != NR_CLOSE)
 		return 0;
-	if (bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
+	p.service = current_service();
+	if (!p.service)
 		return 0;
 	tid = bpf_get_current_pid_tgid();
 	p.fd = (__u32)ARG1(regs);
@@ -455,7 +493,7 @@ static long hdr_cb(__u64 idx, void *c)
 }
 
 /* An HTTP/1.x request head: the context is the first `x-copper-context` line. */
-static __always_inline void rx_h1(__u64 tid, __u32 fd, struct scratch *s, __u32 n, __u32 nl)
+static __always_inline void rx_h1(const struct copper_config *cfg, __u64 tid, __u32 fd, struct scratch *s, __u32 n, __u32 nl)
 {
 	struct hdr_ctx h = {.start = nl - 1, .end = n, .pos = ~0U};
 	__u32 v0, cr;
@@ -463,7 +501,7 @@ static __always_inline void rx_h1(__u64 tid, __u32 fd, struct scratch *s, __u32 
 	count(ST_RX_H1_REQUEST);
 	bpf_loop(SCAN, hdr_cb, &h, 0);
 	if (h.pos == ~0U) {
-		start_request(tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, fd, s, 0, 0, 0);
 		return;
 	}
 	/* Skip the colon and optional white space. */
@@ -472,11 +510,11 @@ static __always_inline void rx_h1(__u64 tid, __u32 fd, struct scratch *s, __u32 
 		v0++;
 	cr = v0 < n ? find_byte(v0, n, '\r') : ~0U;
 	if (cr == ~0U || cr <= v0 || !valid_value(v0, cr - v0)) {
-		start_request(tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, fd, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(tid, fd, s, v0, cr - v0, 1);
+	start_request(cfg, tid, fd, s, v0, cr - v0, 1);
 }
 
 struct walk_ctx {
@@ -554,7 +592,7 @@ static long lit_cb(__u64 idx, void *c)
 }
 
 /* h2c frames read on a server connection: requests are HEADERS frames. */
-static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct h2_rx *st, __u64 ubuf,
+static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __u32 fd, struct scratch *s, struct h2_rx *st, __u64 ubuf,
 				  __u32 n, __u32 start)
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
@@ -581,7 +619,7 @@ static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct
 	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
 		/* Several requests, CONTINUATION, or a block cut by the read. */
 		count(ST_RX_AMBIGUOUS);
-		start_request(tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, fd, s, 0, 0, 0);
 		return;
 	}
 	block = w.h_len;
@@ -591,7 +629,7 @@ static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct
 
 		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
 		    (__u32)pad + 1 > block) {
-			start_request(tid, fd, s, 0, 0, 0);
+			start_request(cfg, tid, fd, s, 0, 0, 0);
 			return;
 		}
 		block -= pad;
@@ -599,17 +637,17 @@ static __always_inline void rx_h2(__u64 tid, __u32 fd, struct scratch *s, struct
 	tail = block < H2_TAIL ? block : H2_TAIL;
 	from = w.h_off + 9 + block - tail;
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
-		start_request(tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, fd, s, 0, 0, 0);
 		return;
 	}
 	l.end = tail;
 	bpf_loop(H2_TAIL, lit_cb, &l, 0);
 	if (!l.found || !valid_value(l.v0, l.vlen)) {
-		start_request(tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, fd, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(tid, fd, s, l.v0, l.vlen, 1);
+	start_request(cfg, tid, fd, s, l.v0, l.vlen, 1);
 }
 
 SEC("tp_btf/sys_exit")
@@ -617,6 +655,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct pending_read *pp = bpf_map_lookup_elem(&pending, &tid);
+	const struct copper_config *cfg;
 	struct pending_read p;
 	struct scratch *s;
 	struct fd_key k;
@@ -628,6 +667,10 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	p = *pp;
 	bpf_map_delete_elem(&pending, &tid);
 	if (ret <= 0 || !p.buf)
+		return 0;
+	/* Gone if the service was unregistered since sys_enter. */
+	cfg = bpf_map_lookup_elem(&services, &p.service);
+	if (!cfg)
 		return 0;
 	if ((__u64)ret < p.cap)
 		p.cap = ret;
@@ -645,14 +688,14 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 		    is_preface(s, PREFACE_LEN)) {
 			st->skip = 0;
 			st->desync = 0;
-			rx_h2(tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(cfg, tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
 			return 0;
 		}
 		if (st->skip >= total) {
 			st->skip -= total;
 			return 0;
 		}
-		rx_h2(tid, p.fd, s, st, p.buf, total, st->skip);
+		rx_h2(cfg, tid, p.fd, s, st, p.buf, total, st->skip);
 		return 0;
 	}
 	n = p.cap < SCAN ? (__u32)p.cap : SCAN;
@@ -665,7 +708,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 		bpf_map_update_elem(&h2_rx_fds, &k, &fresh, BPF_ANY);
 		st = bpf_map_lookup_elem(&h2_rx_fds, &k);
 		if (st)
-			rx_h2(tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(cfg, tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
 		return 0;
 	}
 	if (!method_len(s, n))
@@ -673,7 +716,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	nl = find_byte(0, n, '\n');
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return 0;
-	rx_h1(tid, p.fd, s, n, nl);
+	rx_h1(cfg, tid, p.fd, s, n, nl);
 	return 0;
 }
 

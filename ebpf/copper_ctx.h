@@ -26,7 +26,12 @@
 /* Tail of a HEADERS frame searched for the literal (it is the last field). */
 #define H2_TAIL 288
 
-/* Read-only configuration, set by the loader before load. 72 bytes. */
+/* Services a loaded object follows (entries of the `services` map). */
+#define MAX_SERVICES 4096
+/* Distinct cgroup depths among them (entries of the `levels` map). */
+#define MAX_LEVELS 8
+
+/* A service: the value of `services`, written by the loader. 72 bytes. */
 struct copper_config {
 	unsigned char name[NAME_BUF]; /* service name, not NUL-terminated */
 	unsigned int name_len;        /* 1..=63 */

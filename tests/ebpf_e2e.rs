@@ -138,22 +138,8 @@ impl Chain {
         }
         let mut next: Option<u16> = None;
         for (name, mode) in [("c", modes[2]), ("b", modes[1]), ("a", modes[0])] {
-            let procs = chain.root.join(name).join("cgroup.procs");
-            let mut script = format!("echo $$ > '{}' && exec {PYTHON} -u {SERVICE} {mode}", procs.display());
-            if let Some(port) = next {
-                script.push_str(&format!(" --next 127.0.0.1:{port}"));
-            }
-            let mut child = Command::new("sh")
-                .args(["-c", &script])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let out = lines(child.stdout.take().unwrap());
+            let (child, port) = spawn_service(&chain.root.join(name), mode, next);
             chain.services.push(child);
-            let line = out
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("service `{name}` did not start"));
-            let port: u16 = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
             chain.ports.push(port);
             next = Some(port);
             if let Some((_, regex)) = envoy.filter(|(front_of, _)| *front_of == name) {
@@ -218,6 +204,29 @@ impl Drop for Chain {
         }
         let _ = std::fs::remove_dir(&self.root);
     }
+}
+
+/// chain_service.py in `mode`, calling 127.0.0.1:`next`, in the cgroup
+/// `cgroup`, which it joins before it opens a socket; returns it and its port.
+fn spawn_service(cgroup: &Path, mode: &str, next: Option<u16>) -> (Child, u16) {
+    let procs = cgroup.join("cgroup.procs");
+    let mut script = format!("echo $$ > '{}' && exec {PYTHON} -u {SERVICE} {mode}", procs.display());
+    if let Some(port) = next {
+        script.push_str(&format!(" --next 127.0.0.1:{port}"));
+    }
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines(child.stdout.take().unwrap());
+    let Ok(line) = out.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("service in {} did not start", cgroup.display());
+    };
+    let port: u16 = line.strip_prefix("PORT ").unwrap().trim().parse().unwrap();
+    (child, port)
 }
 
 /// An Envoy sidecar (outside every cgroup) that routes to `upstream` only
@@ -512,4 +521,182 @@ fn compiled_object_is_the_built_one_and_loads_with_the_agent() {
         "the agent did not attach the written object: {attached}"
     );
     assert_eq!(status.code(), Some(0), "the agent did not detach cleanly on SIGTERM");
+}
+
+/// Processes and cgroups of the node-wide test, removed on drop (children
+/// first) whatever happens.
+struct Node {
+    root: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pod in ["a", "b", "c", "x"] {
+            for leaf in ["wait", "app"] {
+                let _ = std::fs::remove_dir(self.root.join(pod).join(leaf));
+            }
+            let _ = std::fs::remove_dir(self.root.join(pod));
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+/// `copperc await-agent` for `service` in `cgroup` (joined before the exec,
+/// so the agent never sees the marker outside it); returns its exit code
+/// and what it printed.
+fn await_agent(cgroup: &Path, service: &str, ready: &Path, timeout: u32) -> (Option<i32>, String) {
+    let script = format!(
+        "echo $$ > '{}' && exec env COPPER_CTX_SERVICE={service} '{}' await-agent --exit-when-attached --timeout {timeout} --ready-file '{}'",
+        cgroup.join("cgroup.procs").display(),
+        env!("CARGO_BIN_EXE_copperc"),
+        ready.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The agent's `config.json` as `copperc compile` writes it into
+/// `k8s/configmap-copper-ctx-config.yaml`, for the chain a -> b -> c with
+/// the entry point a.
+fn compiled_agent_config(dir: &Path) -> PathBuf {
+    let graph = dir.join("graph.json");
+    std::fs::write(
+        &graph,
+        r#"{"services":[{"name":"a"},{"name":"b"},{"name":"c"}],
+            "calls":[{"from":"a","to":"b"},{"from":"b","to":"c"}],"entrypoints":["a"]}"#,
+    )
+    .unwrap();
+    let policy = dir.join("p.copper");
+    std::fs::write(
+        &policy,
+        "policy c_read_only(req: RPCRequest) context \"a b c\" {\n    if req.GetMethod() != \"GET\" {\n        req.Deny(403);\n    }\n}\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["compile", "--target", "k8s", "--graph"])
+        .arg(&graph)
+        .arg("--out")
+        .arg(&out)
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let cm: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(out.join("k8s/configmap-copper-ctx-config.yaml")).unwrap())
+            .unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(&config, cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    config
+}
+
+#[test]
+fn node_wide_agent_follows_the_pods_that_wait_for_it() {
+    preconditions();
+    // One agent for the node, configured by the config.json that `copperc
+    // compile` writes into k8s/; each "pod" is a cgroup with a `wait` child
+    // (the copper-ctx-wait sidecar) and an `app` child (the application).
+    let tmp = tempfile::tempdir().unwrap();
+    let config = compiled_agent_config(tmp.path());
+    let mut node = Node {
+        root: cgroup2_root().join(format!("copper-e2e-node-{}", std::process::id())),
+        children: Vec::new(),
+    };
+    for pod in ["a", "b", "c", "x"] {
+        for leaf in ["wait", "app"] {
+            std::fs::create_dir_all(node.root.join(pod).join(leaf)).unwrap();
+        }
+    }
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--scan-interval", "50", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(agent.stderr.take().unwrap());
+    node.children.push(agent);
+    let next_line = |what: &str| -> String {
+        stderr
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the node-wide agent said nothing about {what} within 30 s"))
+    };
+    let first = next_line("starting");
+    assert!(first.contains("node-wide for 3 services"), "{first}");
+
+    // A pod waits until the agent follows it, then reports ready.
+    for pod in ["c", "b", "a"] {
+        let ready = tmp.path().join(format!("{pod}.ready"));
+        let (code, err) = await_agent(&node.root.join(pod).join("wait"), pod, &ready, 30);
+        assert_eq!(code, Some(0), "await-agent for `{pod}`: {err}");
+        assert_eq!(std::fs::read_to_string(&ready).unwrap(), format!("{pod}\n"));
+        let said = next_line(pod);
+        let pod_dir = node.root.join(pod);
+        assert!(
+            said.contains(&format!("following {} as `{pod}`", pod_dir.display())),
+            "{said}"
+        );
+        assert_eq!(said.contains("(entry point)"), pod == "a", "{said}");
+    }
+    // A service the configuration does not list is not followed, and its
+    // waiter gives up with the reason.
+    let (code, err) = await_agent(&node.root.join("x").join("wait"), "zzz", &tmp.path().join("x.ready"), 2);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no copper-ctx agent followed this pod"), "{err}");
+    let said = next_line("the unknown service");
+    assert!(said.contains("`zzz`, which the configuration does not list"), "{said}");
+
+    // The applications start in their pods' `app` cgroups, after the wait.
+    let mut next = None;
+    let mut ports = Vec::new();
+    for pod in ["c", "b", "a"] {
+        let (child, port) = spawn_service(&node.root.join(pod).join("app"), "h1", next);
+        node.children.push(child);
+        ports.push(port);
+        next = Some(port);
+    }
+    let (a, b) = (ports[2], ports[1]);
+    let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(b, "")];
+    assert_eq!(got, [r#"["/a/b"]"#, "[]"]);
+
+    // A pod that goes away is no longer followed.
+    for service in node.children.drain(1..) {
+        let mut service = service;
+        let _ = service.kill();
+        let _ = service.wait();
+    }
+    for leaf in ["wait", "app"] {
+        std::fs::remove_dir(node.root.join("c").join(leaf)).unwrap();
+    }
+    std::fs::remove_dir(node.root.join("c")).unwrap();
+    let said = next_line("the removed pod");
+    assert!(said.contains("is gone; no longer followed"), "{said}");
+
+    let pid = node.children[0].id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = node.children[0].wait().unwrap();
+    let rest: Vec<String> = stderr.iter().collect();
+    assert!(status.success(), "agent exited with {status} after SIGTERM: {rest:?}");
+    let last = rest.last().cloned().unwrap_or_default();
+    // One object for every pod: its counters add up over a, b and c.
+    assert!(
+        last.contains("2 cgroups detached") && last.contains("tx_h1_inserted=2") && last.contains("tx_no_context=1"),
+        "{rest:?}"
+    );
+    for pod in ["a", "b"] {
+        let out = Command::new("bpftool")
+            .args(["cgroup", "show"])
+            .arg(node.root.join(pod))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("sock_ops"),
+            "sockops still attached to pod `{pod}`:\n{text}"
+        );
+    }
 }

@@ -665,6 +665,37 @@ fn kustomize_builds_the_component_over_the_app() {
     };
     assert_eq!(inject("productpage-v1"), Some(json!("true")));
     assert_eq!(inject("reviews-v2"), Some(json!("false")));
+    // Every pod gets the waiting sidecar, beside its own containers, named
+    // for its service; the startup probe is a command copperc accepts.
+    for d in docs.iter().filter(|d| d["kind"] == "Deployment") {
+        let name = d["metadata"]["name"].as_str().unwrap();
+        let pod = &d["spec"]["template"]["spec"];
+        let service = name.rsplit_once('-').unwrap().0;
+        assert_eq!(pod["containers"][0]["name"], service, "{name}: the app container stays");
+        let wait = &pod["initContainers"][0];
+        assert_eq!(wait["name"], "copper-ctx-wait", "{name}");
+        assert_eq!(wait["restartPolicy"], "Always", "{name}: a native sidecar");
+        assert_eq!(
+            wait["env"],
+            json!([{"name": "COPPER_CTX_SERVICE", "value": service}]),
+            "{name}"
+        );
+        assert_eq!(pod["volumes"][0]["name"], "copper-ctx-wait", "{name}");
+        let probe: Vec<&str> = wait["startupProbe"]["exec"]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(probe[0], "copperc");
+        let ran = Command::new(env!("CARGO_BIN_EXE_copperc"))
+            .args(&probe[1..])
+            .output()
+            .unwrap();
+        assert_eq!(ran.status.code(), Some(1), "not ready yet, and no usage error: {ran:?}");
+    }
+    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    assert_eq!(ds["spec"]["template"]["spec"]["hostPID"], true);
     assert!(docs.iter().any(|d| d["kind"] == "VirtualService"));
     assert!(docs.iter().any(|d| d["kind"] == "DaemonSet"));
 }

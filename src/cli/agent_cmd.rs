@@ -1,41 +1,83 @@
-//! `copperc agent`: loads the eBPF context-propagation add-on for one
-//! service and keeps it attached until SIGTERM or SIGINT.
+//! `copperc agent`: loads the eBPF context-propagation add-on, for one
+//! service (`--service --cgroup`) or node-wide (`--config`), and keeps it
+//! attached until SIGTERM or SIGINT. `copperc await-agent`: the other end of
+//! the node-wide mode, run in each pod (see `ebpf::node`).
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{AgentArgs, EXIT_OK, EXIT_USAGE};
-use crate::ebpf::agent::{Agent, AgentConfig};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use crate::ebpf::agent::{Agent, AgentConfig, AgentError};
+use crate::ebpf::node::{self, NodeConfig, SERVICE_ENV};
 
 /// Exit code when the kernel refuses the add-on.
 pub const EXIT_KERNEL: u8 = 3;
 
-pub fn run(args: &AgentArgs) -> u8 {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+const HOOKS: &str = "sockops, sk_msg, tp_btf sys_enter/sys_exit/sched_process_exit";
+
+fn stop_flag(signals: &[i32]) -> Result<Arc<AtomicBool>, u8> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in signals {
+        if let Err(e) = signal_hook::flag::register(*signal, Arc::clone(&flag)) {
             eprintln!("error: cannot handle signal {signal}: {e}");
-            return EXIT_USAGE;
+            return Err(EXIT_USAGE);
         }
     }
-    let object = match &args.object {
-        None => None,
-        Some(path) => match std::fs::read(path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                eprintln!(
-                    "error[CU0901]: cannot read `{}`: {}",
-                    path.display(),
-                    super::inputs::io_reason(&e)
-                );
-                return EXIT_USAGE;
-            }
-        },
+    Ok(flag)
+}
+
+fn exit_code(e: &AgentError) -> u8 {
+    match e {
+        AgentError::Config(_) | AgentError::Cgroup(_) => EXIT_USAGE,
+        _ => EXIT_KERNEL,
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, u8> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!(
+            "error[CU0901]: cannot read `{}`: {}",
+            path.display(),
+            super::inputs::io_reason(&e)
+        );
+        EXIT_USAGE
+    })
+}
+
+pub fn run(args: &AgentArgs) -> u8 {
+    let stop = match stop_flag(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
+    let object = match args.object.as_deref().map(read_file).transpose() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match (&args.config, &args.service, &args.cgroup) {
+        (Some(config), _, _) => run_node(args, config, object, &stop),
+        (None, Some(service), Some(cgroup)) => run_one(args, service, cgroup, object, &stop),
+        _ => {
+            eprintln!("error: give --service and --cgroup, or --config");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn print_stats(agent: &Agent, what: &str) {
+    let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    eprintln!("copperc agent: {what} detached; {}", text.join(" "));
+}
+
+fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8>>, stop: &AtomicBool) -> u8 {
     let cfg = AgentConfig {
-        service: args.service.clone(),
-        cgroup: args.cgroup.clone(),
+        service: service.to_string(),
+        cgroup: cgroup.to_path_buf(),
         entrypoint: args.entrypoint,
         object,
     };
@@ -43,14 +85,11 @@ pub fn run(args: &AgentArgs) -> u8 {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
-            return match e {
-                crate::ebpf::agent::AgentError::Config(_) | crate::ebpf::agent::AgentError::Cgroup(_) => EXIT_USAGE,
-                _ => EXIT_KERNEL,
-            };
+            return exit_code(&e);
         }
     };
     eprintln!(
-        "copperc agent: `{}`{} attached to {} (sockops, sk_msg, tp_btf sys_enter/sys_exit/sched_process_exit); SIGTERM or SIGINT detaches",
+        "copperc agent: `{}`{} attached to {} ({HOOKS}); SIGTERM or SIGINT detaches",
         cfg.service,
         if cfg.entrypoint { " (entry point)" } else { "" },
         cfg.cgroup.display()
@@ -58,9 +97,184 @@ pub fn run(args: &AgentArgs) -> u8 {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let stats = agent.stats();
-    agent.stop();
-    let text: Vec<String> = stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    eprintln!("copperc agent: `{}` detached; {}", cfg.service, text.join(" "));
+    print_stats(&agent, &format!("`{}`", cfg.service));
+    EXIT_OK
+}
+
+/// Which waiters were already answered, and which problems already told,
+/// so that each is handled once, not on every scan.
+#[derive(Default)]
+struct NodeState {
+    signalled: BTreeSet<(i32, u64)>,
+    warned: BTreeSet<(i32, u64)>,
+}
+
+fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &AtomicBool) -> u8 {
+    let text = match read_file(config) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let cfg = match node::parse_config(&String::from_utf8_lossy(&text)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", config.display());
+            return EXIT_USAGE;
+        }
+    };
+    let root = match args
+        .cgroup_root
+        .clone()
+        .map_or_else(crate::ebpf::cgroup::hierarchy_root, Ok)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(&e);
+        }
+    };
+    let mut agent = match Agent::load(object.as_deref(), args.verbose) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(&e);
+        }
+    };
+    eprintln!(
+        "copperc agent: node-wide for {} services ({HOOKS}), cgroups under {}; waiting for pods that run `copperc await-agent`; SIGTERM or SIGINT detaches",
+        cfg.services.len(),
+        root.display()
+    );
+    let mut state = NodeState::default();
+    let interval = Duration::from_millis(args.scan_interval);
+    while !stop.load(Ordering::Relaxed) {
+        scan(&mut agent, &cfg, &root, &mut state);
+        let until = Instant::now() + interval;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20).min(interval));
+        }
+    }
+    print_stats(&agent, &format!("{} cgroups", agent.registered().count()));
+    EXIT_OK
+}
+
+/// One pass: follows the pods of new waiters, answers them, and forgets the
+/// pods whose cgroup is gone.
+fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, state: &mut NodeState) {
+    let waiters = node::find_waiters(Path::new("/proc"));
+    let live: BTreeSet<(i32, u64)> = waiters.iter().map(|w| (w.pid, w.start_time)).collect();
+    state.signalled.retain(|k| live.contains(k));
+    state.warned.retain(|k| live.contains(k));
+    for w in &waiters {
+        let key = (w.pid, w.start_time);
+        if state.signalled.contains(&key) || state.warned.contains(&key) {
+            continue;
+        }
+        let Some(&entrypoint) = cfg.services.get(&w.service) else {
+            eprintln!(
+                "copperc agent: warning: process {} waits as `{}`, which the configuration does not list; not followed",
+                w.pid, w.service
+            );
+            state.warned.insert(key);
+            continue;
+        };
+        let Some(pod) = w.pod_cgroup(root) else {
+            eprintln!(
+                "copperc agent: warning: process {} (`{}`) is in cgroup `{}`, which has no pod cgroup above it; not followed",
+                w.pid, w.service, w.cgroup
+            );
+            state.warned.insert(key);
+            continue;
+        };
+        match agent.register(&pod, &w.service, entrypoint) {
+            Ok(_) => {
+                if let Err(e) = kill(Pid::from_raw(w.pid), Signal::SIGUSR1) {
+                    // It ended in between: the next scan no longer lists it.
+                    eprintln!("copperc agent: warning: cannot signal process {}: {e}", w.pid);
+                    continue;
+                }
+                eprintln!(
+                    "copperc agent: following {} as `{}`{} (process {} signalled)",
+                    pod.display(),
+                    w.service,
+                    if entrypoint { " (entry point)" } else { "" },
+                    w.pid
+                );
+                state.signalled.insert(key);
+            }
+            Err(e) => {
+                eprintln!(
+                    "copperc agent: warning: cannot follow {} as `{}`: {e}",
+                    pod.display(),
+                    w.service
+                );
+                state.warned.insert(key);
+            }
+        }
+    }
+    let gone: Vec<(u64, PathBuf)> = agent
+        .registered()
+        .filter(|(_, p, _)| !p.exists())
+        .map(|(id, p, _)| (id, p.to_path_buf()))
+        .collect();
+    for (id, path) in gone {
+        agent.unregister(id);
+        eprintln!("copperc agent: {} is gone; no longer followed", path.display());
+    }
+}
+
+pub fn await_agent(args: &AwaitAgentArgs) -> u8 {
+    if args.probe {
+        return if args.ready_file.exists() {
+            EXIT_OK
+        } else {
+            EXIT_FINDINGS
+        };
+    }
+    let service = std::env::var(SERVICE_ENV).unwrap_or_default();
+    if !crate::syntax::pattern::is_dns_label(&service) {
+        eprintln!("error: {SERVICE_ENV} must name the pod's service (a DNS label), found `{service}`");
+        return EXIT_USAGE;
+    }
+    // Registered before anything else, so that an early signal is not lost.
+    let attached = match stop_flag(&[signal_hook::consts::SIGUSR1]) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let stop = match stop_flag(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    eprintln!("copperc await-agent: `{service}` waits for the node's copper-ctx agent");
+    let started = Instant::now();
+    let mut ready = false;
+    let mut told = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if !ready && attached.load(Ordering::Relaxed) {
+            if let Err(e) = std::fs::write(&args.ready_file, format!("{service}\n")) {
+                eprintln!("error: cannot write {}: {e}", args.ready_file.display());
+                return EXIT_USAGE;
+            }
+            ready = true;
+            eprintln!("copperc await-agent: the agent follows this pod as `{service}`");
+            if args.exit_when_attached {
+                return EXIT_OK;
+            }
+        }
+        if !ready {
+            let waited = started.elapsed();
+            if args.timeout > 0 && waited >= Duration::from_secs(args.timeout) {
+                eprintln!(
+                    "error: no copper-ctx agent followed this pod within {} s: is the DaemonSet `copper-ctx` running on this node, and does its configuration list `{service}`?",
+                    args.timeout
+                );
+                return EXIT_FINDINGS;
+            }
+            if told.elapsed() >= Duration::from_secs(10) {
+                eprintln!("copperc await-agent: still waiting ({} s)", waited.as_secs());
+                told = Instant::now();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     EXIT_OK
 }

@@ -53,12 +53,20 @@ enum Command {
     Compile(CompileArgs),
     /// Generate a synthetic Alibaba-shaped call graph and matching policies (for benchmarks and scale tests).
     Generate(GenerateArgs),
-    /// Load the eBPF add-on that carries `x-copper-context` for one service (Linux, root).
+    /// Load the eBPF add-on that carries `x-copper-context` (Linux, root).
     ///
-    /// Attaches sockops to the service's cgroup (its processes must join it before they open
+    /// For one service (`--service --cgroup`), or node-wide (`--config`, as the DaemonSet of
+    /// `k8s/` runs it) for every pod of the node that waits for it (`copperc await-agent`).
+    /// Attaches sockops to each followed cgroup (processes must be in it before they open
     /// sockets), sk_msg to the connections they open, and tp_btf hooks on read/recvfrom/recvmsg.
     /// Runs until SIGTERM or SIGINT, then detaches. See docs/ebpf.md.
     Agent(AgentArgs),
+    /// Wait until the node's eBPF agent follows this pod (the `copper-ctx-wait` sidecar of `k8s/`).
+    ///
+    /// Reads the service's name from COPPER_CTX_SERVICE, waits for the agent's signal (SIGUSR1),
+    /// then writes the ready file and keeps running (the pod's startup probe runs
+    /// `copperc await-agent --probe`), so that an agent that restarts finds the pod again.
+    AwaitAgent(AwaitAgentArgs),
     /// Print what a diagnostic code means, e.g. `copperc explain CU0302`.
     Explain {
         /// A code such as CU0302 (the `CU` may be left out).
@@ -201,15 +209,25 @@ pub struct GenerateArgs {
 #[derive(Args)]
 pub struct AgentArgs {
     /// The service's name in the call graph (a DNS label).
-    #[arg(long, value_name = "NAME")]
-    pub service: String,
+    #[arg(long, value_name = "NAME", requires = "cgroup", required_unless_present = "config")]
+    pub service: Option<String>,
     /// The service's cgroup v2 folder, e.g. /sys/fs/cgroup/unified/shop/a.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: std::path::PathBuf,
+    #[arg(long, value_name = "PATH", requires = "service")]
+    pub cgroup: Option<std::path::PathBuf>,
     /// The service is an entry point: contexts arriving from outside are ignored and each
     /// request starts a fresh context.
-    #[arg(long)]
+    #[arg(long, requires = "service")]
     pub entrypoint: bool,
+    /// Node-wide: the add-on's configuration (`config.json` of `k8s/configmap-copper-ctx-config.yaml`);
+    /// follows every pod whose `copperc await-agent` names one of its services.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "cgroup", "entrypoint"])]
+    pub config: Option<std::path::PathBuf>,
+    /// Node-wide: where the whole cgroup v2 hierarchy is mounted. Default: found in /proc/self/mountinfo.
+    #[arg(long, value_name = "PATH", requires = "config")]
+    pub cgroup_root: Option<std::path::PathBuf>,
+    /// Node-wide: how often /proc is searched for new pods, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub scan_interval: u64,
     /// Load this object file instead of the embedded one (e.g. the `ebpf/copper_ctx.bpf.o`
     /// that `copperc compile` writes).
     #[arg(long, value_name = "FILE")]
@@ -217,6 +235,22 @@ pub struct AgentArgs {
     /// Echo libbpf's messages (including verifier logs) on stderr.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+#[derive(Args)]
+pub struct AwaitAgentArgs {
+    /// The file written once the agent follows the pod (and checked by `--probe`).
+    #[arg(long, value_name = "FILE", default_value = "/run/copper-ctx/ready")]
+    pub ready_file: std::path::PathBuf,
+    /// Only check: exit 0 if the ready file exists, 1 otherwise (a startup probe).
+    #[arg(long)]
+    pub probe: bool,
+    /// Give up with exit code 1 after this many seconds without the agent (0: wait forever).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub timeout: u64,
+    /// Exit 0 once the agent follows the pod, instead of running until SIGTERM.
+    #[arg(long)]
+    pub exit_when_attached: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -255,6 +289,7 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile_cmd::run(&args),
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Agent(args) => agent_cmd::run(&args),
+        Command::AwaitAgent(args) => agent_cmd::await_agent(&args),
         Command::Explain { code } => explain(&code),
     };
     ExitCode::from(code)

@@ -1,19 +1,25 @@
-//! The loader behind `copperc agent`: opens the embedded object with
-//! libbpf-rs, writes the service's configuration into its read-only data,
-//! loads it, and attaches sockops to the service's cgroup, sk_msg to the
-//! sockhash and the two syscall tracepoints (tp_btf). Dropping the `Agent`
-//! detaches everything: the links close, and with the last reference to the
-//! sockhash its sockets leave it and sk_msg stops running on them.
+//! The loader behind `copperc agent`: loads the embedded object (or a given
+//! one) once with libbpf-rs, attaches sk_msg to the sockhash and the
+//! syscall tracepoints (tp_btf), then follows any number of cgroups, each as
+//! one service: `register` stores the service under the cgroup's id in the
+//! `services` map and attaches sockops to the cgroup. One loaded object
+//! serves every service of a node, so the per-syscall hooks run once, not
+//! once per service. Dropping the `Agent` detaches everything: the links
+//! close, and with the last reference to the sockhash its sockets leave it
+//! and sk_msg stops running on them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, Object, ObjectBuilder, PrintLevel};
 
-use super::{CONFIG_SIZE, OBJECT, STATS, config_bytes};
+use super::cgroup::cgroup_level;
+use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, config_bytes};
 
 /// What the agent is asked to do.
 #[derive(Clone, Debug)]
@@ -146,13 +152,25 @@ fn kernel_error(step: &str, err: &libbpf_rs::Error) -> AgentError {
     }
 }
 
-/// A loaded and attached add-on; dropping it detaches everything.
+/// A cgroup whose tasks the loaded object follows as one service.
+struct Registered {
+    service: String,
+    entrypoint: bool,
+    path: PathBuf,
+    level: u32,
+    // The sockops link before the folder it is attached to.
+    _link: Link,
+    _dir: File,
+}
+
+/// The loaded add-on and the cgroups registered with it; dropping it
+/// detaches everything.
 pub struct Agent {
-    // Field order is drop order: links first, then the object (programs and
-    // maps), then the cgroup folder.
+    // Field order is drop order: the cgroups' sockops links first, then the
+    // global links, then the object (programs and maps).
+    cgroups: BTreeMap<u64, Registered>,
     links: Vec<Link>,
     object: Object,
-    _cgroup: File,
 }
 
 fn check_cgroup(path: &Path) -> Result<File, AgentError> {
@@ -166,11 +184,20 @@ fn check_cgroup(path: &Path) -> Result<File, AgentError> {
 }
 
 impl Agent {
-    /// Loads the object for `cfg` and attaches it. `verbose` echoes libbpf's
-    /// messages on stderr.
+    /// Loads the object for one service in `cfg.cgroup` and attaches it.
+    /// `verbose` echoes libbpf's messages on stderr.
     pub fn start(cfg: &AgentConfig, verbose: bool) -> Result<Agent, AgentError> {
-        let config = config_bytes(&cfg.service, cfg.entrypoint).map_err(AgentError::Config)?;
-        let cgroup = check_cgroup(&cfg.cgroup)?;
+        config_bytes(&cfg.service, cfg.entrypoint).map_err(AgentError::Config)?;
+        check_cgroup(&cfg.cgroup)?;
+        let mut agent = Agent::load(cfg.object.as_deref(), verbose)?;
+        agent.register(&cfg.cgroup, &cfg.service, cfg.entrypoint)?;
+        Ok(agent)
+    }
+
+    /// Loads the object (`None`: the embedded one) with no cgroup
+    /// registered yet, and attaches what is not tied to a cgroup: sk_msg to
+    /// the sockhash and the tp_btf programs.
+    pub fn load(object: Option<&[u8]>, verbose: bool) -> Result<Agent, AgentError> {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(AgentError::NoBtf(
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
@@ -180,49 +207,32 @@ impl Agent {
         take_log();
         libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
 
-        let mut open = ObjectBuilder::default()
-            .open_memory(cfg.object.as_deref().unwrap_or(OBJECT))
+        let open = ObjectBuilder::default()
+            .open_memory(object.unwrap_or(OBJECT))
             .map_err(|e| kernel_error("open the eBPF object", &e))?;
-        let mut written = false;
-        for mut map in open.maps_mut() {
-            if !map.name().to_string_lossy().ends_with(".rodata.config") {
-                continue;
-            }
-            if let Some(data) = map.initial_value_mut().filter(|d| d.len() == CONFIG_SIZE) {
-                data.copy_from_slice(&config);
-                written = true;
-            }
-        }
-        if !written {
-            return Err(AgentError::Config(format!(
-                "the embedded object has no {CONFIG_SIZE}-byte `.rodata.config` section: copperc was built from mismatched sources"
-            )));
-        }
         let object = open.load().map_err(|e| kernel_error("load the eBPF programs", &e))?;
         let mut agent = Agent {
+            cgroups: BTreeMap::new(),
             links: Vec::new(),
             object,
-            _cgroup: cgroup,
         };
+        for name in ["services", "levels", "socks", "stats"] {
+            agent.map(name)?;
+        }
         agent.attach()?;
         take_log();
         Ok(agent)
     }
 
     fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>, AgentError> {
-        self.object
-            .maps()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| AgentError::Config(format!("the embedded object has no map `{name}`")))
+        self.object.maps().find(|m| m.name() == name).ok_or_else(|| {
+            AgentError::Config(format!(
+                "the eBPF object has no map `{name}`: it does not match this copperc"
+            ))
+        })
     }
 
     fn attach(&mut self) -> Result<(), AgentError> {
-        let cgroup_fd = self._cgroup.as_raw_fd();
-        let filter = self.map("cgroup_filter")?;
-        let fd_bytes = u32::try_from(cgroup_fd).unwrap_or(0).to_ne_bytes();
-        filter
-            .update(&0u32.to_ne_bytes(), &fd_bytes, MapFlags::ANY)
-            .map_err(|e| kernel_error("store the cgroup in map `cgroup_filter`", &e))?;
         let socks_fd = self.map("socks")?.as_fd().as_raw_fd();
         let mut links = Vec::new();
         // sk_msg first: sockets that sockops adds must find it attached.
@@ -235,30 +245,146 @@ impl Agent {
                 "copper_sockops" | "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => {}
                 other => {
                     return Err(AgentError::Config(format!(
-                        "the embedded object has an unexpected program `{other}`"
+                        "the eBPF object has an unexpected program `{other}`: it does not match this copperc"
                     )));
                 }
             }
         }
         for prog in self.object.progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();
-            match name.as_str() {
-                "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => links.push(
+            if matches!(
+                name.as_str(),
+                "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit"
+            ) {
+                links.push(
                     prog.attach()
                         .map_err(|e| kernel_error(&format!("attach `{name}` (tp_btf)"), &e))?,
-                ),
-                _ => {}
-            }
-        }
-        for prog in self.object.progs_mut() {
-            if prog.name() == "copper_sockops" {
-                links.push(
-                    prog.attach_cgroup(cgroup_fd)
-                        .map_err(|e| kernel_error("attach sockops to the cgroup", &e))?,
                 );
             }
         }
         self.links = links;
+        Ok(())
+    }
+
+    /// Follows the tasks of the cgroup v2 folder `cgroup` and of its
+    /// descendants as `service`: stores the service under the cgroup's id
+    /// and attaches sockops to the cgroup. Registering the same cgroup
+    /// again with the same service is a no-op; with another, an error.
+    /// Returns the cgroup's id.
+    pub fn register(&mut self, cgroup: &Path, service: &str, entrypoint: bool) -> Result<u64, AgentError> {
+        let config = config_bytes(service, entrypoint).map_err(AgentError::Config)?;
+        let dir = check_cgroup(cgroup)?;
+        let meta = dir
+            .metadata()
+            .map_err(|e| AgentError::Cgroup(format!("cannot read {}: {e}", cgroup.display())))?;
+        // The id of a cgroup v2 folder is its inode number.
+        let id = meta.ino();
+        if let Some(r) = self.cgroups.get(&id) {
+            if r.service == service && r.entrypoint == entrypoint {
+                return Ok(id);
+            }
+            return Err(AgentError::Config(format!(
+                "cgroup {} is already registered as `{}`{}",
+                cgroup.display(),
+                r.service,
+                if r.entrypoint { " (entry point)" } else { "" }
+            )));
+        }
+        if self.cgroups.len() >= MAX_SERVICES {
+            return Err(AgentError::Config(format!(
+                "cannot follow more than {MAX_SERVICES} cgroups with one agent"
+            )));
+        }
+        let level = cgroup_level(cgroup)?;
+        self.map("services")?
+            .update(&id.to_ne_bytes(), &config, MapFlags::ANY)
+            .map_err(|e| kernel_error("store the service in map `services`", &e))?;
+        let mut levels: BTreeSet<u32> = self.cgroups.values().map(|r| r.level).collect();
+        levels.insert(level);
+        if levels.len() > MAX_LEVELS {
+            self.forget(id);
+            return Err(AgentError::Config(format!(
+                "the registered cgroups lie at more than {MAX_LEVELS} different depths of the cgroup tree"
+            )));
+        }
+        if let Err(e) = self.write_levels(&levels) {
+            self.forget(id);
+            return Err(e);
+        }
+        let mut link = None;
+        for prog in self.object.progs_mut() {
+            if prog.name() == "copper_sockops" {
+                link = Some(prog.attach_cgroup(dir.as_raw_fd()));
+            }
+        }
+        let link = match link {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                let err = kernel_error(&format!("attach sockops to cgroup {}", cgroup.display()), &e);
+                self.forget(id);
+                return Err(err);
+            }
+            None => {
+                self.forget(id);
+                return Err(AgentError::Config(
+                    "the eBPF object has no program `copper_sockops`".into(),
+                ));
+            }
+        };
+        self.cgroups.insert(
+            id,
+            Registered {
+                service: service.to_string(),
+                entrypoint,
+                path: cgroup.to_path_buf(),
+                level,
+                _link: link,
+                _dir: dir,
+            },
+        );
+        take_log();
+        Ok(id)
+    }
+
+    /// Stops following the cgroup `id` (detaches its sockops).
+    pub fn unregister(&mut self, id: u64) {
+        if self.cgroups.remove(&id).is_some() {
+            self.forget(id);
+        }
+    }
+
+    /// The registered cgroups: (id, folder, service).
+    pub fn registered(&self) -> impl Iterator<Item = (u64, &Path, &str)> {
+        self.cgroups
+            .iter()
+            .map(|(id, r)| (*id, r.path.as_path(), r.service.as_str()))
+    }
+
+    /// Removes `id` from the maps (not from `cgroups`).
+    fn forget(&mut self, id: u64) {
+        if let Ok(m) = self.map("services") {
+            // Absent already: nothing to undo.
+            let _ = m.delete(&id.to_ne_bytes());
+        }
+        let levels: BTreeSet<u32> = self
+            .cgroups
+            .iter()
+            .filter(|(k, _)| **k != id)
+            .map(|(_, r)| r.level)
+            .collect();
+        // Stale depths only cost lookups, never a wrong match.
+        let _ = self.write_levels(&levels);
+    }
+
+    fn write_levels(&self, levels: &BTreeSet<u32>) -> Result<(), AgentError> {
+        let map = self.map("levels")?;
+        let deepest_first: Vec<u32> = levels.iter().rev().copied().collect();
+        for slot in 0..MAX_LEVELS {
+            let value = deepest_first.get(slot).copied().unwrap_or(0);
+            let key = u32::try_from(slot).unwrap_or(0).to_ne_bytes();
+            map.update(&key, &value.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| kernel_error("store the cgroup depths in map `levels`", &e))?;
+        }
         Ok(())
     }
 

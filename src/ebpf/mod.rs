@@ -1,8 +1,12 @@
 //! The eBPF context-propagation add-on (docs/ebpf.md): the object built from
 //! `ebpf/copper_ctx.bpf.c` by `build.rs`, embedded in `copperc`, the layout
-//! of its read-only configuration, and the loader (`agent`).
+//! of a service's entry in its `services` map, the loader (`agent`), the
+//! cgroup v2 tree as the loader sees it (`cgroup`), and the node-wide mode
+//! that finds the pods of a Kubernetes node (`node`).
 
 pub mod agent;
+pub mod cgroup;
+pub mod node;
 
 /// The compiled object (BPF ELF with BTF, CO-RE relocations).
 pub const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/copper_ctx.bpf.o"));
@@ -13,9 +17,16 @@ pub const OBJECT_PATH: &str = "ebpf/copper_ctx.bpf.o";
 /// The header that carries the context (docs/semantics.md).
 pub const HEADER: &str = "x-copper-context";
 
-/// Size of `struct copper_config` (ebpf/copper_ctx.h): name[64], name_len
-/// (u32), entrypoint (u32), native byte order.
+/// Size of `struct copper_config` (ebpf/copper_ctx.h), the value of the
+/// `services` map: name[64], name_len (u32), entrypoint (u32), native byte
+/// order.
 pub const CONFIG_SIZE: usize = 72;
+
+/// Cgroups one loaded object follows (`MAX_SERVICES` in ebpf/copper_ctx.h).
+pub const MAX_SERVICES: usize = 4096;
+
+/// Distinct depths of those cgroups (`MAX_LEVELS` in ebpf/copper_ctx.h).
+pub const MAX_LEVELS: usize = 8;
 
 /// Longest header value the object sends (`VAL_MAX` in ebpf/copper_ctx.h).
 pub const VALUE_MAX: usize = 240;

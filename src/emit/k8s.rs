@@ -4,12 +4,17 @@
 //! - `patches/deployment-<service>-<version>.yaml`: a strategic-merge patch
 //!   per Deployment that labels its pod template
 //!   `sidecar.istio.io/inject: "true"` where placement chose an Istio
-//!   sidecar for the service and `"false"` everywhere else. The Deployment
+//!   sidecar for the service and `"false"` everywhere else, and adds the
+//!   `copper-ctx-wait` native sidecar, which holds the application's
+//!   containers back until the node's agent follows the pod. The Deployment
 //!   of version v of service s is assumed to be named `<s>-<v>` (the
 //!   Bookinfo convention: `reviews-v1`, `reviews-v2`), with pods labelled
 //!   `app: <s>` and `version: <v>`.
 //! - `daemonset-copper-ctx.yaml`: the eBPF context add-on, one privileged
-//!   pod per node in `kube-system` running `copperc agent`.
+//!   pod per node in `kube-system` (host PID namespace, the host's cgroup
+//!   tree) running `copperc agent --config`, which follows every pod of the
+//!   node whose `copper-ctx-wait` sidecar names a service of the
+//!   configuration. It needs no access to the Kubernetes API.
 //! - `configmap-copper-ctx-config.yaml`: what the agent needs to know about
 //!   the application: namespace, services with their pod labels, versions,
 //!   callees, and entry points.
@@ -43,6 +48,10 @@ pub const AGENT_NAME: &str = "copper-ctx";
 /// Where the agent finds its configuration and the eBPF object.
 const CONFIG_DIR: &str = "/etc/copper";
 const BPF_DIR: &str = "/etc/copper/bpf";
+/// The native sidecar that holds a pod back until the agent follows it, and
+/// where it writes its ready file.
+pub const WAIT_CONTAINER: &str = "copper-ctx-wait";
+const WAIT_DIR: &str = "/run/copper-ctx";
 /// File name of the eBPF object in its ConfigMap.
 pub const BPF_OBJECT: &str = "copper.bpf.o";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "copperc");
@@ -127,7 +136,10 @@ pub fn emit(input: &EmitInput, earlier: &[OutFile]) -> Result<Vec<OutFile>, Vec<
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {"name": name, "namespace": ns},
-                "spec": {"template": {"metadata": {"labels": {INJECT_LABEL: if istio { "true" } else { "false" }}}}},
+                "spec": {"template": {
+                    "metadata": {"labels": {INJECT_LABEL: if istio { "true" } else { "false" }}},
+                    "spec": wait_sidecar(input.cluster.agent_image, &svc.name),
+                }},
             });
             let path = format!("patches/deployment-{name}.yaml");
             files.push(OutFile::text(format!("k8s/{path}"), yaml::to_yaml(&doc)));
@@ -235,6 +247,44 @@ fn agent_config(input: &EmitInput) -> String {
     text
 }
 
+/// The pod spec fields that add the `copper-ctx-wait` native sidecar (an
+/// init container with `restartPolicy: Always`): it runs `copperc
+/// await-agent` with the service's name in `COPPER_CTX_SERVICE`, and its
+/// startup probe holds the application's containers back until the node's
+/// agent follows the pod (see `ebpf::node` of copperc). Strategic merge
+/// adds the container and the volume by name.
+fn wait_sidecar(image: &str, service: &str) -> Value {
+    let ready = format!("{WAIT_DIR}/ready");
+    json!({
+        "initContainers": [{
+            "name": WAIT_CONTAINER,
+            "image": image,
+            "command": ["copperc"],
+            "args": ["await-agent", "--ready-file", ready],
+            "env": [{"name": crate::ebpf::node::SERVICE_ENV, "value": service}],
+            "restartPolicy": "Always",
+            "startupProbe": {
+                "exec": {"command": ["copperc", "await-agent", "--probe", "--ready-file", ready]},
+                "periodSeconds": 1,
+                "failureThreshold": 300,
+            },
+            "resources": {
+                "requests": {"cpu": "1m", "memory": "4Mi"},
+                "limits": {"memory": "16Mi"},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"]},
+                "readOnlyRootFilesystem": true,
+                "runAsNonRoot": true,
+                "runAsUser": 65532,
+            },
+            "volumeMounts": [{"name": WAIT_CONTAINER, "mountPath": WAIT_DIR}],
+        }],
+        "volumes": [{"name": WAIT_CONTAINER, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+    })
+}
+
 /// `k8s/configmap-copper-ctx-bpf.yaml`: the prebuilt eBPF object, which
 /// the DaemonSet mounts when `Cluster::ebpf_object` is given.
 pub fn ebpf_configmap(object: &[u8], policies: &BTreeSet<&str>) -> OutFile {
@@ -259,14 +309,14 @@ fn daemonset_body(image: &str, with_object: bool) -> Value {
         "--config".into(),
         format!("{CONFIG_DIR}/config.json"),
     ];
+    // The host's cgroup tree, whole: pods' cgroups are found from the
+    // waiters' /proc/<pid>/cgroup (hostPID) and depths count from its root.
     let mut mounts = vec![
         json!({"name": "cgroup", "mountPath": "/sys/fs/cgroup", "readOnly": true}),
-        json!({"name": "bpffs", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"}),
         json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
     ];
     let mut volumes = vec![
         json!({"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}),
-        json!({"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}}),
         json!({"name": "config", "configMap": {"name": format!("{AGENT_NAME}-config")}}),
     ];
     if with_object {
@@ -281,6 +331,7 @@ fn daemonset_body(image: &str, with_object: bool) -> Value {
                 "metadata": {"labels": labels},
                 "spec": {
                     "hostNetwork": true,
+                    "hostPID": true,
                     "dnsPolicy": "ClusterFirstWithHostNet",
                     "priorityClassName": "system-node-critical",
                     "tolerations": [{"operator": "Exists"}],

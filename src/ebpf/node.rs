@@ -1,0 +1,196 @@
+//! The node-wide mode of the agent (`copperc agent --config FILE`), as the
+//! DaemonSet of `k8s/` runs it: one loaded object for every pod of the
+//! node. What it owns: reading the add-on's configuration (the `config.json`
+//! of the `copper-ctx-config` ConfigMap) and finding the pods that wait for
+//! the agent.
+//!
+//! A pod announces itself with a waiter: the native sidecar (an init
+//! container with `restartPolicy: Always`) that `k8s/` adds to every
+//! Deployment runs `copperc await-agent` with `COPPER_CTX_SERVICE=<service>`
+//! in its environment. The agent, which shares the host's PID and cgroup
+//! namespaces, finds such processes in `/proc`, registers the parent of the
+//! waiter's cgroup (the pod's cgroup, which holds every container of the
+//! pod) as that service, and then signals the waiter (`SIGUSR1`). The waiter
+//! only reports ready after that signal, and Kubernetes starts the
+//! application's containers only once the sidecar is ready, so every socket
+//! the application opens is followed. The waiter keeps running, so an agent
+//! that restarts finds the pod again.
+//!
+//! The agent trusts the service name a pod claims: on a node shared with
+//! untrusted workloads, an admission policy must keep them from setting
+//! `COPPER_CTX_SERVICE`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::cgroup::process_cgroup;
+
+/// The environment variable that marks a waiter and names its service.
+pub const SERVICE_ENV: &str = "COPPER_CTX_SERVICE";
+
+/// What the node-wide agent knows of the application: its services, and
+/// which of them are entry points.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Service name -> entry point.
+    pub services: BTreeMap<String, bool>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    services: Vec<RawService>,
+}
+
+#[derive(Deserialize)]
+struct RawService {
+    name: String,
+    #[serde(default)]
+    entrypoint: bool,
+}
+
+/// Reads the add-on's `config.json` (written by `copperc compile` into
+/// `k8s/configmap-copper-ctx-config.yaml`); other keys are ignored.
+pub fn parse_config(text: &str) -> Result<NodeConfig, String> {
+    let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("not an agent configuration: {e}"))?;
+    let mut services = BTreeMap::new();
+    for s in raw.services {
+        if !crate::syntax::pattern::is_dns_label(&s.name) {
+            return Err(format!("service name `{}` is not a DNS label", s.name));
+        }
+        if services.insert(s.name.clone(), s.entrypoint).is_some() {
+            return Err(format!("service `{}` is listed twice", s.name));
+        }
+    }
+    if services.is_empty() {
+        return Err("the configuration lists no services".into());
+    }
+    Ok(NodeConfig { services })
+}
+
+/// A process that waits for the agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub pid: i32,
+    /// Start time (clock ticks after boot): with the pid, names the process
+    /// even after its pid is reused.
+    pub start_time: u64,
+    /// The service it claims (`COPPER_CTX_SERVICE`).
+    pub service: String,
+    /// Its cgroup v2 path, as in `/proc/<pid>/cgroup`.
+    pub cgroup: String,
+}
+
+impl Waiter {
+    /// The pod's cgroup folder under the hierarchy root `root`: the parent
+    /// of the waiter's own cgroup. `None` when the waiter sits in the root
+    /// or directly below it, which is no pod.
+    pub fn pod_cgroup(&self, root: &Path) -> Option<PathBuf> {
+        let parent = Path::new(&self.cgroup).parent()?;
+        let inner = parent.strip_prefix("/").ok()?;
+        (inner.components().count() > 0).then(|| root.join(inner))
+    }
+}
+
+/// The value of `SERVICE_ENV` in a `/proc/<pid>/environ` text.
+pub fn service_of(environ: &[u8]) -> Option<String> {
+    let prefix = format!("{SERVICE_ENV}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name,
+/// which may hold spaces).
+fn start_time(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The waiters among the processes of `proc_root` (normally `/proc`), by
+/// pid. Processes that end while they are read are skipped.
+pub fn find_waiters(proc_root: &Path) -> Vec<Waiter> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Waiter> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let dir = e.path();
+            let service = service_of(&std::fs::read(dir.join("environ")).ok()?)?;
+            let cgroup = process_cgroup(&std::fs::read_to_string(dir.join("cgroup")).ok()?)?.to_string();
+            let start_time = start_time(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
+            Some(Waiter {
+                pid,
+                start_time,
+                service,
+                cgroup,
+            })
+        })
+        .collect();
+    out.sort_by_key(|w| w.pid);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[test]
+    fn config_from_compile() {
+        let c = parse_config(
+            r#"{"header":"x-copper-context","namespace":"shop","services":[
+                {"name":"a","entrypoint":true,"podLabels":{"app":"a"}},{"name":"b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.services.get("a"), Some(&true));
+        assert_eq!(c.services.get("b"), Some(&false));
+        assert!(parse_config(r#"{"services":[{"name":"B_ad"}]}"#).is_err());
+        assert!(parse_config(r#"{"services":[{"name":"a"},{"name":"a"}]}"#).is_err());
+        assert!(parse_config(r#"{"services":[]}"#).is_err());
+        assert!(parse_config("[]").is_err());
+    }
+
+    #[test]
+    fn environ_and_stat() {
+        assert_eq!(
+            service_of(b"PATH=/bin\0COPPER_CTX_SERVICE=reviews\0HOME=/\0"),
+            Some("reviews".into())
+        );
+        assert_eq!(service_of(b"XCOPPER_CTX_SERVICE=a\0"), None);
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(start_time(stat), Some(98765));
+    }
+
+    #[test]
+    fn pod_is_the_parent() {
+        let w = Waiter {
+            pid: 1,
+            start_time: 1,
+            service: "a".into(),
+            cgroup: "/kubepods.slice/kubepods-pod1.slice/cri-containerd-2.scope".into(),
+        };
+        assert_eq!(
+            w.pod_cgroup(Path::new("/sys/fs/cgroup")),
+            Some(PathBuf::from("/sys/fs/cgroup/kubepods.slice/kubepods-pod1.slice"))
+        );
+        let top = Waiter {
+            cgroup: "/init.scope".into(),
+            ..w.clone()
+        };
+        assert_eq!(top.pod_cgroup(Path::new("/sys/fs/cgroup")), None);
+        assert_eq!(
+            Waiter {
+                cgroup: "/".into(),
+                ..w
+            }
+            .pod_cgroup(Path::new("/x")),
+            None
+        );
+    }
+}
