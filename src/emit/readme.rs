@@ -88,11 +88,11 @@ fn kubernetes_row(p: &str) -> &'static str {
         ),
         (
             "k8s/patches/deployment-",
-            "strategic-merge patch of Deployment `<service>-<version>`: pod label `sidecar.istio.io/inject` (`\"true\"` where an Istio sidecar was placed)",
+            "strategic-merge patch of Deployment `<service>-<version>`: pod label `sidecar.istio.io/inject` (`\"true\"` where an Istio sidecar was placed), and the `copper-ctx-wait` native sidecar that holds the pod's containers back until the node's add-on follows the pod",
         ),
         (
             "k8s/daemonset-copper-ctx.yaml",
-            "eBPF context add-on (`copperc agent`, kube-system): one privileged pod per node, host network, cgroup and BPF file systems",
+            "eBPF context add-on (`copperc agent --config`, kube-system): one privileged pod per node, host network and PID namespace, the host's cgroup tree; follows every pod whose `copper-ctx-wait` sidecar names a service",
         ),
         (
             "k8s/configmap-copper-ctx-config.yaml",
