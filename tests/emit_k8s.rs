@@ -2,7 +2,8 @@
 //! validates against the official schemas in ../shared/schemas
 //! (`validate.py --strict`; the Deployment patches against the Deployment
 //! schema with every nested `required` dropped, as a patch sets only some
-//! fields); the free-form Envoy configuration inside EnvoyFilters, and every
+//! fields); the free-form Envoy configuration inside EnvoyFilters (HTTP
+//! filters, routes, connection-manager merges), and every
 //! regex of the VirtualServices, pass the real Envoy's `--mode validate`
 //! under Istio's RE2 program-size limit; the kustomizations list every
 //! file; the Bookinfo istio/ and k8s/ trees are snapshot-tested; the
@@ -252,8 +253,10 @@ fn regexes(v: &Value, out: &mut Vec<String>) {
 
 /// The Envoy configuration that Istio objects carry, checked by the real
 /// Envoy: each EnvoyFilter's HTTP filters and routes in a listener of
-/// their own (with a cluster for every cluster they name), and every regex
-/// of every object (VirtualService matches, routes) in a header matcher.
+/// their own (with a cluster for every cluster they name), its MERGE
+/// patches merged into that listener's connection manager as Istio merges
+/// them, and every regex of every object (VirtualService matches, routes)
+/// in a header matcher.
 fn envoy_check(istio: &[PathBuf], tmp: &Path) {
     let mut listeners = Vec::new();
     let mut clusters = BTreeSet::new();
@@ -266,10 +269,27 @@ fn envoy_check(istio: &[PathBuf], tmp: &Path) {
         }
         let mut filters: Vec<Value> = Vec::new();
         let mut routes = Vec::new();
+        let mut merges = Vec::new();
         for p in doc["spec"]["configPatches"].as_array().unwrap() {
-            assert_eq!(p["patch"]["operation"], "INSERT_FIRST", "{}", f.display());
+            let apply_to = p["applyTo"].as_str().unwrap();
+            let operation = if apply_to == "NETWORK_FILTER" {
+                "MERGE"
+            } else {
+                "INSERT_FIRST"
+            };
+            assert_eq!(p["patch"]["operation"], operation, "{}: {apply_to}", f.display());
             let value = p["patch"]["value"].clone();
-            match p["applyTo"].as_str().unwrap() {
+            match apply_to {
+                "NETWORK_FILTER" => {
+                    assert_eq!(
+                        p["match"]["listener"]["filterChain"]["filter"]["name"],
+                        HCM,
+                        "{}: only the HTTP connection manager is merged into",
+                        f.display()
+                    );
+                    assert_eq!(value["typed_config"]["@type"], HCM_TYPE, "{}", f.display());
+                    merges.push(value["typed_config"].clone());
+                }
                 "HTTP_FILTER" => {
                     if !filters.iter().any(|x| x["name"] == value["name"]) {
                         filters.push(value);
@@ -286,7 +306,11 @@ fn envoy_check(istio: &[PathBuf], tmp: &Path) {
         }
         filters.push(json!({"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}));
-        listeners.push(listener(&format!("ef{}", listeners.len()), filters, routes));
+        let mut l = listener(&format!("ef{}", listeners.len()), filters, routes);
+        for m in merges {
+            common::istio_merge(&mut l["filter_chains"][0]["filters"][0]["typed_config"], &m);
+        }
+        listeners.push(l);
     }
     let probe: Vec<Value> = all_regexes
         .iter()
@@ -334,6 +358,10 @@ fn envoy_check(istio: &[PathBuf], tmp: &Path) {
     );
 }
 
+const HCM: &str = "envoy.filters.network.http_connection_manager";
+const HCM_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
 fn listener(name: &str, filters: Vec<Value>, mut routes: Vec<Value>) -> Value {
     routes.push(json!({"name": "default", "match": {"prefix": "/"}, "direct_response": {"status": 404}}));
     json!({
@@ -342,7 +370,7 @@ fn listener(name: &str, filters: Vec<Value>, mut routes: Vec<Value>) -> Value {
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "@type": HCM_TYPE,
                 "stat_prefix": name,
                 "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}]},
                 "http_filters": filters,
@@ -530,6 +558,97 @@ fn authorization_policy_only_where_it_fits() {
     let route = &ef["spec"]["configPatches"][0]["patch"]["value"];
     assert_eq!(route["direct_response"]["status"], 404);
     assert!(!out.join("istio/authorizationpolicy-details.yaml").exists());
+}
+
+/// The connection-manager MERGE patch of an EnvoyFilter that removes the
+/// context header on arrival, if it has one.
+fn strip_patches(ef: &Value) -> Vec<&Value> {
+    ef["spec"]["configPatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["applyTo"] == "NETWORK_FILTER"
+                && p["patch"]["value"]["typed_config"]["early_header_mutation_extensions"]
+                    .as_array()
+                    .is_some_and(|l| {
+                        l.iter()
+                            .any(|e| e["typed_config"]["mutations"] == json!([{"remove": "x-copper-context"}]))
+                    })
+        })
+        .collect()
+}
+
+/// Entry points that only the outside calls drop the context header on
+/// arrival, in their sidecar's inbound connection managers; other services
+/// and entry points that the mesh calls too keep it.
+#[test]
+fn entry_points_drop_the_context_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Bookinfo: productpage is the entry point and has routes of its own.
+    let out = tmp.path().join("bookinfo");
+    compile_ok(
+        Path::new("examples/bookinfo/graph.json"),
+        &[Path::new("examples/bookinfo/policies.copper")],
+        &out,
+        &["--interfaces", ISTIO_ONLY],
+    );
+    check_output(&out, tmp.path());
+    let ef = yaml(&out.join("istio/envoyfilter-productpage.yaml"));
+    let strip = strip_patches(&ef);
+    assert_eq!(strip.len(), 1, "{ef}");
+    let p = strip[0];
+    assert_eq!(p["match"]["context"], "SIDECAR_INBOUND");
+    assert_eq!(p["patch"]["operation"], "MERGE");
+    assert_eq!(
+        ef["spec"]["configPatches"][0], *p,
+        "the strip comes before the other patches"
+    );
+    assert_eq!(ef["spec"]["workloadSelector"]["labels"]["app"], "productpage");
+    for f in files_under(&out.join("istio")) {
+        let doc = yaml(&f);
+        if doc["kind"] == "EnvoyFilter" && doc["metadata"]["name"] != "productpage" {
+            assert!(strip_patches(&doc).is_empty(), "{}", f.display());
+        }
+    }
+
+    // An entry point whose sidecar enforces nothing that needs routes gets
+    // an EnvoyFilter for the strip alone; one that the mesh calls too
+    // (`loop`) keeps the header.
+    let graph = tmp.path().join("graph.json");
+    std::fs::write(
+        &graph,
+        r#"{"services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
+            "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
+            "entrypoints": ["edge", "loop"]}"#,
+    )
+    .unwrap();
+    let pfile = tmp.path().join("p.copper");
+    std::fs::write(
+        &pfile,
+        r#"
+policy edge_admin(req: RPCRequest) context "edge" {
+    if req.GetPath() == "/admin" { req.Deny(403); }
+}
+policy loop_rate(req: RPCRequest) context "edge api loop" {
+    req.RateLimit(10);
+}
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("small");
+    compile_ok(&graph, &[&pfile], &out, &["--interfaces", ISTIO_ONLY]);
+    check_output(&out, tmp.path());
+    assert!(out.join("istio/authorizationpolicy-edge.yaml").exists());
+    let ef = yaml(&out.join("istio/envoyfilter-edge.yaml"));
+    assert_eq!(strip_patches(&ef).len(), 1);
+    assert_eq!(ef["spec"]["configPatches"].as_array().unwrap().len(), 1, "{ef}");
+    assert_eq!(ef["metadata"]["annotations"]["copperc.dev/policies"], "");
+    let ef = yaml(&out.join("istio/envoyfilter-loop.yaml"));
+    assert!(strip_patches(&ef).is_empty(), "{ef}");
+    assert_eq!(ef["metadata"]["annotations"]["copperc.dev/policies"], "loop_rate");
+    let k = std::fs::read_to_string(out.join("istio/kustomization.yaml")).unwrap();
+    assert!(k.contains("- envoyfilter-edge.yaml"), "{k}");
 }
 
 #[test]

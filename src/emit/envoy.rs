@@ -3,7 +3,13 @@
 //!
 //! - `inbound` listener (`0.0.0.0:<inbound port>`): requests into the
 //!   service; policies enforced on the callee side; default route to the
-//!   application on `127.0.0.1:<service port>`.
+//!   application on `127.0.0.1:<service port>`. At an entry point that only
+//!   the outside calls, the HTTP connection manager removes the context
+//!   header on arrival (`early_header_mutation_extensions`, see
+//!   `strip_context`), before route matching and before every HTTP filter:
+//!   a `request_headers_to_remove` of the route configuration would act
+//!   only when the router forwards, after routes had matched on a forged
+//!   value and had copied it with `%REQ(..)%`.
 //! - `outbound` listener (`127.0.0.1:<outbound port>`): the application's
 //!   requests to its callees, one virtual host per callee (matched on the
 //!   `Host`/`:authority`), policies enforced on the caller side, default
@@ -186,10 +192,7 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
         }
     }
     inbound_vhosts.push(json!({"name": name, "domains": ["*"], "routes": inbound_routes}));
-    let mut inbound_config = json!({"name": "inbound", "virtual_hosts": inbound_vhosts});
-    if outside_only {
-        inbound_config["request_headers_to_remove"] = json!([CONTEXT_HEADER]);
-    }
+    let inbound_config = json!({"name": "inbound", "virtual_hosts": inbound_vhosts});
     let outbound_config = json!({"name": "outbound", "virtual_hosts": vhosts});
     Ok(json!({
         "node": {"id": format!("{name}-sidecar"), "cluster": name},
@@ -202,16 +205,35 @@ fn bootstrap(input: &EmitInput, rules: &[Vec<Rule>], s: ServiceId) -> Result<Val
         }}]},
         "static_resources": {
             "listeners": [
-                listener("inbound", inbound_address, here.inbound, inbound_config),
-                listener("outbound", "127.0.0.1", here.outbound, outbound_config),
+                listener("inbound", inbound_address, here.inbound, inbound_config, outside_only),
+                listener("outbound", "127.0.0.1", here.outbound, outbound_config, false),
             ],
             "clusters": clusters,
         },
     }))
 }
 
-fn listener(name: &str, address: &str, port: u16, route_config: Value) -> Value {
+/// The HTTP connection manager's early header mutation that removes the
+/// context header from every request as it arrives: it runs before the
+/// route is picked and before the first HTTP filter (RBAC, Lua, rate
+/// limits), so nothing on this listener sees a forged context. (An HTTP
+/// filter such as `envoy.filters.http.header_mutation` placed first would
+/// be too late for the routes: the connection manager picks the route
+/// before it runs the filters, and that filter keeps the route cache.)
+pub fn strip_context() -> Value {
     json!({
+        "name": "envoy.http.early_header_mutation.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+            "mutations": [{"remove": CONTEXT_HEADER}],
+        },
+    })
+}
+
+/// A listener with one HTTP connection manager; `strip` removes the
+/// context header on arrival (`strip_context`).
+fn listener(name: &str, address: &str, port: u16, route_config: Value, strip: bool) -> Value {
+    let mut l = json!({
         "name": name,
         "address": {"socket_address": {"address": address, "port_value": port}},
         "filter_chains": [{"filters": [{
@@ -235,7 +257,12 @@ fn listener(name: &str, address: &str, port: u16, route_config: Value) -> Value 
                 ],
             },
         }]}],
-    })
+    });
+    if strip {
+        l["filter_chains"][0]["filters"][0]["typed_config"]["early_header_mutation_extensions"] =
+            json!([strip_context()]);
+    }
+    l
 }
 
 /// The authority that selects version `version` at the sidecar of

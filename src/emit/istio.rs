@@ -27,6 +27,19 @@
 //!   outbound virtual host of that callee.
 //! - A `Sidecar` per chosen workload, limiting its egress hosts to its
 //!   callees (and `istio-system`).
+//! - At an entry point that only the outside calls, the service's
+//!   `EnvoyFilter` also removes the context header from every request as it
+//!   arrives, so that no client can forge a context: a MERGE into each HTTP
+//!   connection manager of the inbound listener adds Envoy's early header
+//!   mutation (as `envoy` does; Istio 1.22 or later). It runs before the
+//!   route is picked and before every HTTP filter, Istio's RBAC included,
+//!   so no route, AuthorizationPolicy or `%REQ(..)%` sees a forged value,
+//!   and the application gets none. Neither a `request_headers_to_remove`
+//!   of the route configuration (applied when the router forwards) nor an
+//!   HTTP filter inserted first (the route is picked before the filters
+//!   run) would keep a forged header from the routes. An entry point that
+//!   services of the mesh call too keeps the header: the sidecar cannot
+//!   tell their requests from the outside's.
 //!
 //! Workloads are selected by the pod label `app: <service>`, versions by
 //! `version: <version>`, and a service's host is the Kubernetes Service
@@ -216,6 +229,10 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
                 }
             }
         }
+        let mut patches = with_http_filters(patches);
+        if plan.outside_only {
+            patches.insert(0, strip_context_patch());
+        }
         if !patches.is_empty() {
             objects.push(Object {
                 kind: "EnvoyFilter",
@@ -225,7 +242,7 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
                 spec: json!({
                     "workloadSelector": {"labels": {"app": name}},
                     "priority": ENVOY_FILTER_PRIORITY,
-                    "configPatches": with_http_filters(patches),
+                    "configPatches": patches,
                 }),
             });
         }
@@ -302,6 +319,28 @@ fn sidecar_spec(input: &EmitInput, name: &str, callees: &BTreeSet<ServiceId>) ->
     json!({
         "workloadSelector": {"labels": {"app": name}},
         "egress": [{"hosts": hosts}],
+    })
+}
+
+/// At an entry point that only the outside calls: merges into every HTTP
+/// connection manager of the inbound listener the early header mutation of
+/// `envoy` that removes the context header on arrival, before the route is
+/// picked and before the first HTTP filter (Istio's RBAC for
+/// AuthorizationPolicies, copperc's rate limit and Lua). Proto merge
+/// appends to the list, so other early mutations stay.
+fn strip_context_patch() -> Value {
+    json!({
+        "applyTo": "NETWORK_FILTER",
+        "match": {"context": "SIDECAR_INBOUND", "listener": {"filterChain": {"filter": {
+            "name": "envoy.filters.network.http_connection_manager",
+        }}}},
+        "patch": {"operation": "MERGE", "value": {
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "early_header_mutation_extensions": [envoy::strip_context()],
+            },
+        }},
     })
 }
 

@@ -75,7 +75,7 @@ fn kubernetes_row(p: &str) -> &'static str {
         ),
         (
             "istio/envoyfilter-",
-            "Istio EnvoyFilter of that service's sidecar (priority 10, INSERT_FIRST): routes no Istio resource expresses, local rate limits, Lua for status-dependent response headers",
+            "Istio EnvoyFilter of that service's sidecar (priority 10, INSERT_FIRST): routes no Istio resource expresses, local rate limits, Lua for status-dependent response headers; at an entry point only the outside calls, a MERGE that removes `x-copper-context` as requests arrive (Istio 1.22 or later)",
         ),
         (
             "istio/sidecar-",

@@ -12,6 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::Value;
+
 use copperc::syntax::lexer::{Tok, lex};
 use copperc::syntax::pattern::{Pattern, parse_pattern};
 
@@ -126,4 +128,19 @@ pub fn pattern_strategy() -> impl proptest::strategy::Strategy<Value = String> {
     ];
     let item = (atom, prop_oneof![Just(""), Just("*"), Just("+"), Just("?")]).prop_map(|(a, r)| format!("{a}{r}"));
     prop::collection::vec(item, 1..5).prop_map(|v| v.join(" "))
+}
+
+/// Istio's MERGE of an EnvoyFilter patch into a filter's configuration
+/// (proto merge): fields of messages merge, lists are appended to, other
+/// values are replaced.
+pub fn istio_merge(into: &mut Value, patch: &Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                istio_merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => a.extend(b.iter().cloned()),
+        (into, patch) => *into = patch.clone(),
+    }
 }
