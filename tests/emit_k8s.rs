@@ -19,7 +19,7 @@
     reason = "test code: a panic is a failure report"
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -649,6 +649,17 @@ policy loop_rate(req: RPCRequest) context "edge api loop" {
     assert_eq!(ef["metadata"]["annotations"]["copperc.dev/policies"], "loop_rate");
     let k = std::fs::read_to_string(out.join("istio/kustomization.yaml")).unwrap();
     assert!(k.contains("- envoyfilter-edge.yaml"), "{k}");
+    // The eBPF add-on starts fresh contexts at `edge` only: at `loop` it
+    // cannot tell the mesh's requests from the outside's.
+    let cm = yaml(&out.join("k8s/configmap-copper-ctx-config.yaml"));
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    let entry: BTreeMap<&str, bool> = config["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["entrypoint"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(entry, BTreeMap::from([("api", false), ("edge", true), ("loop", false)]));
 }
 
 #[test]

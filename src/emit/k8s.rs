@@ -212,8 +212,9 @@ fn object_file(kind: &str, name: &str, policies: &BTreeSet<&str>, body: Value) -
 
 /// The agent's configuration (JSON, keys sorted): for each service, the
 /// pod labels that find its pods (and so their cgroups), its versions, its
-/// callees, and whether it is an entry point (where a context header that
-/// arrives from outside is dropped).
+/// callees, and whether it is an entry point that only the outside calls
+/// (where a context header that arrives is ignored and every request starts
+/// a fresh context).
 fn agent_config(input: &EmitInput) -> String {
     let g = input.graph;
     let services: Vec<Value> = g
@@ -232,7 +233,10 @@ fn agent_config(input: &EmitInput) -> String {
                 "podLabels": {"app": svc.name},
                 "versions": svc.versions,
                 "callees": callees,
-                "entrypoint": g.entrypoints.contains(&s),
+                // The add-on cannot tell a caller of the mesh from one
+                // outside: only an entry point that no service calls
+                // starts fresh contexts (docs/ebpf.md).
+                "entrypoint": g.entrypoints.contains(&s) && !g.calls.iter().any(|c| c.to == s),
                 "sidecar": input.placement.sidecars[s],
             })
         })
