@@ -676,6 +676,30 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let said = next_line("the removed pod");
     assert!(said.contains("is gone; no longer followed"), "{said}");
 
+    // A waiter that keeps running, as the emitted native sidecar does.
+    let ready = tmp.path().join("a-sidecar.ready");
+    let script = format!(
+        "echo $$ > '{}' && exec env COPPER_CTX_SERVICE=a '{}' await-agent --ready-file '{}'",
+        node.root.join("a").join("wait").join("cgroup.procs").display(),
+        env!("CARGO_BIN_EXE_copperc"),
+        ready.display()
+    );
+    let waiter = Command::new("sh")
+        .args(["-c", &script])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    node.children.push(waiter);
+    let said = next_line("the running waiter");
+    assert!(said.contains("as `a` (entry point)"), "{said}");
+    for _ in 0..100 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready.exists(), "the waiting sidecar did not write its ready file");
+
     let pid = node.children[0].id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = node.children[0].wait().unwrap();
@@ -699,4 +723,39 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
             "sockops still attached to pod `{pod}`:\n{text}"
         );
     }
+
+    // An agent that restarts finds the pod again through its running waiter.
+    let mut again = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--scan-interval", "50", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(again.stderr.take().unwrap());
+    let mut said = Vec::new();
+    while let Ok(line) = stderr.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains("following");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    let show = Command::new("bpftool")
+        .args(["cgroup", "show"])
+        .arg(node.root.join("a"))
+        .output()
+        .unwrap();
+    let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
+    let status = again.wait().unwrap();
+    assert!(status.success(), "{said:?}");
+    let pod_a = node.root.join("a");
+    assert!(
+        said.iter()
+            .any(|l| l.contains(&format!("following {} as `a`", pod_a.display()))),
+        "the restarted agent did not find pod a: {said:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("sock_ops"),
+        "the restarted agent did not attach to pod a"
+    );
 }
