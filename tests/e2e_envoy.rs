@@ -839,3 +839,95 @@ fn istio_entry_point_drops_forged_context() {
     }
     drop(children);
 }
+
+/// An entry point that a service of the mesh calls too (`loop`, called by
+/// `api`) keeps the context header, so its sidecar knows the request from
+/// outside by the header's absence: a policy scoped to that request
+/// (`loop`) denies a request without the header, and not one that carries
+/// the context `api` sends (`/edge/api`); one scoped to both
+/// (`(loop | .* api loop)`) acts on either, and not on other values.
+#[test]
+fn called_entry_point_knows_outside_requests_by_the_missing_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let free = free_ports(3);
+    let ports = Ports {
+        app: free[0],
+        inbound: free[1],
+        outbound: free[2],
+    };
+    let graph = json!({
+        "services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
+        "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
+        "entrypoints": ["edge", "loop"],
+        "ports": {"loop": {"address": "127.0.0.1", "app": ports.app, "inbound": ports.inbound, "outbound": ports.outbound}},
+    });
+    let graph_file = tmp.path().join("graph.json");
+    std::fs::write(&graph_file, serde_json::to_string_pretty(&graph).unwrap()).unwrap();
+    let policy_file = tmp.path().join("loop.copper");
+    std::fs::write(
+        &policy_file,
+        r#"
+policy loop_admin(req: RPCRequest) context "loop" {
+    if req.GetPath() == "/admin" { req.Deny(403); }
+}
+policy loop_stamp(req: RPCRequest) context "(loop | .* api loop)" {
+    req.SetHeader("x-stamp", "loop");
+}
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args([
+            "compile",
+            "--color",
+            "never",
+            "--interfaces",
+            "interfaces/istio-proxy.act",
+            "--graph",
+        ])
+        .arg(&graph_file)
+        .arg("--out")
+        .arg(&out)
+        .arg(&policy_file)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+
+    // Only loop's application (without callees: requests are sent to its
+    // sidecar directly, with the header that api would send) and sidecar.
+    let mut children = Children { procs: Vec::new() };
+    spawn_service(&mut children, "loop", ports.app, &[], None, &logs);
+    spawn_envoy(
+        &mut children,
+        "envoy-loop",
+        &out.join("envoy/loop.yaml"),
+        ports.inbound,
+        &logs,
+    );
+    children.wait_listening("loop", ports.app);
+    children.wait_listening("envoy-loop", ports.inbound);
+    children.wait_listening("envoy-loop", ports.outbound);
+
+    // From outside: no header.
+    let (status, r) = get(ports.inbound, "/admin", &[]);
+    assert_eq!(status, 403, "loop_admin denies the outside's /admin: {r}");
+    let (status, r) = get(ports.inbound, "/", &[]);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        received(&r, "x-stamp"),
+        Some("loop"),
+        "loop_stamp fires from outside: {r}"
+    );
+    // From api, on a request that entered at edge.
+    let (status, r) = get(ports.inbound, "/admin", &[("x-copper-context", "/edge/api")]);
+    assert_eq!(status, 200, "loop_admin does not fire for api's requests: {r}");
+    assert_eq!(received(&r, "x-stamp"), Some("loop"), "loop_stamp fires from api: {r}");
+    // Another context: neither fires.
+    let (status, r) = get(ports.inbound, "/admin", &[("x-copper-context", "/edge")]);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(received(&r, "x-stamp"), None, "{r}");
+    drop(children);
+}

@@ -311,7 +311,7 @@ fn refuses_to_replace_a_foreign_folder() {
 mod context_agreement {
     use copperc::analysis::automaton::ServiceDfa;
     use copperc::analysis::encoding::encode_context;
-    use copperc::emit::context_regex::header_regex_from;
+    use copperc::emit::context_regex::header_match_from;
     use proptest::prelude::*;
 
     use super::common::pattern_strategy as pattern;
@@ -320,8 +320,9 @@ mod context_agreement {
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
         /// For a request into `v` whose sender handled context `c`, the
-        /// sidecar's header regex accepts `enc(c)` exactly when the
-        /// analysis' DFA accepts the whole context `c v`.
+        /// sidecar's header match (the header's absence for the request
+        /// from outside, its regex otherwise) accepts `enc(c)` exactly when
+        /// the analysis' DFA accepts the whole context `c v`.
         #[test]
         fn runtime_regex_agrees_with_analysis(p in pattern(), ctx in prop::collection::vec(0usize..5, 1..7)) {
             let Some(pat) = super::common::parse_pattern_text(&p) else { return Ok(()) };
@@ -337,9 +338,15 @@ mod context_agreement {
             let (prefix, callee) = ctx.split_at(ctx.len() - 1);
             let caller = prefix.last().map(|&u| names[u]);
             let header = encode_context(prefix.iter().map(|&s| names[s]));
-            let runtime = match header_regex_from(&pat, names[callee[0]], &[caller]) {
+            // From outside (no caller) there is no header: the match is
+            // its absence. From a service, the header's regex, never empty.
+            let runtime = match header_match_from(&pat, names[callee[0]], &[caller]) {
                 None => false,
-                Some(re) => regex_automata::meta::Regex::new(&format!("^(?:{re})$")).unwrap().is_match(&header),
+                Some(m) if caller.is_none() => m.absent,
+                Some(m) => m.regex.is_some_and(|re| {
+                    assert!(!re.is_empty(), "empty regex");
+                    regex_automata::meta::Regex::new(&format!("^(?:{re})$")).unwrap().is_match(&header)
+                }),
             };
             prop_assert_eq!(analysis, runtime, "pattern {:?}, context {:?}, header {:?}", p, ctx, header);
         }

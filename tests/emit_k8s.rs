@@ -662,6 +662,182 @@ policy loop_rate(req: RPCRequest) context "edge api loop" {
     assert_eq!(entry, BTreeMap::from([("api", false), ("edge", true), ("loop", false)]));
 }
 
+/// An entry point that services call too (`loop`): its sidecar keeps the
+/// context header, and the request from outside, which carries none, is
+/// known by its absence. The policies whose context is that request get an
+/// absent-header match (Envoy: a negated presence match; Istio's
+/// AuthorizationPolicy: `notValues: ["*"]`), never an empty regex, and a
+/// policy that also holds on requests from services gets both (two routes,
+/// or two DENY rules). Every output validates with the schemas and the
+/// real Envoy; Cilium, which cannot match a missing header, refuses.
+#[test]
+fn outside_requests_into_a_called_entry_point_match_the_absent_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let graph = tmp.path().join("graph.json");
+    std::fs::write(
+        &graph,
+        r#"{"services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
+            "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
+            "entrypoints": ["edge", "loop"]}"#,
+    )
+    .unwrap();
+    let pfile = tmp.path().join("p.copper");
+    std::fs::write(
+        &pfile,
+        r#"
+policy loop_admin(req: RPCRequest) context "loop" {
+    if req.GetPath() == "/admin" { req.Deny(403); }
+}
+policy loop_union(req: RPCRequest) context "(loop | edge api loop)" {
+    if req.GetPath() == "/union" { req.Deny(403); }
+}
+policy loop_stamp(req: RPCRequest) context "(loop | .* api loop)" {
+    req.SetHeader("x-stamp", "loop");
+}
+"#,
+    )
+    .unwrap();
+    let absent = json!({"name": "x-copper-context", "present_match": true, "invert_match": true});
+    // The context matchers of the routes named `name`, one list per route.
+    let contexts = |routes: &[Value], name: &str| -> Vec<Vec<Value>> {
+        routes
+            .iter()
+            .filter(|r| r["name"] == name)
+            .map(|r| {
+                r["match"]["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|h| h["name"] == "x-copper-context")
+                    .cloned()
+                    .collect()
+            })
+            .collect()
+    };
+    let regex = |re: &str| {
+        json!({"name": "x-copper-context", "string_match": {"safe_regex": {"regex": re}},
+               "treat_missing_header_as_empty": true})
+    };
+    let any_api = "(?:/[a-z0-9-]+)*/api";
+    for (label, extra) in [("bundled", &[][..]), ("istio", &["--interfaces", ISTIO_ONLY][..])] {
+        let out = tmp.path().join(label);
+        compile_ok(&graph, &[&pfile], &out, extra);
+        check_output(&out, tmp.path());
+        let mut bootstraps = 0;
+        for f in files_under(&out.join("envoy")) {
+            let r = Command::new(envoy())
+                .args(["--mode", "validate", "--log-level", "error", "-c"])
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(
+                r.status.success(),
+                "envoy rejected {}:\n{}",
+                f.display(),
+                String::from_utf8_lossy(&r.stderr)
+            );
+            bootstraps += 1;
+        }
+        assert!(bootstraps >= 1, "{label}: no Envoy bootstrap");
+        for f in files_under(&out) {
+            if let Ok(text) = std::fs::read_to_string(&f) {
+                assert!(!text.contains("regex: \"\""), "{}: an empty regex", f.display());
+            }
+        }
+
+        // Envoy: loop's inbound routes.
+        let doc = yaml(&out.join("envoy/loop.yaml"));
+        let inbound = doc["static_resources"]["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "inbound")
+            .unwrap();
+        let routes =
+            inbound["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+                .as_array()
+                .unwrap()
+                .clone();
+        assert_eq!(contexts(&routes, "loop_admin"), vec![vec![absent.clone()]], "{label}");
+        assert_eq!(
+            contexts(&routes, "loop_union"),
+            vec![vec![regex("/edge/api")], vec![absent.clone()]],
+            "{label}"
+        );
+        assert_eq!(
+            contexts(&routes, "loop_stamp"),
+            vec![vec![regex(any_api)], vec![absent.clone()]],
+            "{label}"
+        );
+        // With a guard that holds only outside: only the absent header.
+        assert_eq!(
+            contexts(&routes, "loop_admin+loop_stamp"),
+            vec![vec![absent.clone()]],
+            "{label}"
+        );
+        assert_eq!(
+            contexts(&routes, "loop_union+loop_stamp"),
+            vec![vec![regex("/edge/api"), regex(any_api)], vec![absent.clone()]],
+            "{label}"
+        );
+        let admin = routes.iter().find(|r| r["name"] == "loop_admin").unwrap();
+        assert_eq!(admin["direct_response"]["status"], 403);
+
+        // Istio: the denies are an AuthorizationPolicy, the stamp routes of
+        // an EnvoyFilter, both on loop's inbound side.
+        if label == "istio" {
+            let ap = yaml(&out.join("istio/authorizationpolicy-loop.yaml"));
+            let key = "request.headers[x-copper-context]";
+            let rules = ap["spec"]["rules"].as_array().unwrap();
+            let when = |path: &str| -> Vec<Value> {
+                rules
+                    .iter()
+                    .filter(|r| r["to"][0]["operation"]["paths"] == json!([path]))
+                    .map(|r| r["when"].clone())
+                    .collect()
+            };
+            assert_eq!(when("/admin"), vec![json!([{"key": key, "notValues": ["*"]}])]);
+            assert_eq!(
+                when("/union"),
+                vec![
+                    json!([{"key": key, "notValues": ["*"]}]),
+                    json!([{"key": key, "values": ["/edge/api"]}]),
+                ]
+            );
+            let ef = yaml(&out.join("istio/envoyfilter-loop.yaml"));
+            assert!(strip_patches(&ef).is_empty(), "loop keeps the header");
+            // INSERT_FIRST patches come last route first.
+            let routes: Vec<Value> = ef["spec"]["configPatches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .filter(|p| p["applyTo"] == "HTTP_ROUTE")
+                .map(|p| p["patch"]["value"].clone())
+                .collect();
+            assert_eq!(
+                contexts(&routes, "loop_stamp"),
+                vec![vec![regex(any_api)], vec![absent.clone()]]
+            );
+        }
+    }
+
+    // Cilium cannot match a missing header: a CU0601 at the policy.
+    let r = compile(
+        &graph,
+        &[&pfile],
+        &tmp.path().join("cilium"),
+        &["--interfaces", "interfaces/cilium-proxy.act"],
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CU0601") && stderr.contains("missing header"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("cilium").exists());
+}
+
 #[test]
 fn flags_and_targets() {
     let tmp = tempfile::tempdir().unwrap();

@@ -10,9 +10,13 @@
 //! out with the same encoding as the analysis (`analysis::encoding`), so the
 //! two agree by construction; `tests/emit.rs` checks it on random contexts.
 //!
-//! A request from outside carries no header; Envoy treats the missing header
-//! as empty (`treat_missing_header_as_empty`), and the empty text is the
-//! encoding of the empty prefix, as it should be.
+//! A request from outside carries no header at all (the empty prefix has no
+//! encoding on the wire), so a guard has two parts (`HeaderMatch`): whether
+//! the request from outside is accepted, matched by the *absence* of the
+//! header, and a regex for the header values of requests from services of
+//! the mesh, which always end with `/caller` and so are never empty. The
+//! empty regex never stands for the request from outside: Envoy rejects an
+//! empty `safe_regex`, and an empty language is no guard at all.
 
 use crate::analysis::encoding::{LABEL_CHAR, label_complement};
 use crate::syntax::pattern::Pattern;
@@ -176,45 +180,62 @@ fn write(r: &Re, out: &mut String) {
     }
 }
 
-/// The regex (whole-value match) for the context header of requests into
-/// `callee` that `pattern` matches; `None` when no such request matches.
-pub fn header_regex(pattern: &Pattern, callee: &str) -> Option<String> {
-    let d = derive(&from_pattern(pattern), callee);
-    if d == Re::Nothing {
-        return None;
-    }
-    let mut out = String::new();
-    write(&d, &mut out);
-    Some(out)
+/// How a sidecar recognises the requests into `callee` from the given
+/// callers that a pattern matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// The request from outside the mesh matches: it carries no context
+    /// header, so the header must be absent.
+    pub absent: bool,
+    /// A regex (whole-value match, never empty) for the header values of
+    /// the matching requests from services of the mesh; `None` when none
+    /// of them matches.
+    pub regex: Option<String>,
 }
 
-/// Whether every header value matches (so no header match is needed):
-/// true when the quotient is `.*`-like, i.e. `(/label)*`.
-pub fn matches_everything(regex: &str) -> bool {
-    regex == format!("(?:/{LABEL_CHAR}+)*")
+/// The header match of requests into `callee` from the given callers
+/// (`None`: from outside the mesh) that `pattern` matches; `None` when no
+/// such request matches.
+pub fn header_match_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<HeaderMatch> {
+    let g = from_callers(pattern, callee, callers);
+    let regex = text(&g.inside);
+    (g.outside || regex.is_some()).then_some(HeaderMatch {
+        absent: g.outside,
+        regex,
+    })
 }
 
 /// The header regex for requests into `callee` from the given callers
-/// (`None`: from outside the mesh) that `pattern` matches: for each caller
-/// `u`, the header is `h /u` with `h /u /callee` matched, so the language is
-/// the derivative by `callee`, then by `u`, followed by `/u`. `None` when
-/// no such request matches.
+/// that `pattern` matches, for the callers that are services (the request
+/// from outside has no header: see `header_match_from`): for each caller
+/// `u`, the header is `h /u` with `h /u /callee` matched, so the language
+/// is the derivative by `callee`, then by `u`, followed by `/u`. `None`
+/// when no such request matches.
 pub fn header_regex_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<String> {
-    let re = from_callers(pattern, callee, callers);
-    if re == Re::Nothing {
+    text(&from_callers(pattern, callee, callers).inside)
+}
+
+/// The regex text of a language of header values sent by services; `None`
+/// for the empty language. Such a language never holds the empty text
+/// (every value ends with `/caller`), and an empty regex would hold only
+/// that: it is never returned.
+fn text(r: &Re) -> Option<String> {
+    if *r == Re::Nothing {
         return None;
     }
+    debug_assert!(!nullable(r), "a language of header values holds the empty text: {r:?}");
     let mut out = String::new();
-    write(&re, &mut out);
-    Some(out)
+    write(r, &mut out);
+    (!out.is_empty()).then_some(out)
 }
 
 /// The language of `header_regex_from` as a list of header values, sorted,
 /// when it is finite and has at most `MAX_VALUES` words (no `.`, `!` or
 /// repetition is left on these calls); `None` otherwise. For matchers that
-/// take exact values instead of a regex.
+/// take exact values instead of a regex. The request from outside, which
+/// has no header, is not among them.
 pub fn header_values_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Option<Vec<String>> {
-    let mut values = finite(&from_callers(pattern, callee, callers))?;
+    let mut values = finite(&from_callers(pattern, callee, callers).inside)?;
     values.sort();
     values.dedup();
     Some(values)
@@ -223,14 +244,22 @@ pub fn header_values_from(pattern: &Pattern, callee: &str, callers: &[Option<&st
 /// A context guard: the language of `header_regex_from`, kept symbolic so
 /// that the guards of several policies can be intersected.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Guard(Re);
-
-/// The guard of `header_regex_from(pattern, callee, callers)`.
-pub fn guard_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Guard {
-    Guard(from_callers(pattern, callee, callers))
+pub struct Guard {
+    /// The request from outside (no header) is accepted.
+    outside: bool,
+    /// The header values from services that are accepted (never the empty
+    /// text).
+    inside: Re,
 }
 
-/// The header values that every guard accepts.
+/// The guard of `header_match_from(pattern, callee, callers)`.
+pub fn guard_from(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Guard {
+    from_callers(pattern, callee, callers)
+}
+
+/// The header values that every guard accepts (the values sent by
+/// services: whether every guard accepts the request from outside is the
+/// conjunction of their `HeaderMatch::absent`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Intersection {
     /// No header value: the guards never hold together.
@@ -256,7 +285,7 @@ pub const MAX_STATES: usize = 256;
 /// so the automaton reads a header from its end, and the regex it yields is
 /// reversed at the end.
 pub fn intersection(guards: &[&Guard]) -> Intersection {
-    let mut start: Vec<Re> = guards.iter().map(|g| canonical(&g.0)).collect();
+    let mut start: Vec<Re> = guards.iter().map(|g| canonical(&g.inside)).collect();
     if start.contains(&Re::Nothing) {
         return Intersection::Empty;
     }
@@ -268,15 +297,16 @@ pub fn intersection(guards: &[&Guard]) -> Intersection {
     match start.as_slice() {
         [] => return Intersection::Regex(format!("(?:/{LABEL_CHAR}+)*")),
         [only] => {
-            let mut out = String::new();
-            write(only, &mut out);
-            return Intersection::Regex(out);
+            return match text(only) {
+                Some(re) => Intersection::Regex(re),
+                None => Intersection::Empty,
+            };
         }
         _ => {}
     }
     let mut named = std::collections::BTreeSet::new();
     for g in guards {
-        names(&g.0, &mut named);
+        names(&g.inside, &mut named);
     }
     let mut letters: Vec<&str> = named.iter().map(String::as_str).collect();
     letters.push("");
@@ -360,13 +390,9 @@ pub fn intersection(guards: &[&Guard]) -> Intersection {
             return Intersection::TooLarge;
         }
     }
-    match g.remove(&(n, n + 1)) {
-        None | Some(Re::Nothing) => Intersection::Empty,
-        Some(r) => {
-            let mut out = String::new();
-            write(&reverse(&r), &mut out);
-            Intersection::Regex(out)
-        }
+    match g.remove(&(n, n + 1)).and_then(|r| text(&reverse(&r))) {
+        None => Intersection::Empty,
+        Some(re) => Intersection::Regex(re),
     }
 }
 
@@ -446,17 +472,20 @@ fn reverse(r: &Re) -> Re {
 /// Most exact header values a finite context guard is spelt out into.
 pub const MAX_VALUES: usize = 32;
 
-fn from_callers(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Re {
+fn from_callers(pattern: &Pattern, callee: &str, callers: &[Option<&str>]) -> Guard {
     let into = derive(&from_pattern(pattern), callee);
+    let mut outside = false;
     let mut arms = Vec::new();
     for caller in callers {
         match caller {
-            None if nullable(&into) => arms.push(Re::Empty),
-            None => {}
+            None => outside |= nullable(&into),
             Some(u) => arms.push(cat(vec![derive(&into, u), Re::Service((*u).to_string())])),
         }
     }
-    alt(arms)
+    Guard {
+        outside,
+        inside: alt(arms),
+    }
 }
 
 /// The words of `r` when there are finitely many (at most `MAX_VALUES`).
@@ -530,6 +559,42 @@ mod tests {
         assert!(full.is_match("/f") && full.is_match("/f/h/f") && !full.is_match("/f/g/f"));
     }
 
+    fn matched(p: &str, callee: &str, callers: &[Option<&str>]) -> Option<HeaderMatch> {
+        let (toks, _) = lex(0, &format!("{p:?}"));
+        let Some((_, Tok::Str(lit), _)) = toks.into_iter().next() else {
+            panic!("not a string literal: {p}")
+        };
+        header_match_from(&parse_pattern(&lit).unwrap(), callee, callers)
+    }
+
+    /// The request from outside is matched by the absence of the header,
+    /// never by an empty regex.
+    #[test]
+    fn outside_is_the_absent_header() {
+        let m = |absent, regex: Option<&str>| {
+            Some(HeaderMatch {
+                absent,
+                regex: regex.map(str::to_string),
+            })
+        };
+        assert_eq!(matched("loop", "loop", &[None]), m(true, None));
+        assert_eq!(matched("loop", "loop", &[None, Some("api")]), m(true, None));
+        assert_eq!(
+            matched("(loop | api loop)", "loop", &[None, Some("api")]),
+            m(true, Some("/api"))
+        );
+        assert_eq!(
+            matched("api loop", "loop", &[None, Some("api")]),
+            m(false, Some("/api"))
+        );
+        assert_eq!(matched("api loop", "loop", &[None]), None);
+        assert_eq!(matched(".*", "loop", &[None]), m(true, None));
+        assert_eq!(matched("loop loop", "loop", &[Some("loop")]), m(false, Some("/loop")));
+        // The guards of `loop` alone intersect to nothing from services.
+        let (a, b) = (guard("loop", "loop", &[None]), guard(".* loop", "loop", &[None]));
+        assert_eq!(intersection(&[&a, &b]), Intersection::Empty);
+    }
+
     #[test]
     fn finite_guards_are_spelt_out() {
         assert_eq!(values("a b c", "c", &[Some("b")]), Some(vec!["/a/b".to_string()]));
@@ -537,8 +602,8 @@ mod tests {
             values("a (b | x b) c", "c", &[Some("b")]),
             Some(vec!["/a/b".to_string(), "/a/x/b".to_string()])
         );
-        // From outside: the empty header.
-        assert_eq!(values("a", "a", &[None]), Some(vec![String::new()]));
+        // From outside: no header, so no header value.
+        assert_eq!(values("a", "a", &[None]), Some(Vec::new()));
         assert_eq!(values("a .* c", "c", &[Some("b")]), None);
         // `!x` is the caller itself: finite.
         assert_eq!(values("a !x c", "c", &[Some("b")]), Some(vec!["/a/b".to_string()]));

@@ -26,8 +26,14 @@
 //! callee-side policies hold for requests routed to a version too.
 //!
 //! What each sidecar enforces, and the route combinations, come from
-//! `routes`; this module writes them as Envoy configuration. `route` is also
-//! used by `istio` for the routes it inserts with an EnvoyFilter.
+//! `routes`; this module writes them as Envoy configuration. `routes` is
+//! also used by `istio` for the routes it inserts with an EnvoyFilter.
+//!
+//! The context guard of a route is a header matcher on the context header:
+//! its regex for the requests from services, or the absence of the header
+//! for the request from outside, which carries none (an entry point that
+//! services call too keeps the header, so its requests from outside are
+//! known by its absence). A guard that holds on both gets two routes.
 
 use std::collections::BTreeMap;
 
@@ -55,11 +61,16 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
         if !is_envoy_dataplane(dp) {
             continue;
         }
+        let path = format!("envoy/{}.yaml", input.graph.services[s].name);
         match bootstrap(input, rules, s) {
-            Ok(doc) => files.push(OutFile::text(
-                format!("envoy/{}.yaml", input.graph.services[s].name),
-                yaml::to_yaml(&doc),
-            )),
+            Ok(doc) => {
+                let empty = super::empty_regexes(&doc, &path, input.program);
+                if empty.is_empty() {
+                    files.push(OutFile::text(path, yaml::to_yaml(&doc)));
+                } else {
+                    diags.extend(empty);
+                }
+            }
             Err(d) => diags.extend(d),
         }
     }
@@ -291,39 +302,69 @@ fn cluster(name: &str, host: &str, port: u16, kind: &str) -> Value {
     })
 }
 
-/// One route per combination of firing policies, most policies first
+/// The routes of the combinations of firing policies, most policies first
 /// (without the default route).
 fn combination_routes(policies: &[Enforced], action: &dyn Fn(Option<&str>) -> Value) -> Result<Vec<Value>, Diagnostic> {
-    Ok(combinations(policies)?.iter().map(|c| route(c, action)).collect())
+    Ok(combinations(policies)?.iter().flat_map(|c| routes(c, action)).collect())
 }
 
-/// The Envoy route of one combination. `action` gives the route action
-/// (`route` field) for the version the combination routes to, if any.
-pub fn route(c: &Combination, action: &dyn Fn(Option<&str>) -> Value) -> Value {
-    let mut headers: Vec<Value> = c
-        .contexts
+/// The Envoy routes of one combination, next to each other: a route
+/// matches one way of meeting the firing policies' context guards. With
+/// no guard, one route; otherwise one for the requests from services,
+/// whose context header matches every guard's regex, when every guard has
+/// one, and one for the request from outside, which has no context
+/// header, when every guard holds on it. Routes cannot say "absent or
+/// matching", and an empty regex is no way to say "absent" (Envoy rejects
+/// it, and it would hold on a present empty header). `action` gives the
+/// route action (`route` field) for the version the combination routes
+/// to, if any.
+pub fn routes(c: &Combination, action: &dyn Fn(Option<&str>) -> Value) -> Vec<Value> {
+    let tests: Vec<Value> = c
+        .tests
         .iter()
-        .map(|re| {
-            json!({
-                "name": CONTEXT_HEADER,
-                "string_match": {"safe_regex": {"regex": re}},
-                "treat_missing_header_as_empty": true,
-            })
-        })
+        .filter(|t| t.subject != Subject::Status)
+        .map(test_matcher)
         .collect();
-    headers.extend(
-        c.tests
-            .iter()
-            .filter(|t| t.subject != Subject::Status)
-            .map(test_matcher),
-    );
     let status_tests: Vec<&Test> = c.tests.iter().filter(|t| t.subject == Subject::Status).collect();
-    let mut route = json!({"name": c.name, "match": {"prefix": "/"}});
-    if !headers.is_empty() {
-        route["match"]["headers"] = Value::Array(headers);
+    let mut contexts: Vec<Vec<Value>> = Vec::new();
+    if c.contexts.is_empty() {
+        contexts.push(Vec::new());
+    } else {
+        if let Some(regexes) = c.header_regexes() {
+            contexts.push(
+                regexes
+                    .iter()
+                    .map(|re| {
+                        json!({
+                            "name": CONTEXT_HEADER,
+                            "string_match": {"safe_regex": {"regex": re}},
+                            "treat_missing_header_as_empty": true,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        if c.from_outside() {
+            contexts.push(vec![absent_header()]);
+        }
     }
-    apply_actions(&mut route, &effect(&c.actions), action, &status_tests);
-    route
+    contexts
+        .into_iter()
+        .map(|mut headers| {
+            headers.extend(tests.iter().cloned());
+            let mut route = json!({"name": c.name, "match": {"prefix": "/"}});
+            if !headers.is_empty() {
+                route["match"]["headers"] = Value::Array(headers);
+            }
+            apply_actions(&mut route, &effect(&c.actions), action, &status_tests);
+            route
+        })
+        .collect()
+}
+
+/// The header matcher of the request from outside: no context header.
+pub fn absent_header() -> Value {
+    json!({"name": CONTEXT_HEADER, "present_match": true, "invert_match": true})
 }
 
 fn test_matcher(t: &Test) -> Value {

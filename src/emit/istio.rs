@@ -80,17 +80,21 @@ struct Object<'a> {
 }
 
 impl Object<'_> {
-    fn file(&self, namespace: &str) -> OutFile {
+    /// The file of the object; an empty regex in it is an error instead
+    /// (`super::empty_regexes`).
+    fn file(&self, namespace: &str, program: &crate::check::Program) -> Result<OutFile, Vec<Diagnostic>> {
         let doc = json!({
             "apiVersion": self.api_version,
             "kind": self.kind,
             "metadata": meta(&self.name, namespace, &self.policies),
             "spec": self.spec,
         });
-        OutFile::text(
-            format!("istio/{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name),
-            yaml::to_yaml(&doc),
-        )
+        let path = format!("istio/{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name);
+        let empty = super::empty_regexes(&doc, &path, program);
+        if !empty.is_empty() {
+            return Err(empty);
+        }
+        Ok(OutFile::text(path, yaml::to_yaml(&doc)))
     }
 }
 
@@ -166,7 +170,7 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
                         "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
                     })
                 };
-                let routes: Vec<Value> = combos.iter().map(|c| envoy::route(c, &action)).collect();
+                let routes: Vec<Value> = combos.iter().flat_map(|c| envoy::routes(c, &action)).collect();
                 patched.extend(combos.iter().flat_map(|c| c.policies.iter().map(|&i| rest[i].policy)));
                 let vhost = json!({"portNumber": port, "vhost": {"name": format!("inbound|http|{port}")}});
                 patches.extend(route_patches("SIDECAR_INBOUND", &vhost, routes));
@@ -222,7 +226,7 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
                             "timeout": "0s",
                         })
                     };
-                    let routes: Vec<Value> = combos.iter().map(|c| envoy::route(c, &action)).collect();
+                    let routes: Vec<Value> = combos.iter().flat_map(|c| envoy::routes(c, &action)).collect();
                     patched.extend(used);
                     let vhost = json!({"portNumber": vport, "vhost": {"name": format!("{host}:{vport}")}});
                     patches.extend(route_patches("SIDECAR_OUTBOUND", &vhost, routes));
@@ -290,10 +294,16 @@ pub fn emit(input: &EmitInput, rules: &[Vec<Rule>]) -> Result<Vec<OutFile>, Vec<
             spec: json!({"host": host(&svc.name, ns), "subsets": list}),
         });
     }
+    let mut files: Vec<OutFile> = Vec::new();
+    for o in &objects {
+        match o.file(ns, input.program) {
+            Ok(f) => files.push(f),
+            Err(d) => diags.extend(d),
+        }
+    }
     if !diags.is_empty() {
         return Err(diags);
     }
-    let mut files: Vec<OutFile> = objects.iter().map(|o| o.file(ns)).collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if !files.is_empty() {
         files.push(k8s::kustomization("istio", &files));
@@ -437,7 +447,15 @@ fn constraints<'a>(c: &'a [super::rules::Test]) -> BTreeMap<&'a Subject, Constra
 /// `host`: `None` when a VirtualService cannot express it, `Some(None)`
 /// when the combination's context guards never hold together.
 fn vs_route(caller: &str, c: &Combination, host: &str) -> Option<Option<Value>> {
-    let mut contexts = c.contexts.clone();
+    // The request from outside is known by a missing context header; a
+    // caller's requests always carry one, so this is the callee's side,
+    // which the Envoy routes of an EnvoyFilter handle.
+    if c.contexts.iter().any(|m| m.absent) {
+        return None;
+    }
+    let Some(mut contexts) = c.header_regexes() else {
+        return Some(None);
+    };
     contexts.sort_unstable();
     contexts.dedup();
     // A header matcher per header name: several guards become one regex.
@@ -550,15 +568,29 @@ fn vs_route(caller: &str, c: &Combination, host: &str) -> Option<Option<Value>> 
 /// expresses it exactly: every rule that acts only denies with 403, tests
 /// compare with non-empty values without `*` (Istio's wildcard) or `{`
 /// (path templates), and the context guard, if any, is a finite set of
-/// non-empty header values. `None` otherwise.
+/// non-empty header values, the absence of the header (the request from
+/// outside: `notValues: ["*"]`, which Istio turns into a negated presence
+/// match), or both (each rule twice: the conditions of a rule are a
+/// conjunction, the rules a disjunction). `None` otherwise.
 fn authorization_rules(p: &Enforced) -> Option<Vec<Value>> {
     let plain = |v: &str| !v.is_empty() && !v.contains('*') && !v.contains('{');
-    let context = match (&p.context, &p.context_values) {
-        (None, _) => None,
-        (Some(_), Some(values)) if !values.is_empty() && values.iter().all(|v| plain(v)) => {
-            Some(json!({"key": format!("request.headers[{CONTEXT_HEADER}]"), "values": values}))
+    let key = format!("request.headers[{CONTEXT_HEADER}]");
+    let contexts: Vec<Option<Value>> = match (&p.context, &p.context_values) {
+        (None, _) => vec![None],
+        (Some(m), values) => {
+            let mut out = Vec::new();
+            if m.absent {
+                out.push(Some(json!({"key": key, "notValues": ["*"]})));
+            }
+            match (&m.regex, values) {
+                (None, _) => {}
+                (Some(_), Some(values)) if !values.is_empty() && values.iter().all(|v| plain(v)) => {
+                    out.push(Some(json!({"key": key, "values": values})));
+                }
+                (Some(_), _) => return None,
+            }
+            out
         }
-        _ => return None,
     };
     let mut out = Vec::new();
     for r in &p.rules {
@@ -569,7 +601,7 @@ fn authorization_rules(p: &Enforced) -> Option<Vec<Value>> {
             return None;
         }
         let mut operation = Map::new();
-        let mut when: Vec<Value> = context.iter().cloned().collect();
+        let mut when: Vec<Value> = Vec::new();
         for (subject, k) in constraints(&r.tests) {
             if !k.equal.into_iter().chain(k.differ.iter().copied()).all(plain) {
                 return None;
@@ -592,14 +624,17 @@ fn authorization_rules(p: &Enforced) -> Option<Vec<Value>> {
                 None => operation.insert(no.into(), json!(k.differ)),
             };
         }
-        let mut rule = Map::new();
-        if !operation.is_empty() {
-            rule.insert("to".into(), json!([{"operation": operation}]));
+        for context in &contexts {
+            let mut rule = Map::new();
+            if !operation.is_empty() {
+                rule.insert("to".into(), json!([{"operation": operation}]));
+            }
+            let when: Vec<Value> = context.iter().cloned().chain(when.iter().cloned()).collect();
+            if !when.is_empty() {
+                rule.insert("when".into(), Value::Array(when));
+            }
+            out.push(Value::Object(rule));
         }
-        if !when.is_empty() {
-            rule.insert("when".into(), Value::Array(when));
-        }
-        out.push(Value::Object(rule));
     }
     Some(out)
 }

@@ -18,7 +18,7 @@ pub mod yaml;
 
 use crate::analysis::Analysis;
 use crate::check::Program;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::graph::CallGraph;
 use crate::place::Placement;
 
@@ -124,4 +124,89 @@ pub fn restrict_support(program: &mut crate::check::Program) -> Vec<Diagnostic> 
         }
     }
     diags
+}
+
+/// The last check on a document before it is written: an empty `regex`
+/// (Envoy's `safe_regex`, an Istio `StringMatch`) is a copperc bug, never
+/// output. Envoy rejects it, and as a context guard it would stand for the
+/// request from outside, which is matched by the absence of the header.
+/// Each one becomes an error pointing at the policy of the enclosing route
+/// (found by the route's name, `policy+policy` or `caller/policy`).
+pub fn empty_regexes(doc: &serde_json::Value, file: &str, program: &Program) -> Vec<Diagnostic> {
+    fn walk<'v>(
+        v: &'v serde_json::Value,
+        name: Option<&'v str>,
+        path: &mut Vec<String>,
+        found: &mut Vec<(String, Option<&'v str>)>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let name = m.get("name").and_then(serde_json::Value::as_str).or(name);
+                for (k, x) in m {
+                    if k == "regex" && x.as_str() == Some("") {
+                        found.push((format!("{}/regex", path.join("/")), name));
+                        continue;
+                    }
+                    path.push(k.clone());
+                    walk(x, name, path, found);
+                    path.pop();
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    path.push(i.to_string());
+                    walk(x, name, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(doc, None, &mut Vec::new(), &mut found);
+    found
+        .into_iter()
+        .map(|(at, name)| {
+            let d = Diagnostic::new(
+                Code::NotExpressible,
+                format!("internal error: an empty regex at `{at}` of `{file}` (a copperc bug); nothing is written"),
+            )
+            .with_note("an empty regex matches only the empty text, and Envoy rejects it");
+            let policy = name.and_then(|n| {
+                let n = n.rsplit('/').next().unwrap_or(n);
+                n.split('+')
+                    .find_map(|part| program.policies.iter().find(|p| p.name == part))
+            });
+            match policy {
+                Some(p) => d.at(p.name_span, format!("in the configuration of `{}`", p.name)),
+                None => d,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn empty_regexes_are_refused() {
+        let program = Program::default();
+        let doc = json!({"routes": [
+            {"name": "p", "match": {"headers": [{"string_match": {"safe_regex": {"regex": ""}}}]}},
+            {"name": "q", "match": {"headers": [{"string_match": {"safe_regex": {"regex": "/a"}}}]}},
+        ]});
+        let d = empty_regexes(&doc, "envoy/x.yaml", &program);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code, Code::NotExpressible);
+        assert!(
+            d[0].message
+                .contains("routes/0/match/headers/0/string_match/safe_regex/regex"),
+            "{}",
+            d[0].message
+        );
+        assert!(empty_regexes(&doc["routes"][1], "envoy/x.yaml", &program).is_empty());
+    }
 }

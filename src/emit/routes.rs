@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EmitInput;
-use super::context_regex::{Guard, guard_from, header_regex_from, header_values_from, matches_everything};
+use super::context_regex::{Guard, HeaderMatch, guard_from, header_match_from, header_values_from};
 use super::rules::{Action, Rule, Test, Value as HeaderValue};
 use crate::diag::{Code, Diagnostic};
 use crate::graph::ServiceId;
@@ -28,12 +28,15 @@ pub struct Enforced<'a> {
     /// Index into `Program::policies`.
     pub index: usize,
     pub policy: &'a str,
-    /// `None`: every context (no header match needed).
-    pub context: Option<String>,
+    /// `None`: every context (no header match needed). Otherwise whether
+    /// the request from outside (no header) is enforced, and the regex of
+    /// the header values of the requests from services that are.
+    pub context: Option<HeaderMatch>,
     /// The language of `context`, to intersect with other guards.
     pub guard: Option<Guard>,
-    /// The header values `context` accepts, when they are finitely many
-    /// (a pattern without `.`, `!` or repetition on this call).
+    /// The header values from services that `context` accepts, when they
+    /// are finitely many (a pattern without `.`, `!` or repetition on this
+    /// call); the request from outside is `context.absent`.
     pub context_values: Option<Vec<String>>,
     pub rules: Vec<Rule>,
 }
@@ -80,8 +83,15 @@ pub fn sidecar_plan<'a>(input: &EmitInput<'a>, rules: &[Vec<Rule>], s: ServiceId
     // removed and never trusted: every request has the context `s`.
     let enforced = |pi: usize, callee: &str, callers: &[Option<&str>], trusted: bool| {
         let p = &program.policies[pi];
+        // No request matches: placement enforces the policy only on calls
+        // it matches, so this is never reached; an always-false guard
+        // (neither the absent header nor any value) keeps it exact.
+        let never = HeaderMatch {
+            absent: false,
+            regex: None,
+        };
         let context = if trusted {
-            header_regex_from(&p.pattern, callee, callers).filter(|r| !matches_everything(r))
+            Some(header_match_from(&p.pattern, callee, callers).unwrap_or(never))
         } else {
             None
         };
@@ -128,14 +138,29 @@ pub struct Combination<'a> {
     pub name: String,
     /// Indices (into the `Enforced` list) of the firing policies.
     pub policies: Vec<usize>,
-    /// The context regex of each firing policy that has one, in order.
-    pub contexts: Vec<&'a str>,
-    /// The guards of those regexes, in the same order.
+    /// The context match of each firing policy that has one, in order.
+    pub contexts: Vec<&'a HeaderMatch>,
+    /// The guards of those matches, in the same order.
     pub guards: Vec<&'a Guard>,
     /// The tests of the chosen rules: sorted, without duplicates, consistent.
     pub tests: Vec<Test>,
     /// The actions of the chosen rules, with the policy of each.
     pub actions: Vec<(&'a str, &'a Action)>,
+}
+
+impl Combination<'_> {
+    /// The firing policies' guards all hold on the request from outside
+    /// (which has no context header); true when there is no guard.
+    pub fn from_outside(&self) -> bool {
+        self.contexts.iter().all(|m| m.absent)
+    }
+
+    /// The regexes that the context header must match, one per guard, for
+    /// requests from services; `None` when some guard holds on no such
+    /// request.
+    pub fn header_regexes(&self) -> Option<Vec<&str>> {
+        self.contexts.iter().map(|m| m.regex.as_deref()).collect()
+    }
 }
 
 /// One combination per set of firing policies and choice of rule, most
@@ -183,8 +208,8 @@ pub fn combinations<'a>(policies: &'a [Enforced<'a>]) -> Result<Vec<Combination<
             let p = &policies[i];
             names.push(p.policy);
             firing.push(i);
-            if let (Some(re), Some(g)) = (&p.context, &p.guard) {
-                contexts.push(re.as_str());
+            if let (Some(m), Some(g)) = (&p.context, &p.guard) {
+                contexts.push(m);
                 guards.push(g);
             }
             let rule = options[i][*k];
@@ -194,6 +219,13 @@ pub fn combinations<'a>(policies: &'a [Enforced<'a>]) -> Result<Vec<Combination<
         tests.sort();
         tests.dedup();
         if !super::rules::consistent(&tests) {
+            continue;
+        }
+        // Guards that hold on no request together: neither all on the
+        // request from outside nor all on some header values.
+        let outside = contexts.iter().all(|m| m.absent);
+        let inside = contexts.iter().all(|m| m.regex.is_some());
+        if !outside && !inside {
             continue;
         }
         out.push(Combination {
