@@ -50,10 +50,11 @@ pub fn run(args: &AgentArgs) -> u8 {
         }
     };
     eprintln!(
-        "copperc agent: `{}`{} attached to {} (sockops, sk_msg, tp_btf sys_enter/sys_exit/sched_process_exit); SIGTERM or SIGINT detaches",
+        "copperc agent: `{}`{} attached to {} (sockops, sk_msg, tp_btf sched_process_exit, {}); SIGTERM or SIGINT detaches",
         cfg.service,
         if cfg.entrypoint { " (entry point)" } else { "" },
-        cfg.cgroup.display()
+        cfg.cgroup.display(),
+        agent.syscall_hooks()
     );
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));

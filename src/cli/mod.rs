@@ -56,7 +56,8 @@ enum Command {
     /// Load the eBPF add-on that carries `x-copper-context` for one service (Linux, root).
     ///
     /// Attaches sockops to the service's cgroup (its processes must join it before they open
-    /// sockets), sk_msg to the connections they open, and tp_btf hooks on read/recvfrom/recvmsg.
+    /// sockets), sk_msg to the connections they open, and hooks on read/recvfrom/recvmsg (the
+    /// syscall tracepoints when tracefs is mounted, else tp_btf sys_enter/sys_exit).
     /// Runs until SIGTERM or SIGINT, then detaches. See docs/ebpf.md.
     Agent(AgentArgs),
     /// Print what a diagnostic code means, e.g. `copperc explain CU0302`.

@@ -1,7 +1,9 @@
 //! The loader behind `copperc agent`: opens the embedded object with
 //! libbpf-rs, writes the service's configuration into its read-only data,
 //! loads it, and attaches sockops to the service's cgroup, sk_msg to the
-//! sockhash and the two syscall tracepoints (tp_btf). Dropping the `Agent`
+//! sockhash, and the syscall hooks: the tracepoints of read, recvfrom,
+//! recvmsg and close when tracefs is mounted, else the generic tp_btf
+//! sys_enter/sys_exit, which run for every syscall. Dropping the `Agent`
 //! detaches everything: the links close, and with the last reference to the
 //! sockhash its sockets leave it and sk_msg stops running on them.
 
@@ -153,7 +155,42 @@ pub struct Agent {
     links: Vec<Link>,
     object: Object,
     _cgroup: File,
+    syscall_hooks: SyscallHooks,
 }
+
+/// Which of the object's two sets of syscall hooks is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallHooks {
+    /// `tracepoint/syscalls/sys_{enter,exit}_*`: run only for the syscalls
+    /// the add-on reads (needs tracefs).
+    Tracepoints,
+    /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: run for every syscall on the
+    /// machine, and cost much more (the fallback without tracefs).
+    TpBtf,
+}
+
+impl fmt::Display for SyscallHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyscallHooks::Tracepoints => "syscall tracepoints",
+            SyscallHooks::TpBtf => "tp_btf sys_enter/sys_exit (tracefs is not mounted)",
+        })
+    }
+}
+
+/// The programs on the syscall tracepoints, in attach order (enter first).
+const TRACEPOINT_PROGS: [&str; 7] = [
+    "copper_enter_read",
+    "copper_enter_recvfrom",
+    "copper_enter_recvmsg",
+    "copper_enter_close",
+    "copper_exit_read",
+    "copper_exit_recvfrom",
+    "copper_exit_recvmsg",
+];
+
+/// Their fallback without tracefs.
+const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
 
 fn check_cgroup(path: &Path) -> Result<File, AgentError> {
     if !path.join("cgroup.controllers").exists() {
@@ -203,6 +240,7 @@ impl Agent {
             links: Vec::new(),
             object,
             _cgroup: cgroup,
+            syscall_hooks: SyscallHooks::Tracepoints,
         };
         agent.attach()?;
         take_log();
@@ -232,7 +270,8 @@ impl Agent {
                 "copper_sk_msg" => prog
                     .attach_sockmap(socks_fd)
                     .map_err(|e| kernel_error("attach sk_msg to the sockhash", &e))?,
-                "copper_sockops" | "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => {}
+                "copper_sockops" | "copper_thread_exit" => {}
+                n if TRACEPOINT_PROGS.contains(&n) || TP_BTF_PROGS.contains(&n) => {}
                 other => {
                     return Err(AgentError::Config(format!(
                         "the embedded object has an unexpected program `{other}`"
@@ -241,13 +280,24 @@ impl Agent {
             }
         }
         for prog in self.object.progs_mut() {
-            let name = prog.name().to_string_lossy().into_owned();
-            match name.as_str() {
-                "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => links.push(
+            if prog.name() == "copper_thread_exit" {
+                links.push(
                     prog.attach()
-                        .map_err(|e| kernel_error(&format!("attach `{name}` (tp_btf)"), &e))?,
-                ),
-                _ => {}
+                        .map_err(|e| kernel_error("attach `copper_thread_exit` (tp_btf)", &e))?,
+                );
+            }
+        }
+        // The syscall tracepoints when tracefs allows, else tp_btf.
+        match self.attach_all(&TRACEPOINT_PROGS) {
+            Ok(mut l) => {
+                links.append(&mut l);
+                self.syscall_hooks = SyscallHooks::Tracepoints;
+            }
+            Err(_) => {
+                take_log();
+                let mut l = self.attach_all(&TP_BTF_PROGS)?;
+                links.append(&mut l);
+                self.syscall_hooks = SyscallHooks::TpBtf;
             }
         }
         for prog in self.object.progs_mut() {
@@ -260,6 +310,29 @@ impl Agent {
         }
         self.links = links;
         Ok(())
+    }
+
+    /// Attaches the programs `names` (with their section's attach point), in
+    /// that order: all of them, or none.
+    fn attach_all(&mut self, names: &[&str]) -> Result<Vec<Link>, AgentError> {
+        let mut links = Vec::new();
+        for name in names {
+            let prog = self
+                .object
+                .progs_mut()
+                .find(|p| p.name() == *name)
+                .ok_or_else(|| AgentError::Config(format!("the embedded object has no program `{name}`")))?;
+            links.push(
+                prog.attach()
+                    .map_err(|e| kernel_error(&format!("attach `{name}`"), &e))?,
+            );
+        }
+        Ok(links)
+    }
+
+    /// Which syscall hooks are attached.
+    pub fn syscall_hooks(&self) -> SyscallHooks {
+        self.syscall_hooks
     }
 
     /// The `stats` counters: (name, value).
