@@ -126,6 +126,7 @@ class Bench:
         self.services = []  # Popen, c then b then a
         self.agents = []  # (Popen, queue)
         self.port = None
+        self.hooks = set()  # the syscall hooks the agents said they attached
 
     def start_services(self):
         os.makedirs(self.root)
@@ -161,6 +162,8 @@ class Bench:
                 if line is None:
                     raise Abort(f"agent {name} did not attach: {said}")
                 if " attached to " in line:
+                    self.hooks.add("syscall tracepoints" if "syscall tracepoints" in line
+                                   else "tp_btf sys_enter/sys_exit (tracefs not mounted)")
                     break
                 said.append(line)
 
@@ -295,7 +298,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
           f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, "
-          f"{elapsed:.0f} s\n")
+          f"agents' syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
     header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",
               "p50 us, all requests", "p99 us, all requests", "CPU us/request, services (/proc; min / median / max)",
               "CPU us/request, agents (/proc)", "CPU us/request, service cgroups (cpu.stat)"]
