@@ -5,13 +5,18 @@ Starts the chain client -> a -> b -> c of tests/ebpf_e2e.rs: three unmodified
 thread-per-request services (tests/ebpf/chain_service.py, HTTP/1.1), each in
 its own cgroup v2 folder, which it joins before it opens a socket. Then, for
 ROUNDS rounds, it measures the same chain in two configurations, in
-alternating order (ABBA): without agents, and with one `copperc agent` per
-service (a is the entry point), attached for that window only and detached
-after it. Every window sends WARMUP unmeasured requests, then REQUESTS
-sequential requests from one client on loopback (a new connection each, as
-the services open one per hop) and records each request's latency at the
-client: end to end, through 3 hops. It checks every answer: c must see
-`["/a/b"]` with the agents and `[]` without.
+alternating order (ABBA): without agents, and with the add-on attached for
+that window only and detached after it. With `--mode node` (the default, the
+deployment that k8s/ emits) one `copperc agent --config` follows the three
+services: each service's folder is a pod with a `wait` cgroup, where
+`copperc await-agent` announces the pod, and an `app` cgroup, where the
+service runs. With `--mode per-service` each service has its own `copperc
+agent --service` (a is the entry point). Every window sends WARMUP unmeasured
+requests, then REQUESTS sequential requests from one client on loopback (a
+new connection each, as the services open one per hop) and records each
+request's latency at the client: end to end, through 3 hops. It checks every
+answer: c must see `["/a/b"]` with the add-on and `[]` without, and the
+agents' counters must show one inserted header per request at a and at b.
 
 CPU per request: utime+stime (/proc/<pid>/stat) of the services and agents,
 and the services' cgroup `cpu.stat` usage_usec (microsecond resolution, the
@@ -21,7 +26,7 @@ Needs root, cgroup v2, BTF and `make deps`; run after `cargo build --release`.
 Stops every process and removes every cgroup it made, also on failure, and
 stops by itself after --max-seconds.
 
-Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc]
+Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service]
        [--rounds 12] [--requests 500] [--warmup 100]
 """
 import argparse
@@ -45,6 +50,10 @@ parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=500)
 parser.add_argument("--warmup", type=int, default=100)
 parser.add_argument("--max-seconds", type=int, default=170)
+parser.add_argument("--mode", choices=["node", "per-service"], default="node",
+                    help="node: one `copperc agent --config` for the three services, as the DaemonSet of k8s/ "
+                         "runs it (each service is a pod cgroup with a waiter); per-service: one "
+                         "`copperc agent --service` each")
 args = parser.parse_args()
 
 NAMES = ["a", "b", "c"]
@@ -126,13 +135,22 @@ class Bench:
         self.services = []  # Popen, c then b then a
         self.agents = []  # (Popen, queue)
         self.port = None
+        self.hooks = set()  # the syscall hooks the agents said they attached
+        self.tmp = f"/tmp/copper-ovh-{os.getpid()}"  # the agent's configuration, the waiters' ready files
+        self.config = self.tmp + "-config.json"
 
     def start_services(self):
         os.makedirs(self.root)
         nxt = None
         for name in ["c", "b", "a"]:
             os.makedirs(self.dirs[name])
-            procs = os.path.join(self.dirs[name], "cgroup.procs")
+            where = self.dirs[name]
+            if args.mode == "node":
+                # A pod: the waiter's cgroup and the application's, side by side.
+                os.makedirs(os.path.join(where, "wait"))
+                where = os.path.join(where, "app")
+                os.makedirs(where)
+            procs = os.path.join(where, "cgroup.procs")
             script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' h1"
             if nxt:
                 script += f" --next 127.0.0.1:{nxt}"
@@ -144,7 +162,12 @@ class Bench:
             nxt = int(line.split()[1])
         self.port = nxt
 
+    def hooks_of(self, line):
+        self.hooks.add("syscall tracepoints" if "syscall tracepoints" in line else "tp_btf sys_enter/sys_exit")
+
     def start_agents(self):
+        if args.mode == "node":
+            return self.start_node_agent()
         for name in NAMES:
             cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]]
             if name == "a":
@@ -161,8 +184,34 @@ class Bench:
                 if line is None:
                     raise Abort(f"agent {name} did not attach: {said}")
                 if " attached to " in line:
+                    self.hooks_of(line)
                     break
                 said.append(line)
+
+    def start_node_agent(self):
+        """One agent for the node; each pod's waiter returns once it is followed."""
+        with open(self.config, "w") as f:
+            f.write('{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}\n')
+        p = subprocess.Popen([args.copperc, "agent", "--scan-interval", "20", "--config", self.config],
+                             stderr=subprocess.PIPE, text=True)
+        q = lines_of(p.stderr)
+        self.agents.append((p, q))
+        try:
+            line = q.get(timeout=30)
+        except queue.Empty:
+            line = None
+        if not line or "node-wide" not in line:
+            raise Abort(f"the node-wide agent did not start: {line!r}")
+        self.hooks_of(line)
+        for name in NAMES:
+            procs = os.path.join(self.dirs[name], "wait", "cgroup.procs")
+            ready = self.tmp + f"-{name}.ready"
+            script = (f"echo $$ > '{procs}' && exec env COPPER_CTX_SERVICE={name} '{args.copperc}' "
+                      f"await-agent --exit-when-attached --timeout 30 --ready-file '{ready}'")
+            r = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise Abort(f"the agent did not follow pod {name}: {r.stderr}")
+            os.unlink(ready)
 
     def stop_agents(self):
         """SIGTERM to every agent; returns their last lines (the counters)."""
@@ -204,8 +253,24 @@ class Bench:
                 p.kill()
             p.wait()
         self.services = []
+        if os.path.exists(self.config):
+            os.unlink(self.config)
         for name in NAMES:
             d = self.dirs[name]
+            for leaf in ("wait", "app"):
+                sub = os.path.join(d, leaf)
+                if os.path.isdir(sub):
+                    try:
+                        with open(os.path.join(sub, "cgroup.kill"), "w") as f:
+                            f.write("1")
+                    except OSError:
+                        pass
+                    for _ in range(50):
+                        try:
+                            os.rmdir(sub)
+                            break
+                        except OSError:
+                            time.sleep(0.1)
             if os.path.isdir(d):
                 try:
                     with open(os.path.join(d, "cgroup.kill"), "w") as f:
@@ -252,9 +317,11 @@ class Bench:
                 if code != 0 or "detached" not in last:
                     raise Abort(f"agent {name} exited with {code}: {last}")
             total = args.warmup + args.requests
-            for name, (_, last) in zip(NAMES[:2], reports):
-                if f"tx_h1_inserted={total} " not in last:
-                    raise Abort(f"agent {name} did not insert {total} headers: {last}")
+            # a and b insert one header per request; node-wide, one agent counts both.
+            expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
+            for (name, count), (_, last) in zip(expect, reports):
+                if f"tx_h1_inserted={count} " not in last:
+                    raise Abort(f"agent {name} did not insert {count} headers: {last}")
         n = args.requests
         return {
             "lat": lat,
@@ -295,7 +362,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
           f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, "
-          f"{elapsed:.0f} s\n")
+          f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}, syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
     header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",
               "p50 us, all requests", "p99 us, all requests", "CPU us/request, services (/proc; min / median / max)",
               "CPU us/request, agents (/proc)", "CPU us/request, service cgroups (cpu.stat)"]

@@ -3,7 +3,8 @@
  * copper_ctx: carries the run-time context header `x-copper-context` across
  * an unmodified application (see docs/ebpf.md).
  *
- * Receive side (tp_btf/sys_enter + tp_btf/sys_exit): when a thread of the
+ * Receive side (syscall tracepoints of read/recvfrom/recvmsg/close, or
+ * tp_btf/sys_enter + tp_btf/sys_exit without tracefs): when a thread of the
  * service reads the start of a request (an HTTP/1.x request head, or an h2c
  * HEADERS frame on a connection whose client preface it read), the value it
  * will send is stored for that thread (`thread_ctx`, keyed by pid_tgid):
@@ -35,6 +36,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARG1(r) ((r)->di)
 #define ARG2(r) ((r)->si)
 #define ARG3(r) ((r)->dx)
+#define SYSNO(r) ((r)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ 63
 #define NR_CLOSE 57
@@ -43,6 +45,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARG1(r) ((r)->regs[0])
 #define ARG2(r) ((r)->regs[1])
 #define ARG3(r) ((r)->regs[2])
+#define SYSNO(r) ((r)->syscallno)
 #else
 #error "copper_ctx supports x86_64 and aarch64"
 #endif
@@ -418,19 +421,29 @@ static __always_inline __u64 current_service(void)
 	return 0;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
+/*
+ * The syscall hooks come in two sets; the agent attaches one of them.
+ *
+ * - The syscall tracepoints `tracepoint/syscalls/sys_{enter,exit}_*`: the
+ *   kernel runs them only for the syscalls below. They need tracefs mounted.
+ * - `tp_btf/sys_enter` and `tp_btf/sys_exit` attach without tracefs, but run
+ *   for every syscall of every task on the machine, which costs far more
+ *   (docs/evaluation.md); they return at once for other syscalls.
+ *
+ * Both call on_enter and on_exit.
+ */
+
+/* The start of a read (`id` is NR_READ, NR_RECVFROM or NR_RECVMSG) or a close. */
+static __always_inline int on_enter(long id, __u64 a1, __u64 a2, __u64 a3)
 {
 	struct pending_read p = {};
 	__u64 tid;
 
-	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG && id != NR_CLOSE)
-		return 0;
 	p.service = current_service();
 	if (!p.service)
 		return 0;
 	tid = bpf_get_current_pid_tgid();
-	p.fd = (__u32)ARG1(regs);
+	p.fd = (__u32)a1;
 	if (id == NR_CLOSE) {
 		struct fd_key k = {.tgid = tid >> 32, .fd = p.fd};
 		struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
@@ -444,7 +457,7 @@ int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 		struct user_msghdr mh = {};
 		struct iovec iov = {};
 
-		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)ARG2(regs)) || !mh.msg_iov ||
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a2) || !mh.msg_iov ||
 		    mh.msg_iovlen < 1)
 			return 0;
 		if (bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov))
@@ -452,8 +465,8 @@ int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 		p.buf = (__u64)iov.iov_base;
 		p.cap = iov.iov_len;
 	} else {
-		p.buf = ARG2(regs);
-		p.cap = ARG3(regs);
+		p.buf = a2;
+		p.cap = a3;
 	}
 	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
 	return 0;
@@ -650,8 +663,8 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 	start_request(cfg, tid, fd, s, l.v0, l.vlen, 1);
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
+/* The end of a read: `ret` bytes were read into the buffer that on_enter recorded. */
+static __always_inline int on_exit(long ret)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct pending_read *pp = bpf_map_lookup_elem(&pending, &tid);
@@ -718,6 +731,68 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	rx_h1(cfg, tid, p.fd, s, n, nl);
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int copper_enter_read(struct trace_event_raw_sys_enter *c)
+{
+	return on_enter(NR_READ, c->args[0], c->args[1], c->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int copper_enter_recvfrom(struct trace_event_raw_sys_enter *c)
+{
+	return on_enter(NR_RECVFROM, c->args[0], c->args[1], c->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int copper_enter_recvmsg(struct trace_event_raw_sys_enter *c)
+{
+	return on_enter(NR_RECVMSG, c->args[0], c->args[1], c->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int copper_enter_close(struct trace_event_raw_sys_enter *c)
+{
+	return on_enter(NR_CLOSE, c->args[0], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int copper_exit_read(struct trace_event_raw_sys_exit *c)
+{
+	return on_exit(c->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int copper_exit_recvfrom(struct trace_event_raw_sys_exit *c)
+{
+	return on_exit(c->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
+{
+	return on_exit(c->ret);
+}
+
+/* Without tracefs: every syscall; the others return at once. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
+{
+	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG && id != NR_CLOSE)
+		return 0;
+	return on_enter(id, ARG1(regs), ARG2(regs), ARG3(regs));
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
+{
+	long id = SYSNO(regs);
+
+	/* Before any map lookup: this runs for every syscall on the machine. */
+	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
+		return 0;
+	return on_exit(ret);
 }
 
 /* A thread that exits forgets its value: its id may be reused. */

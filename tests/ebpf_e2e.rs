@@ -84,6 +84,8 @@ struct Agent {
 
 struct Chain {
     root: PathBuf,
+    /// Each agent's `attached to` line.
+    first_lines: Vec<String>,
     agents: Vec<Agent>,
     services: Vec<Child>,
     ports: Vec<u16>,
@@ -94,18 +96,25 @@ impl Chain {
     /// cgroup before it opens a socket), in `modes` (chain_service.py's first
     /// argument) for a, b and c.
     fn start(tag: &str, modes: [&str; 3]) -> Chain {
-        Chain::start_named(tag, modes, ["a", "b", "c"], None)
+        Chain::start_named(tag, modes, ["a", "b", "c"], None, "auto")
     }
 
     /// The same with other service names (the cgroup folders stay a, b, c),
     /// and optionally with an Envoy sidecar in front of one service (b or c)
     /// that routes on a context regex (see `start_envoy`).
-    fn start_named(tag: &str, modes: [&str; 3], names: [&str; 3], envoy: Option<(&str, &str)>) -> Chain {
+    fn start_named(
+        tag: &str,
+        modes: [&str; 3],
+        names: [&str; 3],
+        envoy: Option<(&str, &str)>,
+        syscall_hooks: &str,
+    ) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
         let mut chain = Chain {
             root,
+            first_lines: Vec::new(),
             agents: Vec::new(),
             services: Vec::new(),
             ports: Vec::new(),
@@ -114,7 +123,15 @@ impl Chain {
             let dir = chain.root.join(name);
             std::fs::create_dir_all(&dir).unwrap();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
-            cmd.args(["agent", "--service", service, "--cgroup"]).arg(&dir);
+            cmd.args([
+                "agent",
+                "--syscall-hooks",
+                syscall_hooks,
+                "--service",
+                service,
+                "--cgroup",
+            ])
+            .arg(&dir);
             if name == "a" {
                 cmd.arg("--entrypoint");
             }
@@ -123,7 +140,10 @@ impl Chain {
             let mut said = Vec::new();
             loop {
                 match stderr.recv_timeout(Duration::from_secs(30)) {
-                    Ok(line) if line.contains(" attached to ") => break,
+                    Ok(line) if line.contains(" attached to ") => {
+                        chain.first_lines.push(line);
+                        break;
+                    }
                     Ok(line) => said.push(line),
                     Err(_) => {
                         let status = child.try_wait().ok().flatten();
@@ -340,6 +360,27 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     );
 }
 
+/// The same over both sets of syscall hooks, forced: the tracepoints
+/// (tracefs is mounted by the agent if needed) and the tp_btf fallback.
+#[test]
+fn both_sets_of_syscall_hooks_carry_the_context() {
+    for (hooks, said) in [
+        ("tracepoints", "syscall tracepoints"),
+        ("tp-btf", "tp_btf sys_enter/sys_exit"),
+    ] {
+        let mut chain = Chain::start_named(&format!("hooks-{hooks}"), ["h1"; 3], ["a", "b", "c"], None, hooks);
+        let (a, b) = (chain.ports[0], chain.ports[1]);
+        let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(b, "")];
+        let first_lines: Vec<String> = chain.first_lines.clone();
+        let reports = chain.stop();
+        assert_eq!(got, [r#"["/a/b"]"#, "[]"], "{hooks}: {reports:#?}");
+        assert!(
+            first_lines.iter().all(|l| l.contains(said)),
+            "{hooks}: the agents did not attach {said}: {first_lines:#?}"
+        );
+    }
+}
+
 #[test]
 fn h2c_context_reaches_c_and_forged_header_is_ignored() {
     let mut chain = Chain::start("h2", ["h2", "h2", "h2"]);
@@ -423,7 +464,7 @@ fn long_contexts_use_two_byte_lengths() {
     let b = format!("b{}", "y".repeat(62));
     let want = format!(r#"["/{a}/{b}"]"#);
     for mode in ["h1", "h2"] {
-        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], None);
+        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], None, "auto");
         let port = chain.ports[0];
         let got = if mode == "h1" {
             h1_get(port, "")
@@ -441,7 +482,7 @@ fn envoy_sidecar_matches_the_context_header() {
     // the header a's add-on inserted (a regex match, as the Envoy emitter
     // does), and b's add-on still reads the context from the request Envoy
     // re-wrote, so c sees /a/b.
-    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], Some(("b", "/a")));
+    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], Some(("b", "/a")), "auto");
     let a = chain.ports[0];
     assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
     let reports = chain.stop();
@@ -451,7 +492,7 @@ fn envoy_sidecar_matches_the_context_header() {
 #[test]
 fn envoy_sidecar_refuses_a_request_without_context() {
     // b called without a context sends none on: Envoy in front of c answers 403.
-    let mut chain = Chain::start_named("envoy403", ["h1"; 3], ["a", "b", "c"], Some(("c", "/a/b")));
+    let mut chain = Chain::start_named("envoy403", ["h1"; 3], ["a", "b", "c"], Some(("c", "/a/b")), "auto");
     assert_eq!(h1_get(chain.ports[1], ""), "no match");
     assert_eq!(h1_get(chain.ports[0], ""), r#"["/a/b"]"#);
     chain.stop();

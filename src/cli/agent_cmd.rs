@@ -12,14 +12,18 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::SyscallHookArg;
 use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
-use crate::ebpf::agent::{Agent, AgentConfig, AgentError};
+use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice};
 use crate::ebpf::node::{self, NodeConfig, SERVICE_ENV};
 
 /// Exit code when the kernel refuses the add-on.
 pub const EXIT_KERNEL: u8 = 3;
 
-const HOOKS: &str = "sockops, sk_msg, tp_btf sys_enter/sys_exit/sched_process_exit";
+/// What the agent attached, for its first line.
+fn hooks(agent: &Agent) -> String {
+    format!("sockops, sk_msg, tp_btf sched_process_exit, {}", agent.syscall_hooks())
+}
 
 fn stop_flag(signals: &[i32]) -> Result<Arc<AtomicBool>, u8> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -69,6 +73,14 @@ pub fn run(args: &AgentArgs) -> u8 {
     }
 }
 
+fn hook_choice(arg: SyscallHookArg) -> HookChoice {
+    match arg {
+        SyscallHookArg::Auto => HookChoice::Auto,
+        SyscallHookArg::Tracepoints => HookChoice::Tracepoints,
+        SyscallHookArg::TpBtf => HookChoice::TpBtf,
+    }
+}
+
 fn print_stats(agent: &Agent, what: &str) {
     let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!("copperc agent: {what} detached; {}", text.join(" "));
@@ -79,6 +91,7 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
         service: service.to_string(),
         cgroup: cgroup.to_path_buf(),
         entrypoint: args.entrypoint,
+        hooks: hook_choice(args.syscall_hooks),
         object,
     };
     let agent = match Agent::start(&cfg, args.verbose) {
@@ -89,10 +102,11 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
         }
     };
     eprintln!(
-        "copperc agent: `{}`{} attached to {} ({HOOKS}); SIGTERM or SIGINT detaches",
+        "copperc agent: `{}`{} attached to {} ({}); SIGTERM or SIGINT detaches",
         cfg.service,
         if cfg.entrypoint { " (entry point)" } else { "" },
-        cfg.cgroup.display()
+        cfg.cgroup.display(),
+        hooks(&agent)
     );
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -132,7 +146,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             return exit_code(&e);
         }
     };
-    let mut agent = match Agent::load(object.as_deref(), args.verbose) {
+    let mut agent = match Agent::load(object.as_deref(), hook_choice(args.syscall_hooks), args.verbose) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -140,8 +154,9 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         }
     };
     eprintln!(
-        "copperc agent: node-wide for {} services ({HOOKS}), cgroups under {}; waiting for pods that run `copperc await-agent`; SIGTERM or SIGINT detaches",
+        "copperc agent: node-wide for {} services ({}), cgroups under {}; waiting for pods that run `copperc await-agent`; SIGTERM or SIGINT detaches",
         cfg.services.len(),
+        hooks(&agent),
         root.display()
     );
     let mut state = NodeState::default();
@@ -166,7 +181,8 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, state: &mut NodeState)
     state.warned.retain(|k| live.contains(k));
     for w in &waiters {
         let key = (w.pid, w.start_time);
-        if state.signalled.contains(&key) || state.warned.contains(&key) {
+        // Not listening yet: the next scan looks again.
+        if state.signalled.contains(&key) || state.warned.contains(&key) || !w.listening {
             continue;
         }
         let Some(&entrypoint) = cfg.services.get(&w.service) else {

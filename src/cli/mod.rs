@@ -58,7 +58,8 @@ enum Command {
     /// For one service (`--service --cgroup`), or node-wide (`--config`, as the DaemonSet of
     /// `k8s/` runs it) for every pod of the node that waits for it (`copperc await-agent`).
     /// Attaches sockops to each followed cgroup (processes must be in it before they open
-    /// sockets), sk_msg to the connections they open, and tp_btf hooks on read/recvfrom/recvmsg.
+    /// sockets), sk_msg to the connections they open, and hooks on read/recvfrom/recvmsg (the
+    /// syscall tracepoints when tracefs is mounted, else tp_btf sys_enter/sys_exit).
     /// Runs until SIGTERM or SIGINT, then detaches. See docs/ebpf.md.
     Agent(AgentArgs),
     /// Wait until the node's eBPF agent follows this pod (the `copper-ctx-wait` sidecar of `k8s/`).
@@ -228,6 +229,11 @@ pub struct AgentArgs {
     /// Node-wide: how often /proc is searched for new pods, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub scan_interval: u64,
+    /// Which syscall hooks capture incoming contexts: `auto` takes the syscall tracepoints
+    /// (mounting tracefs at /sys/kernel/tracing if needed), else falls back to tp_btf
+    /// sys_enter/sys_exit, which run for every syscall of the machine.
+    #[arg(long, value_enum, default_value_t = SyscallHookArg::Auto)]
+    pub syscall_hooks: SyscallHookArg,
     /// Load this object file instead of the embedded one (e.g. the `ebpf/copper_ctx.bpf.o`
     /// that `copperc compile` writes).
     #[arg(long, value_name = "FILE")]
@@ -235,6 +241,13 @@ pub struct AgentArgs {
     /// Echo libbpf's messages (including verifier logs) on stderr.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyscallHookArg {
+    Auto,
+    Tracepoints,
+    TpBtf,
 }
 
 #[derive(Args)]

@@ -27,6 +27,7 @@ pub struct AgentConfig {
     pub service: String,
     pub cgroup: PathBuf,
     pub entrypoint: bool,
+    pub hooks: HookChoice,
     /// The object to load: `None` for the one embedded in copperc, else the
     /// bytes of a file (such as the `ebpf/copper_ctx.bpf.o` that
     /// `copperc compile` writes, which is the same object).
@@ -152,6 +153,57 @@ fn kernel_error(step: &str, err: &libbpf_rs::Error) -> AgentError {
     }
 }
 
+/// Which of the object's two sets of syscall hooks to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookChoice {
+    /// The syscall tracepoints (mounting tracefs if needed), else tp_btf.
+    Auto,
+    /// The syscall tracepoints, or an error.
+    Tracepoints,
+    /// tp_btf `sys_enter`/`sys_exit`.
+    TpBtf,
+}
+
+/// Which set is attached, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyscallHooks {
+    /// `tracepoint/syscalls/sys_{enter,exit}_*`: run only for the syscalls
+    /// the add-on reads; `mounted`: the agent mounted tracefs there.
+    Tracepoints { mounted: Option<PathBuf> },
+    /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: run for every syscall on the
+    /// machine and cost much more; `why` the tracepoints were not used.
+    TpBtf { why: String },
+}
+
+impl fmt::Display for SyscallHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyscallHooks::Tracepoints { mounted: None } => f.write_str("syscall tracepoints"),
+            SyscallHooks::Tracepoints { mounted: Some(p) } => {
+                write!(f, "syscall tracepoints; mounted tracefs at {}", p.display())
+            }
+            SyscallHooks::TpBtf { why } => write!(
+                f,
+                "tp_btf sys_enter/sys_exit, which run for every syscall of the machine: {why}"
+            ),
+        }
+    }
+}
+
+/// The programs on the syscall tracepoints, in attach order (enter first).
+const TRACEPOINT_PROGS: [&str; 7] = [
+    "copper_enter_read",
+    "copper_enter_recvfrom",
+    "copper_enter_recvmsg",
+    "copper_enter_close",
+    "copper_exit_read",
+    "copper_exit_recvfrom",
+    "copper_exit_recvmsg",
+];
+
+/// Their fallback without tracefs.
+const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
+
 /// A cgroup whose tasks the loaded object follows as one service.
 struct Registered {
     service: String,
@@ -171,6 +223,7 @@ pub struct Agent {
     cgroups: BTreeMap<u64, Registered>,
     links: Vec<Link>,
     object: Object,
+    syscall_hooks: SyscallHooks,
 }
 
 fn check_cgroup(path: &Path) -> Result<File, AgentError> {
@@ -189,7 +242,7 @@ impl Agent {
     pub fn start(cfg: &AgentConfig, verbose: bool) -> Result<Agent, AgentError> {
         config_bytes(&cfg.service, cfg.entrypoint).map_err(AgentError::Config)?;
         check_cgroup(&cfg.cgroup)?;
-        let mut agent = Agent::load(cfg.object.as_deref(), verbose)?;
+        let mut agent = Agent::load(cfg.object.as_deref(), cfg.hooks, verbose)?;
         agent.register(&cfg.cgroup, &cfg.service, cfg.entrypoint)?;
         Ok(agent)
     }
@@ -197,7 +250,7 @@ impl Agent {
     /// Loads the object (`None`: the embedded one) with no cgroup
     /// registered yet, and attaches what is not tied to a cgroup: sk_msg to
     /// the sockhash and the tp_btf programs.
-    pub fn load(object: Option<&[u8]>, verbose: bool) -> Result<Agent, AgentError> {
+    pub fn load(object: Option<&[u8]>, hooks: HookChoice, verbose: bool) -> Result<Agent, AgentError> {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(AgentError::NoBtf(
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
@@ -215,11 +268,12 @@ impl Agent {
             cgroups: BTreeMap::new(),
             links: Vec::new(),
             object,
+            syscall_hooks: SyscallHooks::TpBtf { why: String::new() },
         };
         for name in ["services", "levels", "socks", "stats"] {
             agent.map(name)?;
         }
-        agent.attach()?;
+        agent.attach(hooks)?;
         take_log();
         Ok(agent)
     }
@@ -232,7 +286,7 @@ impl Agent {
         })
     }
 
-    fn attach(&mut self) -> Result<(), AgentError> {
+    fn attach(&mut self, hooks: HookChoice) -> Result<(), AgentError> {
         let socks_fd = self.map("socks")?.as_fd().as_raw_fd();
         let mut links = Vec::new();
         // sk_msg first: sockets that sockops adds must find it attached.
@@ -242,7 +296,8 @@ impl Agent {
                 "copper_sk_msg" => prog
                     .attach_sockmap(socks_fd)
                     .map_err(|e| kernel_error("attach sk_msg to the sockhash", &e))?,
-                "copper_sockops" | "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit" => {}
+                "copper_sockops" | "copper_thread_exit" => {}
+                n if TRACEPOINT_PROGS.contains(&n) || TP_BTF_PROGS.contains(&n) => {}
                 other => {
                     return Err(AgentError::Config(format!(
                         "the eBPF object has an unexpected program `{other}`: it does not match this copperc"
@@ -250,20 +305,65 @@ impl Agent {
                 }
             }
         }
-        for prog in self.object.progs_mut() {
-            let name = prog.name().to_string_lossy().into_owned();
-            if matches!(
-                name.as_str(),
-                "copper_sys_enter" | "copper_sys_exit" | "copper_thread_exit"
-            ) {
-                links.push(
-                    prog.attach()
-                        .map_err(|e| kernel_error(&format!("attach `{name}` (tp_btf)"), &e))?,
-                );
+        links.extend(self.attach_all(&["copper_thread_exit"])?);
+        let tracefs = match hooks {
+            HookChoice::TpBtf => super::tracefs::Tracefs::Missing("chosen with --syscall-hooks tp-btf".into()),
+            HookChoice::Auto | HookChoice::Tracepoints => super::tracefs::ensure(),
+        };
+        let attempt = match &tracefs {
+            super::tracefs::Tracefs::Missing(why) => Err(why.clone()),
+            super::tracefs::Tracefs::Present(_) | super::tracefs::Tracefs::Mounted(_) => {
+                self.attach_all(&TRACEPOINT_PROGS).map_err(|e| e.to_string())
+            }
+        };
+        match (attempt, hooks) {
+            (Ok(l), _) => {
+                links.extend(l);
+                self.syscall_hooks = SyscallHooks::Tracepoints {
+                    mounted: match tracefs {
+                        super::tracefs::Tracefs::Mounted(p) => Some(p),
+                        _ => None,
+                    },
+                };
+            }
+            (Err(why), HookChoice::Tracepoints) => {
+                return Err(AgentError::Kernel {
+                    step: "attach the syscall tracepoints".into(),
+                    detail: why,
+                    log: Vec::new(),
+                });
+            }
+            (Err(why), _) => {
+                take_log();
+                links.extend(self.attach_all(&TP_BTF_PROGS)?);
+                self.syscall_hooks = SyscallHooks::TpBtf { why };
             }
         }
         self.links = links;
         Ok(())
+    }
+
+    /// Attaches the programs `names` at their sections' attach points: all
+    /// of them, or none (the links made so far close on error).
+    fn attach_all(&mut self, names: &[&str]) -> Result<Vec<Link>, AgentError> {
+        let mut links = Vec::new();
+        for name in names {
+            let prog = self
+                .object
+                .progs_mut()
+                .find(|p| p.name() == *name)
+                .ok_or_else(|| AgentError::Config(format!("the eBPF object has no program `{name}`")))?;
+            links.push(
+                prog.attach()
+                    .map_err(|e| kernel_error(&format!("attach `{name}`"), &e))?,
+            );
+        }
+        Ok(links)
+    }
+
+    /// Which syscall hooks are attached, and why.
+    pub fn syscall_hooks(&self) -> &SyscallHooks {
+        &self.syscall_hooks
     }
 
     /// Follows the tasks of the cgroup v2 folder `cgroup` and of its

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cgroup;
 pub mod node;
+pub mod tracefs;
 
 /// The compiled object (BPF ELF with BTF, CO-RE relocations).
 pub const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/copper_ctx.bpf.o"));

@@ -80,6 +80,9 @@ pub struct Waiter {
     pub service: String,
     /// Its cgroup v2 path, as in `/proc/<pid>/cgroup`.
     pub cgroup: String,
+    /// It handles SIGUSR1 already: signalled earlier, between its exec and
+    /// its handler, it would be killed.
+    pub listening: bool,
 }
 
 impl Waiter {
@@ -100,6 +103,16 @@ pub fn service_of(environ: &[u8]) -> Option<String> {
         .split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Whether the `SigCgt` mask of a `/proc/<pid>/status` text holds SIGUSR1.
+fn catches_usr1(status: &str) -> bool {
+    let bit = 1u64 << (nix::sys::signal::Signal::SIGUSR1 as u64 - 1);
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| mask & bit != 0)
 }
 
 /// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name,
@@ -123,11 +136,13 @@ pub fn find_waiters(proc_root: &Path) -> Vec<Waiter> {
             let service = service_of(&std::fs::read(dir.join("environ")).ok()?)?;
             let cgroup = process_cgroup(&std::fs::read_to_string(dir.join("cgroup")).ok()?)?.to_string();
             let start_time = start_time(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
+            let listening = catches_usr1(&std::fs::read_to_string(dir.join("status")).ok()?);
             Some(Waiter {
                 pid,
                 start_time,
                 service,
                 cgroup,
+                listening,
             })
         })
         .collect();
@@ -165,6 +180,8 @@ mod tests {
         assert_eq!(service_of(b"XCOPPER_CTX_SERVICE=a\0"), None);
         let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(start_time(stat), Some(98765));
+        assert!(catches_usr1("Name:\tcopperc\nSigCgt:\t0000000000004200\n"));
+        assert!(!catches_usr1("Name:\tcopperc\nSigCgt:\t0000000000004000\n"));
     }
 
     #[test]
@@ -174,6 +191,7 @@ mod tests {
             start_time: 1,
             service: "a".into(),
             cgroup: "/kubepods.slice/kubepods-pod1.slice/cri-containerd-2.scope".into(),
+            listening: true,
         };
         assert_eq!(
             w.pod_cgroup(Path::new("/sys/fs/cgroup")),
