@@ -37,6 +37,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARG2(r) ((r)->si)
 #define ARG3(r) ((r)->dx)
 #define SYSNO(r) ((r)->orig_ax)
+#define EXIT_ARG1(r) ((r)->di)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ 63
 #define NR_CLOSE 57
@@ -46,6 +47,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARG2(r) ((r)->regs[1])
 #define ARG3(r) ((r)->regs[2])
 #define SYSNO(r) ((r)->syscallno)
+#define EXIT_ARG1(r) ((r)->orig_x0) /* x0 holds the return value at exit */
 #else
 #error "copper_ctx supports x86_64 and aarch64"
 #endif
@@ -150,21 +152,13 @@ struct {
 	__type(value, struct thread_conn);
 } thread_conn SEC(".maps");
 
-/* A read in progress: what sys_exit needs from sys_enter. */
+/* A read that returned data: its buffer, capacity and fd. */
 struct pending_read {
 	__u64 buf;
 	__u64 cap;
-	__u64 service; /* key of `services` */
 	__u32 fd;
 	__u32 pad;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pending_read);
-} pending SEC(".maps");
 
 /* h2c server connections: (tgid, fd) on which the client preface was read. */
 struct fd_key {
@@ -430,45 +424,23 @@ static __always_inline __u64 current_service(void)
  *   for every syscall of every task on the machine, which costs far more
  *   (docs/evaluation.md); they return at once for other syscalls.
  *
- * Both call on_enter and on_exit.
+ * Both call on_close and on_exit; a read needs no hook on its entry, since
+ * its arguments are still in the task's saved user registers at its exit.
  */
 
-/* The start of a read (`id` is NR_READ, NR_RECVFROM or NR_RECVMSG) or a close. */
-static __always_inline int on_enter(long id, __u64 a1, __u64 a2, __u64 a3)
+/* A close by a task of a followed service: forgets the fd. */
+static __always_inline int on_close(__u32 fd)
 {
-	struct pending_read p = {};
-	__u64 tid;
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct fd_key k = {.tgid = tid >> 32, .fd = fd};
+	struct thread_conn *tc;
 
-	p.service = current_service();
-	if (!p.service)
+	if (!current_service())
 		return 0;
-	tid = bpf_get_current_pid_tgid();
-	p.fd = (__u32)a1;
-	if (id == NR_CLOSE) {
-		struct fd_key k = {.tgid = tid >> 32, .fd = p.fd};
-		struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
-
-		bpf_map_delete_elem(&h2_rx_fds, &k);
-		if (tc && tc->last_fd == p.fd)
-			tc->last_fd = NO_FD;
-		return 0;
-	}
-	if (id == NR_RECVMSG) {
-		struct user_msghdr mh = {};
-		struct iovec iov = {};
-
-		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a2) || !mh.msg_iov ||
-		    mh.msg_iovlen < 1)
-			return 0;
-		if (bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov))
-			return 0;
-		p.buf = (__u64)iov.iov_base;
-		p.cap = iov.iov_len;
-	} else {
-		p.buf = a2;
-		p.cap = a3;
-	}
-	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	tc = bpf_map_lookup_elem(&thread_conn, &tid);
+	bpf_map_delete_elem(&h2_rx_fds, &k);
+	if (tc && tc->last_fd == fd)
+		tc->last_fd = NO_FD;
 	return 0;
 }
 
@@ -663,27 +635,47 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 	start_request(cfg, tid, fd, s, l.v0, l.vlen, 1);
 }
 
-/* The end of a read: `ret` bytes were read into the buffer that on_enter recorded. */
-static __always_inline int on_exit(long ret)
+/*
+ * The end of a read (`id` is NR_READ, NR_RECVFROM or NR_RECVMSG) that
+ * returned `ret`; its arguments are read from the task's saved user
+ * registers `r`.
+ */
+static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct pending_read *pp = bpf_map_lookup_elem(&pending, &tid);
 	const struct copper_config *cfg;
-	struct pending_read p;
+	struct pending_read p = {};
 	struct scratch *s;
 	struct fd_key k;
 	struct h2_rx *st;
+	__u64 service;
 	__u32 n, nl;
 
-	if (!pp)
+	if (ret <= 0 || !r)
 		return 0;
-	p = *pp;
-	bpf_map_delete_elem(&pending, &tid);
-	if (ret <= 0 || !p.buf)
+	service = current_service();
+	if (!service)
 		return 0;
-	/* Gone if the service was unregistered since sys_enter. */
-	cfg = bpf_map_lookup_elem(&services, &p.service);
+	cfg = bpf_map_lookup_elem(&services, &service);
 	if (!cfg)
+		return 0;
+	p.fd = (__u32)EXIT_ARG1(r);
+	if (id == NR_RECVMSG) {
+		struct user_msghdr mh = {};
+		struct iovec iov = {};
+
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)ARG2(r)) || !mh.msg_iov ||
+		    mh.msg_iovlen < 1)
+			return 0;
+		if (bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov))
+			return 0;
+		p.buf = (__u64)iov.iov_base;
+		p.cap = iov.iov_len;
+	} else {
+		p.buf = ARG2(r);
+		p.cap = ARG3(r);
+	}
+	if (!p.buf)
 		return 0;
 	if ((__u64)ret < p.cap)
 		p.cap = ret;
@@ -733,55 +725,37 @@ static __always_inline int on_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int copper_enter_read(struct trace_event_raw_sys_enter *c)
-{
-	return on_enter(NR_READ, c->args[0], c->args[1], c->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int copper_enter_recvfrom(struct trace_event_raw_sys_enter *c)
-{
-	return on_enter(NR_RECVFROM, c->args[0], c->args[1], c->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int copper_enter_recvmsg(struct trace_event_raw_sys_enter *c)
-{
-	return on_enter(NR_RECVMSG, c->args[0], c->args[1], c->args[2]);
-}
-
 SEC("tracepoint/syscalls/sys_enter_close")
 int copper_enter_close(struct trace_event_raw_sys_enter *c)
 {
-	return on_enter(NR_CLOSE, c->args[0], 0, 0);
+	return on_close(c->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
 int copper_exit_read(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(c->ret);
+	return on_exit(NR_READ, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()));
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int copper_exit_recvfrom(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(c->ret);
+	return on_exit(NR_RECVFROM, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()));
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(c->ret);
+	return on_exit(NR_RECVMSG, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()));
 }
 
 /* Without tracefs: every syscall; the others return at once. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
 {
-	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG && id != NR_CLOSE)
+	if (id != NR_CLOSE)
 		return 0;
-	return on_enter(id, ARG1(regs), ARG2(regs), ARG3(regs));
+	return on_close(ARG1(regs));
 }
 
 SEC("tp_btf/sys_exit")
@@ -792,7 +766,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	/* Before any map lookup: this runs for every syscall on the machine. */
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return on_exit(ret);
+	return on_exit(id, ret, regs);
 }
 
 /* A thread that exits forgets its value: its id may be reused. */
@@ -803,7 +777,6 @@ int BPF_PROG(copper_thread_exit, struct task_struct *task)
 
 	bpf_map_delete_elem(&thread_ctx, &tid);
 	bpf_map_delete_elem(&thread_conn, &tid);
-	bpf_map_delete_elem(&pending, &tid);
 	return 0;
 }
 

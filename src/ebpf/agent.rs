@@ -191,10 +191,7 @@ impl fmt::Display for SyscallHooks {
 }
 
 /// The programs on the syscall tracepoints, in attach order (enter first).
-const TRACEPOINT_PROGS: [&str; 7] = [
-    "copper_enter_read",
-    "copper_enter_recvfrom",
-    "copper_enter_recvmsg",
+const TRACEPOINT_PROGS: [&str; 4] = [
     "copper_enter_close",
     "copper_exit_read",
     "copper_exit_recvfrom",
