@@ -122,6 +122,23 @@ def get(port):
     return t1 - t0, b"".join(chunks).split(b"\r\n\r\n", 1)[-1]
 
 
+def remove_cgroup(path):
+    """Kills what is left in a cgroup folder and removes it (if it exists)."""
+    if not os.path.isdir(path):
+        return
+    try:
+        with open(os.path.join(path, "cgroup.kill"), "w") as f:
+            f.write("1")
+    except OSError:
+        pass
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def percentile(sorted_values, p):
     """Nearest-rank percentile."""
     k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
@@ -256,33 +273,9 @@ class Bench:
         if os.path.exists(self.config):
             os.unlink(self.config)
         for name in NAMES:
-            d = self.dirs[name]
             for leaf in ("wait", "app"):
-                sub = os.path.join(d, leaf)
-                if os.path.isdir(sub):
-                    try:
-                        with open(os.path.join(sub, "cgroup.kill"), "w") as f:
-                            f.write("1")
-                    except OSError:
-                        pass
-                    for _ in range(50):
-                        try:
-                            os.rmdir(sub)
-                            break
-                        except OSError:
-                            time.sleep(0.1)
-            if os.path.isdir(d):
-                try:
-                    with open(os.path.join(d, "cgroup.kill"), "w") as f:
-                        f.write("1")
-                except OSError:
-                    pass
-                for _ in range(50):
-                    try:
-                        os.rmdir(d)
-                        break
-                    except OSError:
-                        time.sleep(0.1)
+                remove_cgroup(os.path.join(self.dirs[name], leaf))
+            remove_cgroup(self.dirs[name])
         if os.path.isdir(self.root):
             os.rmdir(self.root)
 

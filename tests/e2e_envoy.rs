@@ -281,21 +281,12 @@ fn policies_hold_on_real_traffic() {
 
     // Compile.
     let out = tmp.path().join("out");
-    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args([
-            "compile",
-            "--color",
-            "never",
-            "--interfaces",
-            "interfaces/istio-proxy.act",
-            "--graph",
-        ])
-        .arg(&graph_file)
-        .arg("--out")
-        .arg(&out)
-        .arg(&policy_file)
-        .output()
-        .unwrap();
+    let r = common::compile(
+        &graph_file,
+        &[&policy_file],
+        &out,
+        &["--interfaces", "interfaces/istio-proxy.act"],
+    );
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
 
     // Exactly the sidecars that the placement chose, each with a bootstrap.
@@ -514,21 +505,12 @@ fn compile_entry(dir: &Path, graph: &Value) -> PathBuf {
     let policy_file = dir.join("entry.copper");
     std::fs::write(&policy_file, ENTRY_POLICIES).unwrap();
     let out = dir.join("out");
-    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args([
-            "compile",
-            "--color",
-            "never",
-            "--interfaces",
-            "interfaces/istio-proxy.act",
-            "--graph",
-        ])
-        .arg(&graph_file)
-        .arg("--out")
-        .arg(&out)
-        .arg(&policy_file)
-        .output()
-        .unwrap();
+    let r = common::compile(
+        &graph_file,
+        &[&policy_file],
+        &out,
+        &["--interfaces", "interfaces/istio-proxy.act"],
+    );
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     out
 }
@@ -879,21 +861,12 @@ policy loop_stamp(req: RPCRequest) context "(loop | .* api loop)" {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args([
-            "compile",
-            "--color",
-            "never",
-            "--interfaces",
-            "interfaces/istio-proxy.act",
-            "--graph",
-        ])
-        .arg(&graph_file)
-        .arg("--out")
-        .arg(&out)
-        .arg(&policy_file)
-        .output()
-        .unwrap();
+    let r = common::compile(
+        &graph_file,
+        &[&policy_file],
+        &out,
+        &["--interfaces", "interfaces/istio-proxy.act"],
+    );
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
 
     // Only loop's application (without callees: requests are sent to its
