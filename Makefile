@@ -95,7 +95,7 @@ eval: build deps
 	./target/release/copperc-plot docs/eval/results.json docs/eval
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := parse_policy parse_interface parse_graph pattern_roundtrip
+FUZZ_TARGETS := parse_policy parse_interface parse_graph pattern_roundtrip agent_inputs
 
 # cargo-fuzz needs unstable compiler flags; RUSTC_BOOTSTRAP lets the
 # installed toolchain accept them.

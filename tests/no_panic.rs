@@ -86,6 +86,19 @@ proptest! {
     }
 
     #[test]
+    fn agent_inputs_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), s in "\\PC{0,200}") {
+        for text in [String::from_utf8_lossy(&bytes).into_owned(), s] {
+            let _ = copperc::ebpf::node::parse_config(&text);
+            let _ = copperc::ebpf::cgroup::cgroup2_mounts(&text);
+            let _ = copperc::ebpf::cgroup::process_cgroup(&text);
+            let _ = copperc::ebpf::node::service_of(text.as_bytes());
+            let _ = copperc::ebpf::node::start_time(&text);
+            let _ = copperc::ebpf::node::catches_usr1(&text);
+        }
+        let _ = copperc::ebpf::node::service_of(&bytes);
+    }
+
+    #[test]
     fn token_soup_never_panics(toks in prop::collection::vec(prop_oneof![
         Just("policy"), Just("dataplane"), Just("act"), Just("cost"), Just("context"), Just("if"), Just("else"),
         Just("{"), Just("}"), Just("("), Just(")"), Just("["), Just("]"), Just(";"), Just(":"), Just(","), Just("."),

@@ -106,7 +106,7 @@ pub fn service_of(environ: &[u8]) -> Option<String> {
 }
 
 /// Whether the `SigCgt` mask of a `/proc/<pid>/status` text holds SIGUSR1.
-fn catches_usr1(status: &str) -> bool {
+pub fn catches_usr1(status: &str) -> bool {
     let bit = 1u64 << (nix::sys::signal::Signal::SIGUSR1 as u64 - 1);
     status
         .lines()
@@ -117,7 +117,7 @@ fn catches_usr1(status: &str) -> bool {
 
 /// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name,
 /// which may hold spaces).
-fn start_time(stat: &str) -> Option<u64> {
+pub fn start_time(stat: &str) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(19)?.parse().ok()
 }
