@@ -118,9 +118,16 @@ struct {
 	__type(value, struct tx_state);
 } tx_state SEC(".maps");
 
-/* The header value a thread sends while it handles its current request. */
+/*
+ * The header value a thread sends while it handles its current request.
+ * Thread ids are reused: `start` (the thread's start time) tells an entry
+ * of an earlier thread with the same id, which is ignored, so no hook on
+ * thread exit is needed; LRU eviction reclaims such entries.
+ */
 struct thread_val {
+	__u64 start;
 	__u32 len;
+	__u32 pad;
 	__u8 val[VAL_BUF];
 };
 
@@ -143,6 +150,7 @@ struct {
 struct thread_conn {
 	__u32 last_fd;
 	__u32 mux;
+	__u64 start; /* as in thread_val */
 };
 
 struct {
@@ -204,6 +212,24 @@ static __always_inline void count(__u32 which)
 
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+/* When the current thread started: with its id, names the thread even after the id is reused. */
+static __always_inline __u64 thread_start(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return t->start_time;
+}
+
+/* The value of the current thread `tid`, not of an earlier thread with its id. */
+static __always_inline struct thread_val *thread_value(__u64 tid)
+{
+	struct thread_val *tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+
+	if (!tv || tv->start != thread_start())
+		return NULL;
+	return tv;
 }
 
 static __always_inline struct scratch *get_scratch(void)
@@ -355,10 +381,11 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 {
 	struct thread_val *tv = &s->tv;
 	struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
+	__u64 start = thread_start();
 	__u32 nl = cfg->name_len;
 
-	if (!tc) {
-		struct thread_conn fresh = {.last_fd = fd, .mux = 0};
+	if (!tc || tc->start != start) {
+		struct thread_conn fresh = {.last_fd = fd, .mux = 0, .start = start};
 
 		bpf_map_update_elem(&thread_conn, &tid, &fresh, BPF_ANY);
 	} else {
@@ -388,6 +415,7 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 	tv->val[masked(vlen, 255)] = '/';
 	bpf_probe_read_kernel(&tv->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg->name);
 	tv->len = vlen + 1 + nl;
+	tv->start = start;
 	bpf_map_update_elem(&thread_ctx, &tid, tv, BPF_ANY);
 }
 
@@ -439,7 +467,7 @@ static __always_inline int on_close(__u32 fd)
 		return 0;
 	tc = bpf_map_lookup_elem(&thread_conn, &tid);
 	bpf_map_delete_elem(&h2_rx_fds, &k);
-	if (tc && tc->last_fd == fd)
+	if (tc && tc->start == thread_start() && tc->last_fd == fd)
 		tc->last_fd = NO_FD;
 	return 0;
 }
@@ -769,17 +797,6 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	return on_exit(id, ret, regs);
 }
 
-/* A thread that exits forgets its value: its id may be reused. */
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(copper_thread_exit, struct task_struct *task)
-{
-	__u64 tid = bpf_get_current_pid_tgid();
-
-	bpf_map_delete_elem(&thread_ctx, &tid);
-	bpf_map_delete_elem(&thread_conn, &tid);
-	return 0;
-}
-
 /* ---- send side ---- */
 
 SEC("sockops")
@@ -909,7 +926,7 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return;
 	tid = bpf_get_current_pid_tgid();
-	tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+	tv = thread_value(tid);
 	if (!tv) {
 		count(ST_TX_NO_CONTEXT);
 		return;
@@ -1053,7 +1070,7 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 				  __u32 size, __u32 off)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct thread_val *tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+	struct thread_val *tv = thread_value(tid);
 	struct tx_walk w = {.msg = msg, .off = off, .size = size};
 
 	if (tv) {

@@ -22,7 +22,7 @@ pub const EXIT_KERNEL: u8 = 3;
 
 /// What the agent attached, for its first line.
 fn hooks(agent: &Agent) -> String {
-    format!("sockops, sk_msg, tp_btf sched_process_exit, {}", agent.syscall_hooks())
+    format!("sockops, sk_msg, {}", agent.syscall_hooks())
 }
 
 fn stop_flag(signals: &[i32]) -> Result<Arc<AtomicBool>, u8> {

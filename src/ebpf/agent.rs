@@ -293,7 +293,7 @@ impl Agent {
                 "copper_sk_msg" => prog
                     .attach_sockmap(socks_fd)
                     .map_err(|e| kernel_error("attach sk_msg to the sockhash", &e))?,
-                "copper_sockops" | "copper_thread_exit" => {}
+                "copper_sockops" => {}
                 n if TRACEPOINT_PROGS.contains(&n) || TP_BTF_PROGS.contains(&n) => {}
                 other => {
                     return Err(AgentError::Config(format!(
@@ -302,7 +302,6 @@ impl Agent {
                 }
             }
         }
-        links.extend(self.attach_all(&["copper_thread_exit"])?);
         let tracefs = match hooks {
             HookChoice::TpBtf => super::tracefs::Tracefs::Missing("chosen with --syscall-hooks tp-btf".into()),
             HookChoice::Auto | HookChoice::Tracepoints => super::tracefs::ensure(),
