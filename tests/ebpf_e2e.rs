@@ -571,6 +571,19 @@ struct Node {
     children: Vec<Child>,
 }
 
+impl Node {
+    /// A pod's cgroup; b's lies one level deeper than the others' (as
+    /// Kubernetes puts pods of different QoS classes at different depths),
+    /// so that the object follows cgroups at two depths.
+    fn pod(&self, pod: &str) -> PathBuf {
+        if pod == "b" {
+            self.root.join("burstable").join(pod)
+        } else {
+            self.root.join(pod)
+        }
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         for c in &mut self.children {
@@ -579,10 +592,11 @@ impl Drop for Node {
         }
         for pod in ["a", "b", "c", "x"] {
             for leaf in ["wait", "app"] {
-                let _ = std::fs::remove_dir(self.root.join(pod).join(leaf));
+                let _ = std::fs::remove_dir(self.pod(pod).join(leaf));
             }
-            let _ = std::fs::remove_dir(self.root.join(pod));
+            let _ = std::fs::remove_dir(self.pod(pod));
         }
+        let _ = std::fs::remove_dir(self.root.join("burstable"));
         let _ = std::fs::remove_dir(&self.root);
     }
 }
@@ -650,7 +664,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     };
     for pod in ["a", "b", "c", "x"] {
         for leaf in ["wait", "app"] {
-            std::fs::create_dir_all(node.root.join(pod).join(leaf)).unwrap();
+            std::fs::create_dir_all(node.pod(pod).join(leaf)).unwrap();
         }
     }
     let mut agent = Command::new(env!("CARGO_BIN_EXE_copperc"))
@@ -672,11 +686,11 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     // A pod waits until the agent follows it, then reports ready.
     for pod in ["c", "b", "a"] {
         let ready = tmp.path().join(format!("{pod}.ready"));
-        let (code, err) = await_agent(&node.root.join(pod).join("wait"), pod, &ready, 30);
+        let (code, err) = await_agent(&node.pod(pod).join("wait"), pod, &ready, 30);
         assert_eq!(code, Some(0), "await-agent for `{pod}`: {err}");
         assert_eq!(std::fs::read_to_string(&ready).unwrap(), format!("{pod}\n"));
         let said = next_line(pod);
-        let pod_dir = node.root.join(pod);
+        let pod_dir = node.pod(pod);
         assert!(
             said.contains(&format!("following {} as `{pod}`", pod_dir.display())),
             "{said}"
@@ -685,7 +699,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     }
     // A service the configuration does not list is not followed, and its
     // waiter gives up with the reason.
-    let (code, err) = await_agent(&node.root.join("x").join("wait"), "zzz", &tmp.path().join("x.ready"), 2);
+    let (code, err) = await_agent(&node.pod("x").join("wait"), "zzz", &tmp.path().join("x.ready"), 2);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no copper-ctx agent followed this pod"), "{err}");
     let said = next_line("the unknown service");
@@ -695,7 +709,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let mut next = None;
     let mut ports = Vec::new();
     for pod in ["c", "b", "a"] {
-        let (child, port) = spawn_service(&node.root.join(pod).join("app"), "h1", next);
+        let (child, port) = spawn_service(&node.pod(pod).join("app"), "h1", next);
         node.children.push(child);
         ports.push(port);
         next = Some(port);
@@ -711,9 +725,9 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
         let _ = service.wait();
     }
     for leaf in ["wait", "app"] {
-        std::fs::remove_dir(node.root.join("c").join(leaf)).unwrap();
+        std::fs::remove_dir(node.pod("c").join(leaf)).unwrap();
     }
-    std::fs::remove_dir(node.root.join("c")).unwrap();
+    std::fs::remove_dir(node.pod("c")).unwrap();
     let said = next_line("the removed pod");
     assert!(said.contains("is gone; no longer followed"), "{said}");
 
@@ -721,7 +735,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let ready = tmp.path().join("a-sidecar.ready");
     let script = format!(
         "echo $$ > '{}' && exec env COPPER_CTX_SERVICE=a '{}' await-agent --ready-file '{}'",
-        node.root.join("a").join("wait").join("cgroup.procs").display(),
+        node.pod("a").join("wait").join("cgroup.procs").display(),
         env!("CARGO_BIN_EXE_copperc"),
         ready.display()
     );
@@ -755,7 +769,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     for pod in ["a", "b"] {
         let out = Command::new("bpftool")
             .args(["cgroup", "show"])
-            .arg(node.root.join(pod))
+            .arg(node.pod(pod))
             .output()
             .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
         let text = String::from_utf8_lossy(&out.stdout);
@@ -783,13 +797,13 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     }
     let show = Command::new("bpftool")
         .args(["cgroup", "show"])
-        .arg(node.root.join("a"))
+        .arg(node.pod("a"))
         .output()
         .unwrap();
     let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
     let status = again.wait().unwrap();
     assert!(status.success(), "{said:?}");
-    let pod_a = node.root.join("a");
+    let pod_a = node.pod("a");
     assert!(
         said.iter()
             .any(|l| l.contains(&format!("following {} as `a`", pod_a.display()))),
