@@ -209,7 +209,7 @@ class Bench:
         """One agent for the node; each pod's waiter returns once it is followed."""
         with open(self.config, "w") as f:
             f.write('{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}\n')
-        p = subprocess.Popen([args.copperc, "agent", "--config", self.config],
+        p = subprocess.Popen([args.copperc, "agent", "--no-pins", "--pods-under", self.root, "--config", self.config],
                              stderr=subprocess.PIPE, text=True)
         q = lines_of(p.stderr)
         self.agents.append((p, q))

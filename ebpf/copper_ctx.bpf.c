@@ -206,6 +206,19 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/*
+ * Index 0: 1 while no agent captures contexts. A node-wide agent keeps its
+ * maps pinned across a restart, so that the connections it follows stay
+ * followed; between two agents the receive hooks are detached, so the
+ * threads' values would be stale, and nothing is sent.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} paused SEC(".maps");
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &which);
@@ -222,11 +235,19 @@ static __always_inline __u64 thread_start(void)
 	return t->start_time;
 }
 
-/* The value of the current thread `tid`, not of an earlier thread with its id. */
+/*
+ * The value of the current thread `tid`, not of an earlier thread with its
+ * id; none while the add-on is paused.
+ */
 static __always_inline struct thread_val *thread_value(__u64 tid)
 {
-	struct thread_val *tv = bpf_map_lookup_elem(&thread_ctx, &tid);
+	__u32 zero = 0;
+	__u32 *off = bpf_map_lookup_elem(&paused, &zero);
+	struct thread_val *tv;
 
+	if (!off || *off)
+		return NULL;
+	tv = bpf_map_lookup_elem(&thread_ctx, &tid);
 	if (!tv || tv->start != thread_start())
 		return NULL;
 	return tv;

@@ -568,10 +568,76 @@ fn compiled_object_is_the_built_one_and_loads_with_the_agent() {
 /// first) whatever happens.
 struct Node {
     root: PathBuf,
+    /// The agents' pins (a folder of its own on the BPF file system).
+    pins: PathBuf,
     children: Vec<Child>,
 }
 
 impl Node {
+    /// Cgroups `<tag>/{a,burstable/b,c,x}/{wait,app}` and a pin folder.
+    fn new(tag: &str) -> Node {
+        preconditions();
+        let id = format!("copper-e2e-{tag}-{}", std::process::id());
+        let node = Node {
+            root: cgroup2_root().join(&id),
+            pins: PathBuf::from("/sys/fs/bpf").join(&id),
+            children: Vec::new(),
+        };
+        for pod in ["a", "b", "c", "x"] {
+            for leaf in ["wait", "app"] {
+                std::fs::create_dir_all(node.pod(pod).join(leaf)).unwrap();
+            }
+        }
+        node
+    }
+
+    /// `copperc agent --config` with this node's pins (or none); returns
+    /// its stderr lines.
+    fn agent(&mut self, config: &Path, pins: bool) -> Receiver<String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
+        // Only this test's pods: tests run side by side on one machine.
+        cmd.args(["agent", "--scan-interval", "50", "--pods-under"])
+            .arg(&self.root)
+            .arg("--config")
+            .arg(config);
+        if pins {
+            cmd.arg("--pin-dir").arg(&self.pins);
+        } else {
+            cmd.arg("--no-pins");
+        }
+        let mut agent = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = lines(agent.stderr.take().unwrap());
+        self.children.push(agent);
+        stderr
+    }
+
+    /// A waiter for `pod` that keeps running, as the emitted native sidecar
+    /// does; `ready` is its ready file.
+    fn sidecar(&mut self, pod: &str, ready: &Path) {
+        let script = format!(
+            "echo $$ > '{}' && exec env COPPER_CTX_SERVICE={pod} '{}' await-agent --ready-file '{}'",
+            self.pod(pod).join("wait").join("cgroup.procs").display(),
+            env!("CARGO_BIN_EXE_copperc"),
+            ready.display()
+        );
+        let waiter = Command::new("sh")
+            .args(["-c", &script])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(waiter);
+    }
+
+    /// Whether a sockops program is attached to `pod`'s cgroup.
+    fn sockops_attached(&self, pod: &str) -> bool {
+        let out = Command::new("bpftool")
+            .args(["cgroup", "show"])
+            .arg(self.pod(pod))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+        String::from_utf8_lossy(&out.stdout).contains("sock_ops")
+    }
+
     /// A pod's cgroup; b's lies one level deeper than the others' (as
     /// Kubernetes puts pods of different QoS classes at different depths),
     /// so that the object follows cgroups at two depths.
@@ -598,7 +664,36 @@ impl Drop for Node {
         }
         let _ = std::fs::remove_dir(self.root.join("burstable"));
         let _ = std::fs::remove_dir(&self.root);
+        let _ = Command::new(env!("CARGO_BIN_EXE_copperc"))
+            .args(["agent", "--remove-pins", "--pin-dir"])
+            .arg(&self.pins)
+            .output();
     }
+}
+
+/// Lines of `stderr` until one contains `until` (30 s at most).
+fn said_until(stderr: &Receiver<String>, until: &str) -> Vec<String> {
+    let mut said = Vec::new();
+    while let Ok(line) = stderr.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains(until);
+        said.push(line);
+        if done {
+            return said;
+        }
+    }
+    panic!("no line with `{until}` within 30 s: {said:#?}");
+}
+
+/// SIGTERM to `child`; checks it exits 0, returns the rest of `stderr`.
+fn terminate(child: &mut Child, stderr: &Receiver<String>) -> Vec<String> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let rest: Vec<String> = stderr.iter().collect();
+    assert!(status.success(), "agent exited with {status} after SIGTERM: {rest:?}");
+    rest
 }
 
 /// `copperc await-agent` for `service` in `cgroup` (joined before the exec,
@@ -652,29 +747,13 @@ fn compiled_agent_config(dir: &Path) -> PathBuf {
 
 #[test]
 fn node_wide_agent_follows_the_pods_that_wait_for_it() {
-    preconditions();
     // One agent for the node, configured by the config.json that `copperc
     // compile` writes into k8s/; each "pod" is a cgroup with a `wait` child
     // (the copper-ctx-wait sidecar) and an `app` child (the application).
+    let mut node = Node::new("node");
     let tmp = tempfile::tempdir().unwrap();
     let config = compiled_agent_config(tmp.path());
-    let mut node = Node {
-        root: cgroup2_root().join(format!("copper-e2e-node-{}", std::process::id())),
-        children: Vec::new(),
-    };
-    for pod in ["a", "b", "c", "x"] {
-        for leaf in ["wait", "app"] {
-            std::fs::create_dir_all(node.pod(pod).join(leaf)).unwrap();
-        }
-    }
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["agent", "--scan-interval", "50", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lines(agent.stderr.take().unwrap());
-    node.children.push(agent);
+    let stderr = node.agent(&config, true);
     let next_line = |what: &str| -> String {
         stderr
             .recv_timeout(Duration::from_secs(30))
@@ -718,7 +797,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(b, "")];
     assert_eq!(got, [r#"["/a/b"]"#, "[]"]);
 
-    // A pod that goes away is no longer followed.
+    // A pod that goes away is no longer followed, and its link is unpinned.
     for service in node.children.drain(1..) {
         let mut service = service;
         let _ = service.kill();
@@ -730,21 +809,12 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     std::fs::remove_dir(node.pod("c")).unwrap();
     let said = next_line("the removed pod");
     assert!(said.contains("is gone; no longer followed"), "{said}");
+    let links = std::fs::read_dir(node.pins.join("links")).unwrap().count();
+    assert_eq!(links, 2, "pinned links of a and b only");
 
     // A waiter that keeps running, as the emitted native sidecar does.
     let ready = tmp.path().join("a-sidecar.ready");
-    let script = format!(
-        "echo $$ > '{}' && exec env COPPER_CTX_SERVICE=a '{}' await-agent --ready-file '{}'",
-        node.pod("a").join("wait").join("cgroup.procs").display(),
-        env!("CARGO_BIN_EXE_copperc"),
-        ready.display()
-    );
-    let waiter = Command::new("sh")
-        .args(["-c", &script])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    node.children.push(waiter);
+    node.sidecar("a", &ready);
     let said = next_line("the running waiter");
     assert!(said.contains("as `a` (entry point)"), "{said}");
     for _ in 0..100 {
@@ -755,62 +825,106 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     }
     assert!(ready.exists(), "the waiting sidecar did not write its ready file");
 
-    let pid = node.children[0].id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = node.children[0].wait().unwrap();
-    let rest: Vec<String> = stderr.iter().collect();
-    assert!(status.success(), "agent exited with {status} after SIGTERM: {rest:?}");
+    let rest = terminate(&mut node.children[0], &stderr);
     let last = rest.last().cloned().unwrap_or_default();
     // One object for every pod: its counters add up over a, b and c.
     assert!(
-        last.contains("2 cgroups detached") && last.contains("tx_h1_inserted=2") && last.contains("tx_no_context=1"),
+        last.contains("2 cgroups detached (pins kept in")
+            && last.contains("tx_h1_inserted=2")
+            && last.contains("tx_no_context=1"),
         "{rest:?}"
     );
-    for pod in ["a", "b"] {
-        let out = Command::new("bpftool")
-            .args(["cgroup", "show"])
-            .arg(node.pod(pod))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !text.contains("sock_ops"),
-            "sockops still attached to pod `{pod}`:\n{text}"
-        );
-    }
+    // The pods' links are pinned for the next agent.
+    assert!(node.sockops_attached("a") && node.sockops_attached("b"));
 
-    // An agent that restarts finds the pod again through its running waiter.
-    let mut again = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["agent", "--scan-interval", "50", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lines(again.stderr.take().unwrap());
-    let mut said = Vec::new();
-    while let Ok(line) = stderr.recv_timeout(Duration::from_secs(30)) {
-        let done = line.contains("following");
-        said.push(line);
-        if done {
-            break;
-        }
-    }
-    let show = Command::new("bpftool")
-        .args(["cgroup", "show"])
-        .arg(node.pod("a"))
-        .output()
-        .unwrap();
-    let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
-    let status = again.wait().unwrap();
-    assert!(status.success(), "{said:?}");
-    let pod_a = node.pod("a");
+    // An agent that restarts takes the pins over and finds the pod again
+    // through its running waiter.
+    let stderr = node.agent(&config, true);
+    let said = said_until(&stderr, "following");
     assert!(
         said.iter()
-            .any(|l| l.contains(&format!("following {} as `a`", pod_a.display()))),
-        "the restarted agent did not find pod a: {said:?}"
+            .any(|l| l.contains("took over the pinned maps of an earlier agent")),
+        "{said:#?}"
     );
     assert!(
-        String::from_utf8_lossy(&show.stdout).contains("sock_ops"),
-        "the restarted agent did not attach to pod a"
+        said.last()
+            .unwrap()
+            .contains(&format!("following {} as `a`", node.pod("a").display())),
+        "{said:#?}"
     );
+    assert!(node.sockops_attached("a"));
+    let n = node.children.len() - 1;
+    terminate(&mut node.children[n], &stderr);
+
+    // Removing the pins detaches everything.
+    let out = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--remove-pins", "--pin-dir"])
+        .arg(&node.pins)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!node.pins.exists());
+    for pod in ["a", "b"] {
+        assert!(!node.sockops_attached(pod), "sockops still attached to pod `{pod}`");
+    }
+}
+
+/// A connection that a service keeps open across a restart of the
+/// node-wide agent still carries contexts after it: the sockhash and the
+/// links are pinned. Without pins, the new agent never sees that
+/// connection, and what is sent on it carries no context.
+#[test]
+fn restarted_node_agent_keeps_following_kept_connections() {
+    for pins in [true, false] {
+        let tag = if pins { "keep-pins" } else { "keep-nopins" };
+        let mut node = Node::new(tag);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = compiled_agent_config(tmp.path());
+        let stderr = node.agent(&config, pins);
+        for pod in ["a", "b", "c"] {
+            node.sidecar(pod, &tmp.path().join(format!("{pod}.ready")));
+        }
+        let mut said = Vec::new();
+        while said.iter().filter(|l: &&String| l.contains("following")).count() < 3 {
+            said.push(
+                stderr
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|_| panic!("{tag}: the agent did not follow the 3 pods: {said:#?}")),
+            );
+        }
+        // a and b send every request to the next hop on one kept connection.
+        let mut next = None;
+        let mut ports = Vec::new();
+        for pod in ["c", "b", "a"] {
+            let (child, port) = spawn_service(&node.pod(pod).join("app"), "h1-keepalive", next);
+            node.children.push(child);
+            ports.push(port);
+            next = Some(port);
+        }
+        let a = ports[2];
+        assert_eq!(h1_get(a, ""), r#"["/a/b"]"#, "{tag}: before the restart");
+
+        let first = node.children.iter().position(|_| true).unwrap();
+        terminate(&mut node.children[first], &stderr);
+        let stderr = node.agent(&config, pins);
+        let mut said = Vec::new();
+        while said.iter().filter(|l: &&String| l.contains("following")).count() < 3 {
+            said.push(
+                stderr
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|_| panic!("{tag}: the restarted agent did not follow the 3 pods: {said:#?}")),
+            );
+        }
+        let after = h1_get(a, "");
+        if pins {
+            assert_eq!(after, r#"["/a/b"]"#, "{tag}: the kept connections stay followed");
+        } else {
+            assert_eq!(
+                after, "[]",
+                "{tag}: a connection opened before the agent is not followed"
+            );
+        }
+        let n = node.children.len() - 1;
+        terminate(&mut node.children[n], &stderr);
+    }
 }

@@ -17,6 +17,10 @@ use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice};
 use crate::ebpf::node::{self, NodeConfig, SERVICE_ENV};
 
+/// How long a restarted node-wide agent waits before it removes the pinned
+/// links of pods it did not find again.
+const PRUNE_AFTER: Duration = Duration::from_secs(30);
+
 /// Exit code when the kernel refuses the add-on.
 pub const EXIT_KERNEL: u8 = 3;
 
@@ -59,6 +63,21 @@ pub fn run(args: &AgentArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if args.remove_pins {
+        let pins = crate::ebpf::pins::PinDir {
+            root: args.pin_dir.clone(),
+        };
+        return match pins.remove_all() {
+            Ok(()) => {
+                eprintln!("copperc agent: removed the pins under {}", args.pin_dir.display());
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: cannot remove the pins under {}: {e}", args.pin_dir.display());
+                EXIT_USAGE
+            }
+        };
+    }
     let object = match args.object.as_deref().map(read_file).transpose() {
         Ok(o) => o,
         Err(code) => return code,
@@ -146,7 +165,12 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             return exit_code(&e);
         }
     };
-    let mut agent = match Agent::load(object.as_deref(), hook_choice(args.syscall_hooks), args.verbose) {
+    let mut agent = match Agent::load(
+        object.as_deref(),
+        hook_choice(args.syscall_hooks),
+        args.verbose,
+        (!args.no_pins).then_some(args.pin_dir.as_path()),
+    ) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -159,22 +183,48 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         hooks(&agent),
         root.display()
     );
+    if let Some(t) = &agent.takeover {
+        eprintln!("copperc agent: {t} ({})", args.pin_dir.display());
+    }
+    let under = args.pods_under.clone().unwrap_or_else(|| root.clone());
     let mut state = NodeState::default();
     let interval = Duration::from_millis(args.scan_interval);
+    let started = Instant::now();
+    let mut pruned = false;
     while !stop.load(Ordering::Relaxed) {
-        scan(&mut agent, &cfg, &root, &mut state);
+        scan(&mut agent, &cfg, &root, &under, &mut state);
+        // By then every running pod's waiter has been found again: the other
+        // pinned links belong to pods that went away while no agent ran.
+        if !pruned && started.elapsed() >= PRUNE_AFTER {
+            pruned = true;
+            let n = agent.prune_pins();
+            if n > 0 {
+                eprintln!("copperc agent: removed {n} pinned links of pods that are gone");
+            }
+        }
         let until = Instant::now() + interval;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20).min(interval));
         }
     }
-    print_stats(&agent, &format!("{} cgroups", agent.registered().count()));
+    let what = format!("{} cgroups", agent.registered().count());
+    let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    agent.stop_for_takeover();
+    eprintln!(
+        "copperc agent: {what} detached{}; {}",
+        if args.no_pins {
+            String::new()
+        } else {
+            format!(" (pins kept in {} for the next agent)", args.pin_dir.display())
+        },
+        text.join(" ")
+    );
     EXIT_OK
 }
 
 /// One pass: follows the pods of new waiters, answers them, and forgets the
 /// pods whose cgroup is gone.
-fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, state: &mut NodeState) {
+fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &mut NodeState) {
     let waiters = node::find_waiters(Path::new("/proc"));
     let live: BTreeSet<(i32, u64)> = waiters.iter().map(|w| (w.pid, w.start_time)).collect();
     state.signalled.retain(|k| live.contains(k));
@@ -183,6 +233,10 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, state: &mut NodeState)
         let key = (w.pid, w.start_time);
         // Not listening yet: the next scan looks again.
         if state.signalled.contains(&key) || state.warned.contains(&key) || !w.listening {
+            continue;
+        }
+        // Another part of the tree: not this agent's to follow, nor to warn about.
+        if w.pod_cgroup(root).is_some_and(|p| !p.starts_with(under)) {
             continue;
         }
         let Some(&entrypoint) = cfg.services.get(&w.service) else {

@@ -210,7 +210,7 @@ pub struct GenerateArgs {
 #[derive(Args)]
 pub struct AgentArgs {
     /// The service's name in the call graph (a DNS label).
-    #[arg(long, value_name = "NAME", requires = "cgroup", required_unless_present = "config")]
+    #[arg(long, value_name = "NAME", requires = "cgroup", required_unless_present_any = ["config", "remove_pins"])]
     pub service: Option<String>,
     /// The service's cgroup v2 folder, e.g. /sys/fs/cgroup/unified/shop/a.
     #[arg(long, value_name = "PATH", requires = "service")]
@@ -226,6 +226,21 @@ pub struct AgentArgs {
     /// Node-wide: where the whole cgroup v2 hierarchy is mounted. Default: found in /proc/self/mountinfo.
     #[arg(long, value_name = "PATH", requires = "config")]
     pub cgroup_root: Option<std::path::PathBuf>,
+    /// Node-wide: where the maps and the pods' links are pinned, so that an agent that restarts
+    /// takes over the connections the last one followed (a folder on the BPF file system).
+    #[arg(long, value_name = "PATH", default_value = crate::ebpf::pins::DEFAULT_DIR)]
+    pub pin_dir: std::path::PathBuf,
+    /// Node-wide: pin nothing; everything is detached when the agent exits.
+    #[arg(long, requires = "config")]
+    pub no_pins: bool,
+    /// Remove the pins of `--pin-dir` and exit: detaches what a node-wide agent left attached
+    /// (to uninstall the add-on from a node).
+    #[arg(long, conflicts_with_all = ["service", "cgroup", "config"])]
+    pub remove_pins: bool,
+    /// Node-wide: follow only pods whose cgroup lies below this cgroup v2 folder (e.g. the
+    /// kubelet's `kubepods.slice`). Default: the whole hierarchy.
+    #[arg(long, value_name = "PATH", requires = "config")]
+    pub pods_under: Option<std::path::PathBuf>,
     /// Node-wide: how often /proc is searched for new pods, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub scan_interval: u64,

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, Object, ObjectBuilder, PrintLevel};
 
 use super::cgroup::cgroup_level;
+use super::pins::PinDir;
 use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, config_bytes};
 
 /// What the agent is asked to do.
@@ -190,6 +191,31 @@ impl fmt::Display for SyscallHooks {
     }
 }
 
+/// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
+/// loads it.
+fn open_and_load(bytes: &[u8], pins: Option<&PinDir>) -> Result<Object, libbpf_rs::Error> {
+    let mut open = ObjectBuilder::default().open_memory(bytes)?;
+    if let Some(p) = pins {
+        for mut map in open.maps_mut() {
+            let name = map.name().to_string_lossy().into_owned();
+            // Per-CPU working memory and read-only constants: nothing to
+            // hand on.
+            if name != "scratch" && !name.starts_with('.') {
+                map.set_pin_path(p.map(&name))?;
+            }
+        }
+    }
+    open.load()
+}
+
+/// Whether libbpf's messages so far mention `what`.
+fn take_log_mentions(what: &str) -> bool {
+    LIBBPF_LOG
+        .lock()
+        .map(|l| l.iter().any(|line| line.contains(what)))
+        .unwrap_or(false)
+}
+
 /// The programs on the syscall tracepoints, in attach order (enter first).
 const TRACEPOINT_PROGS: [&str; 4] = [
     "copper_enter_close",
@@ -221,6 +247,9 @@ pub struct Agent {
     links: Vec<Link>,
     object: Object,
     syscall_hooks: SyscallHooks,
+    pins: Option<PinDir>,
+    /// What loading found of an earlier agent's pins, for the first line.
+    pub takeover: Option<String>,
 }
 
 fn check_cgroup(path: &Path) -> Result<File, AgentError> {
@@ -239,7 +268,7 @@ impl Agent {
     pub fn start(cfg: &AgentConfig, verbose: bool) -> Result<Agent, AgentError> {
         config_bytes(&cfg.service, cfg.entrypoint).map_err(AgentError::Config)?;
         check_cgroup(&cfg.cgroup)?;
-        let mut agent = Agent::load(cfg.object.as_deref(), cfg.hooks, verbose)?;
+        let mut agent = Agent::load(cfg.object.as_deref(), cfg.hooks, verbose, None)?;
         agent.register(&cfg.cgroup, &cfg.service, cfg.entrypoint)?;
         Ok(agent)
     }
@@ -247,7 +276,16 @@ impl Agent {
     /// Loads the object (`None`: the embedded one) with no cgroup
     /// registered yet, and attaches what is not tied to a cgroup: sk_msg to
     /// the sockhash and the tp_btf programs.
-    pub fn load(object: Option<&[u8]>, hooks: HookChoice, verbose: bool) -> Result<Agent, AgentError> {
+    ///
+    /// With `pins`, the maps are pinned there, or taken over from an earlier
+    /// agent that pinned them (see `pins`): the sockets it followed stay
+    /// followed.
+    pub fn load(
+        object: Option<&[u8]>,
+        hooks: HookChoice,
+        verbose: bool,
+        pins: Option<&Path>,
+    ) -> Result<Agent, AgentError> {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(AgentError::NoBtf(
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
@@ -257,22 +295,83 @@ impl Agent {
         take_log();
         libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
 
-        let open = ObjectBuilder::default()
-            .open_memory(object.unwrap_or(OBJECT))
-            .map_err(|e| kernel_error("open the eBPF object", &e))?;
-        let object = open.load().map_err(|e| kernel_error("load the eBPF programs", &e))?;
+        let bytes = object.unwrap_or(OBJECT);
+        let pins = pins.map(PinDir::prepare).transpose()?;
+        let had_pins = pins.as_ref().is_some_and(|p| p.map("socks").exists());
+        let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
+        let object = match open_and_load(bytes, pins.as_ref()) {
+            Ok(o) => o,
+            Err(e) if had_pins && (e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")) => {
+                // Pins of an object with other maps (another version):
+                // start afresh, which loses the connections they followed.
+                if let Some(p) = &pins {
+                    p.remove_maps()
+                        .map_err(|e| AgentError::Config(format!("cannot remove the pinned maps: {e}")))?;
+                }
+                takeover = Some("replaced the pinned maps of an incompatible earlier object".into());
+                open_and_load(bytes, pins.as_ref()).map_err(|e| kernel_error("load the eBPF programs", &e))?
+            }
+            Err(e) => return Err(kernel_error("load the eBPF programs", &e)),
+        };
         let mut agent = Agent {
             cgroups: BTreeMap::new(),
             links: Vec::new(),
             object,
             syscall_hooks: SyscallHooks::TpBtf { why: String::new() },
+            pins,
+            takeover,
         };
-        for name in ["services", "levels", "socks", "stats"] {
+        for name in ["services", "levels", "socks", "stats", "paused", "thread_ctx"] {
             agent.map(name)?;
         }
+        // An earlier agent's thread values are stale: nothing is sent until
+        // this agent's receive hooks are attached.
+        agent.set_paused(true)?;
+        agent.clear_thread_values();
         agent.attach(hooks)?;
+        agent.set_paused(false)?;
         take_log();
         Ok(agent)
+    }
+
+    fn set_paused(&self, on: bool) -> Result<(), AgentError> {
+        self.map("paused")?
+            .update(&0u32.to_ne_bytes(), &u32::from(on).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| kernel_error("write map `paused`", &e))
+    }
+
+    fn clear_thread_values(&self) {
+        if let Ok(map) = self.map("thread_ctx") {
+            let keys: Vec<Vec<u8>> = map.keys().collect();
+            for k in keys {
+                // Gone already (LRU): nothing to clear.
+                let _ = map.delete(&k);
+            }
+        }
+    }
+
+    /// Detaches the receive hooks and leaves the pinned maps and links for
+    /// the next agent, paused (without pins, the same as dropping it).
+    pub fn stop_for_takeover(self) {
+        if self.pins.is_some() {
+            // Best effort: the next agent pauses and clears as well.
+            let _ = self.set_paused(true);
+            self.clear_thread_values();
+        }
+        drop(self);
+    }
+
+    /// Removes the pins of links to cgroups that are not registered (pods
+    /// that went away while no agent ran). Returns how many.
+    pub fn prune_pins(&mut self) -> usize {
+        let Some(pins) = &self.pins else { return 0 };
+        let mut n = 0;
+        for id in pins.linked_ids() {
+            if !self.cgroups.contains_key(&id) && std::fs::remove_file(pins.link(id)).is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     fn map(&self, name: &str) -> Result<libbpf_rs::Map<'_>, AgentError> {
@@ -407,10 +506,31 @@ impl Agent {
             self.forget(id);
             return Err(e);
         }
+        let pinned = self.pins.as_ref().map(|p| p.link(id));
         let mut link = None;
-        for prog in self.object.progs_mut() {
-            if prog.name() == "copper_sockops" {
-                link = Some(prog.attach_cgroup(dir.as_raw_fd()));
+        for prog in self.object.progs() {
+            if prog.name() != "copper_sockops" {
+                continue;
+            }
+            // An earlier agent's link to this cgroup: swap the program in.
+            if let Some(mut old) = pinned.as_ref().filter(|p| p.exists()).and_then(|p| Link::open(p).ok()) {
+                if old.update_prog(&prog).is_ok() {
+                    link = Some(Ok(old));
+                    break;
+                }
+                let _ = old.unpin();
+            }
+        }
+        if link.is_none() {
+            for prog in self.object.progs_mut() {
+                if prog.name() == "copper_sockops" {
+                    link = Some(prog.attach_cgroup(dir.as_raw_fd()).and_then(|mut l| {
+                        if let Some(p) = &pinned {
+                            l.pin(p)?;
+                        }
+                        Ok(l)
+                    }));
+                }
             }
         }
         let link = match link {
@@ -444,7 +564,11 @@ impl Agent {
 
     /// Stops following the cgroup `id` (detaches its sockops).
     pub fn unregister(&mut self, id: u64) {
-        if self.cgroups.remove(&id).is_some() {
+        if let Some(mut r) = self.cgroups.remove(&id) {
+            if self.pins.is_some() {
+                // Not pinned: nothing to remove.
+                let _ = r._link.unpin();
+            }
             self.forget(id);
         }
     }

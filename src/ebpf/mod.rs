@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cgroup;
 pub mod node;
+pub mod pins;
 pub mod tracefs;
 
 /// The compiled object (BPF ELF with BTF, CO-RE relocations).

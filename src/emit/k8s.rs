@@ -14,7 +14,9 @@
 //!   pod per node in `kube-system` (host PID namespace, the host's cgroup
 //!   tree) running `copperc agent --config`, which follows every pod of the
 //!   node whose `copper-ctx-wait` sidecar names a service of the
-//!   configuration. It needs no access to the Kubernetes API.
+//!   configuration, and pins its maps in the host's BPF file system so that
+//!   the next agent takes the followed connections over. It needs no access
+//!   to the Kubernetes API.
 //! - `configmap-copper-ctx-config.yaml`: what the agent needs to know about
 //!   the application: namespace, services with their pod labels, versions,
 //!   callees, and entry points.
@@ -315,12 +317,18 @@ fn daemonset_body(image: &str, with_object: bool) -> Value {
     ];
     // The host's cgroup tree, whole: pods' cgroups are found from the
     // waiters' /proc/<pid>/cgroup (hostPID) and depths count from its root.
+    // The host's BPF file system: the agent pins its maps and the pods'
+    // links there, so that the next agent (a rollout) takes over the
+    // connections they follow; Bidirectional, so that a bpffs the agent
+    // mounts when the host has none is the host's.
     let mut mounts = vec![
         json!({"name": "cgroup", "mountPath": "/sys/fs/cgroup", "readOnly": true}),
+        json!({"name": "bpffs", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"}),
         json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
     ];
     let mut volumes = vec![
         json!({"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}),
+        json!({"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}}),
         json!({"name": "config", "configMap": {"name": format!("{AGENT_NAME}-config")}}),
     ];
     if with_object {

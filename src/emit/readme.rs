@@ -92,7 +92,7 @@ fn kubernetes_row(p: &str) -> &'static str {
         ),
         (
             "k8s/daemonset-copper-ctx.yaml",
-            "eBPF context add-on (`copperc agent --config`, kube-system): one privileged pod per node, host network and PID namespace, the host's cgroup tree; follows every pod whose `copper-ctx-wait` sidecar names a service",
+            "eBPF context add-on (`copperc agent --config`, kube-system): one privileged pod per node, host network and PID namespace, the host's cgroup tree and BPF file system (pins that let the next agent take over); follows every pod whose `copper-ctx-wait` sidecar names a service",
         ),
         (
             "k8s/configmap-copper-ctx-config.yaml",

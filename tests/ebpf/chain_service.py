@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
+    chain_service.py h1|h1-keepalive|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
@@ -12,7 +12,9 @@ thread serving every connection (HTTP/1.1), which waits a second before it
 calls the next hop, so that requests overlap. `h2-fanout` is `h2` that sends
 three requests to the next hop in one write on one connection and answers
 with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
-to the next hop are PADDED.
+to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
+with keep-alive and sends every request to the next hop on one connection,
+opened with the first and kept.
 
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
@@ -98,10 +100,34 @@ def h2_get(addr, extra=(), streams=1, padded=False):
     return b"[" + b",".join(bodies.get(1 + 2 * i, b"") for i in range(streams)) + b"]"
 
 
-def serve_h1(nxt):
+class KeptConnection:
+    """One HTTP/1.1 connection to the next hop, opened once and kept: each
+    handler thread sends its request on it in turn."""
+
+    def __init__(self, addr):
+        import threading
+
+        host, port = addr.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        self.lock = threading.Lock()
+
+    def get(self):
+        with self.lock:
+            self.conn.request("GET", "/")
+            return self.conn.getresponse().read()
+
+
+def serve_h1(nxt, keep=False):
+    kept = KeptConnection(nxt) if keep and nxt else None
+
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive needs HTTP/1.1 answers (HTTP/1.0 ones close).
+        protocol_version = "HTTP/1.1" if keep else "HTTP/1.0"
+
         def do_GET(self):
-            if nxt:
+            if kept:
+                body = kept.get()
+            elif nxt:
                 body = h1_get(nxt)
             else:
                 body = json.dumps(self.headers.get_all(HEADER) or []).encode()
@@ -212,6 +238,9 @@ def main():
         return
     if mode == "h2-padded":
         serve_h2(nxt, padded=True)
+        return
+    if mode == "h1-keepalive":
+        serve_h1(nxt, keep=True)
         return
     {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
 
