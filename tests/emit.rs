@@ -502,7 +502,10 @@ fn header_names_envoy_refuses_are_cu0601_at_the_name() {
             let stderr = String::from_utf8_lossy(&r.stderr);
             assert_eq!(r.status.code(), Some(1), "{src}: {stderr}");
             assert!(stderr.contains(&format!("error[CU0601]: {message}")), "{src}: {stderr}");
-            assert!(stderr.contains(&format!("p{i}.copper:1:{column}")), "{src}: span: {stderr}");
+            assert!(
+                stderr.contains(&format!("p{i}.copper:1:{column}")),
+                "{src}: span: {stderr}"
+            );
             assert!(!out.exists());
         }
     }
