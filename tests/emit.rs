@@ -443,3 +443,116 @@ fn one_host_version_routes_pass_through_the_callees_sidecar() {
     assert!(throttle["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"].is_object());
     assert_eq!(hosts.last().unwrap()["domains"], serde_json::json!(["*"]));
 }
+
+/// Header names that Envoy refuses were emitted and failed only at
+/// deployment: `GetHeader("")` became a route match with an empty header
+/// name (Envoy: "Headers[0]: embedded message failed validation") or an
+/// empty `%REQ()%` ("REQ requires parameters"), and `SetHeader`/
+/// `RemoveHeader` of `host` went into `request_headers_to_add`/`_to_remove`
+/// (also on responses), which Envoy rejects (":-prefixed or host headers
+/// may not be modified"). Each is now CU0601 at the header name.
+#[test]
+fn header_names_envoy_refuses_are_cu0601_at_the_name() {
+    let cases = [
+        (
+            r#"if req.GetHeader("") == "x" { req.Deny(403); }"#,
+            r#""""#,
+            "the empty string is not a valid HTTP header name",
+        ),
+        (
+            r#"req.SetHeader("x-copy", req.GetHeader(""));"#,
+            r#""")"#,
+            "the empty string is not a valid HTTP header name",
+        ),
+        (
+            r#"if req.GetHeader("x y") != "" { req.Deny(403); }"#,
+            r#""x y""#,
+            "`x y` is not a valid HTTP header name",
+        ),
+        (
+            r#"req.SetHeader("Host", "evil");"#,
+            r#""Host""#,
+            "`SetHeader` cannot rewrite the `host` header",
+        ),
+        (
+            r#"req.RemoveHeader("host");"#,
+            r#""host""#,
+            "`RemoveHeader` cannot rewrite the `host` header",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let graph = Path::new("examples/bookinfo/graph.json");
+    let mut all: Vec<(String, &str, &str)> = Vec::new();
+    for (body, at, message) in cases {
+        let src = format!("policy p(req: RPCRequest) context \".* reviews\" {{ {body} }}\n");
+        all.push((src, at, message));
+    }
+    all.push((
+        "policy p(resp: RPCResponse) context \".* reviews\" { resp.SetHeader(\"host\", \"x\"); }\n".to_string(),
+        r#""host""#,
+        "`SetHeader` cannot rewrite the `host` header",
+    ));
+    for (i, (src, at, message)) in all.iter().enumerate() {
+        let pfile = tmp.path().join(format!("p{i}.copper"));
+        std::fs::write(&pfile, src).unwrap();
+        let column = src.find(at).unwrap() + 1;
+        for extra in [&[][..], &["--interfaces", "interfaces/istio-proxy.act"][..]] {
+            let out = tmp.path().join(format!("out{i}"));
+            let r = compile(graph, &[&pfile], &out, extra);
+            let stderr = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(r.status.code(), Some(1), "{src}: {stderr}");
+            assert!(stderr.contains(&format!("error[CU0601]: {message}")), "{src}: {stderr}");
+            assert!(
+                stderr.contains(&format!("p{i}.copper:1:{column}")),
+                "{src}: span: {stderr}"
+            );
+            assert!(!out.exists());
+        }
+    }
+}
+
+/// Header names that are tokens stay valid, `%` included: copying one is
+/// `%REQ(name)%`, lowercased, and Envoy accepts it.
+#[test]
+fn copied_header_names_with_token_punctuation_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pfile = tmp.path().join("copy.copper");
+    std::fs::write(
+        &pfile,
+        "policy copy(req: RPCRequest) context \".* reviews\" {\n\
+         if req.GetHeader(\"X-%\") == \"%\" { req.SetHeader(\"x-copy\", req.GetHeader(\"X-%\")); }\n}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let r = compile(
+        Path::new("examples/bookinfo/graph.json"),
+        &[&pfile],
+        &out,
+        &["--interfaces", "interfaces/istio-proxy.act"],
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(validate_envoy_dir(&out) >= 1);
+    let mut adds = Vec::new();
+    let mut names = Vec::new();
+    fn walk(v: &serde_json::Value, adds: &mut Vec<String>, names: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let (Some(h), Some(_)) = (m.get("header"), m.get("append_action")) {
+                    adds.push(h["value"].as_str().unwrap().to_string());
+                }
+                if let (Some(n), Some(_)) = (m.get("name"), m.get("string_match")) {
+                    names.push(n.as_str().unwrap().to_string());
+                }
+                m.values().for_each(|x| walk(x, adds, names));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, adds, names)),
+            _ => {}
+        }
+    }
+    for f in common::files_under(&out.join("envoy")) {
+        let doc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        walk(&doc, &mut adds, &mut names);
+    }
+    assert!(adds.iter().any(|a| a == "%REQ(x-%)%"), "{adds:?}");
+    assert!(names.iter().any(|n| n == "x-%"), "{names:?}");
+}

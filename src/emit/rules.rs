@@ -216,7 +216,7 @@ fn dnf(e: &Expr, positive: bool) -> Result<Vec<Vec<Test>>, Diagnostic> {
                 ("GetPath", _) => Subject::Path,
                 ("GetMethod", _) => Subject::Method,
                 ("GetStatus", _) => Subject::Status,
-                ("GetHeader", Some(Expr::Str(k))) => Subject::Header(k.value.to_ascii_lowercase()),
+                ("GetHeader", Some(Expr::Str(k))) => Subject::Header(read_header_name(&k.value, k.span)?),
                 _ => return Err(not_expressible(getter.span, "this getter has no route-match form")),
             };
             Ok(vec![vec![Test {
@@ -254,7 +254,7 @@ fn string_arg(c: &Call, i: usize) -> Result<Value, Diagnostic> {
         Some(Expr::Call(g)) if g.method.name == "GetPath" => Ok(Value::RequestHeader(":path".into())),
         Some(Expr::Call(g)) if g.method.name == "GetMethod" => Ok(Value::RequestHeader(":method".into())),
         Some(Expr::Call(g)) if g.method.name == "GetHeader" => match g.args.first() {
-            Some(Expr::Str(k)) => Ok(Value::RequestHeader(k.value.to_ascii_lowercase())),
+            Some(Expr::Str(k)) => Ok(Value::RequestHeader(read_header_name(&k.value, k.span)?)),
             _ => Err(not_expressible(g.span, "the header name must be a string literal")),
         },
         Some(other) => Err(not_expressible(
@@ -291,14 +291,19 @@ fn int_arg(c: &Call, i: usize, min: i64, max: i64) -> Result<i64, Diagnostic> {
     }
 }
 
-fn header_name(c: &Call, i: usize) -> Result<String, Diagnostic> {
-    let name = literal_arg(c, i)?;
+/// An HTTP header name: a non-empty token. Route matches and `%REQ(..)%`
+/// need one (Envoy rejects an empty matcher name, and a name with a space,
+/// `(` or `)` breaks the command), and no request ever carries another.
+fn token_name(name: &str, span: Span) -> Result<String, Diagnostic> {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(token) {
-        let span = c.args.get(i).map(Expr::span).unwrap_or(c.span);
         return Err(Diagnostic::new(
             Code::NotExpressible,
-            format!("`{}` is not a valid HTTP header name", name.escape_debug()),
+            if name.is_empty() {
+                "the empty string is not a valid HTTP header name".to_string()
+            } else {
+                format!("`{}` is not a valid HTTP header name", name.escape_debug())
+            },
         )
         .at(
             span,
@@ -307,6 +312,29 @@ fn header_name(c: &Call, i: usize) -> Result<String, Diagnostic> {
         .with_help("use a name such as `x-user-group`"));
     }
     Ok(name.to_ascii_lowercase())
+}
+
+/// The header that `GetHeader` reads, lowercased.
+fn read_header_name(name: &str, span: Span) -> Result<String, Diagnostic> {
+    token_name(name, span)
+}
+
+/// The header that `SetHeader` or `RemoveHeader` writes, lowercased. Envoy
+/// refuses to add or remove `host` (and `:`-prefixed pseudo-headers, which
+/// are not tokens) in `request_headers_to_add`, `response_headers_to_add`
+/// and their `_to_remove` lists, so such a policy is not expressible.
+fn header_name(c: &Call, i: usize) -> Result<String, Diagnostic> {
+    let span = c.args.get(i).map(Expr::span).unwrap_or(c.span);
+    let name = token_name(&literal_arg(c, i)?, span)?;
+    if name == "host" {
+        return Err(Diagnostic::new(
+            Code::NotExpressible,
+            format!("`{}` cannot rewrite the `host` header", c.method.name),
+        )
+        .at(span, "Envoy does not let a sidecar add, set or remove `host`")
+        .with_help("to send the request elsewhere use `RouteToVersion`; otherwise use another header"));
+    }
+    Ok(name)
 }
 
 fn header_value(c: &Call, i: usize) -> Result<Value, Diagnostic> {

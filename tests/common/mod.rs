@@ -12,7 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
 
 use copperc::syntax::lexer::{Tok, lex};
 use copperc::syntax::pattern::{Pattern, parse_pattern};
@@ -143,4 +145,213 @@ pub fn istio_merge(into: &mut Value, patch: &Value) {
         (Value::Array(a), Value::Array(b)) => a.extend(b.iter().cloned()),
         (into, patch) => *into = patch.clone(),
     }
+}
+
+// ---- validating output: the schemas and the real Envoy ----
+
+pub const VALIDATE: &str = "../shared/schemas/validate.py";
+pub const SCHEMAS: &str = "../shared/schemas";
+/// The RE2 program-size limit that Istio's bootstrap gives Envoy.
+pub const ISTIO_RE2_LIMIT: u32 = 32768;
+
+pub fn yaml(path: &Path) -> Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `validate.py --strict SCHEMA_DIR FILES`; fails with its report. Returns
+/// the number of objects.
+pub fn validate(schema_dir: &Path, files: &[PathBuf]) -> usize {
+    require(VALIDATE, "the shared schemas are needed");
+    assert!(schema_dir.is_dir(), "{} is missing", schema_dir.display());
+    if files.is_empty() {
+        return 0;
+    }
+    let out = Command::new(python())
+        .arg(VALIDATE)
+        .arg("--strict")
+        .arg(schema_dir)
+        .args(files)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "validate.py --strict {} failed:\n{report}{}",
+        schema_dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report.lines().filter(|l| l.contains(": OK ")).count()
+}
+
+/// A schema folder with the Deployment schema for strategic-merge patches:
+/// every `required` below the top level is dropped (a patch sets only the
+/// fields it changes); unknown fields are still rejected by `--strict`.
+pub fn patch_schemas(tmp: &Path) -> PathBuf {
+    fn relax(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("required");
+                m.values_mut().for_each(relax);
+            }
+            Value::Array(a) => a.iter_mut().for_each(relax),
+            _ => {}
+        }
+    }
+    let src = require(
+        &format!("{SCHEMAS}/k8s/Deployment.json"),
+        "the shared schemas are needed",
+    );
+    let mut schema: Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    let top = schema["required"].clone();
+    relax(&mut schema);
+    schema["required"] = top;
+    let dir = tmp.join("patch-schemas");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Deployment.json"), serde_json::to_string(&schema).unwrap()).unwrap();
+    dir
+}
+
+/// Every string under the key `regex` in `v`.
+pub fn regexes(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("regex", Value::String(s)) => out.push(s.clone()),
+                    _ => regexes(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| regexes(x, out)),
+        _ => {}
+    }
+}
+
+/// The Envoy configuration that Istio objects carry, checked by the real
+/// Envoy: each EnvoyFilter's HTTP filters and routes in a listener of
+/// their own (with a cluster for every cluster they name), its MERGE
+/// patches merged into that listener's connection manager as Istio merges
+/// them, and every regex of every object (VirtualService matches, routes)
+/// in a header matcher.
+pub fn envoy_check(istio: &[PathBuf], tmp: &Path) {
+    let mut listeners = Vec::new();
+    let mut clusters = BTreeSet::new();
+    let mut all_regexes = Vec::new();
+    for f in istio {
+        let doc = yaml(f);
+        regexes(&doc["spec"], &mut all_regexes);
+        if doc["kind"] != "EnvoyFilter" {
+            continue;
+        }
+        let mut filters: Vec<Value> = Vec::new();
+        let mut routes = Vec::new();
+        let mut merges = Vec::new();
+        for p in doc["spec"]["configPatches"].as_array().unwrap() {
+            let apply_to = p["applyTo"].as_str().unwrap();
+            let operation = if apply_to == "NETWORK_FILTER" {
+                "MERGE"
+            } else {
+                "INSERT_FIRST"
+            };
+            assert_eq!(p["patch"]["operation"], operation, "{}: {apply_to}", f.display());
+            let value = p["patch"]["value"].clone();
+            match apply_to {
+                "NETWORK_FILTER" => {
+                    assert_eq!(
+                        p["match"]["listener"]["filterChain"]["filter"]["name"],
+                        HCM,
+                        "{}: only the HTTP connection manager is merged into",
+                        f.display()
+                    );
+                    assert_eq!(value["typed_config"]["@type"], HCM_TYPE, "{}", f.display());
+                    merges.push(value["typed_config"].clone());
+                }
+                "HTTP_FILTER" => {
+                    if !filters.iter().any(|x| x["name"] == value["name"]) {
+                        filters.push(value);
+                    }
+                }
+                "HTTP_ROUTE" => {
+                    if let Some(c) = value["route"]["cluster"].as_str() {
+                        clusters.insert(c.to_string());
+                    }
+                    routes.push(value);
+                }
+                other => panic!("{}: unexpected applyTo {other}", f.display()),
+            }
+        }
+        filters.push(json!({"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}));
+        let mut l = listener(&format!("ef{}", listeners.len()), filters, routes);
+        for m in merges {
+            istio_merge(&mut l["filter_chains"][0]["filters"][0]["typed_config"], &m);
+        }
+        listeners.push(l);
+    }
+    let probe: Vec<Value> = all_regexes
+        .iter()
+        .enumerate()
+        .map(|(i, re)| {
+            json!({"name": format!("re{i}"), "match": {"prefix": "/", "headers": [
+                {"name": "x-probe", "string_match": {"safe_regex": {"regex": re}}}
+            ]}, "direct_response": {"status": 200}})
+        })
+        .collect();
+    let router = json!({"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}});
+    listeners.push(listener("regexes", vec![router], probe));
+    for (i, l) in listeners.iter_mut().enumerate() {
+        l["address"]["socket_address"]["port_value"] = json!(20000 + i);
+    }
+    let clusters: Vec<Value> = clusters
+        .iter()
+        .map(|c| {
+            json!({"name": c, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": c,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": 8080}}}}]}]}})
+        })
+        .collect();
+    let bootstrap = json!({
+        "node": {"id": "check", "cluster": "check"},
+        "layered_runtime": {"layers": [{"name": "istio", "static_layer": {
+            "re2.max_program_size.error_level": ISTIO_RE2_LIMIT,
+        }}]},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    });
+    let path = tmp.join(format!("envoy-check-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&bootstrap).unwrap()).unwrap();
+    let out = Command::new(envoy())
+        .args(["--mode", "validate", "--log-level", "error", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy rejected the Istio objects' Envoy configuration ({}):\n{}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub const HCM: &str = "envoy.filters.network.http_connection_manager";
+pub const HCM_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+pub fn listener(name: &str, filters: Vec<Value>, mut routes: Vec<Value>) -> Value {
+    routes.push(json!({"name": "default", "match": {"prefix": "/"}, "direct_response": {"status": 404}}));
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": HCM_TYPE,
+                "stat_prefix": name,
+                "route_config": {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}]},
+                "http_filters": filters,
+            },
+        }]}],
+    })
 }
