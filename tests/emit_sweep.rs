@@ -1,5 +1,5 @@
 //! A bounded, deterministic sweep of `copperc compile` over seeded random
-//! programs (the CI version of `scripts/emit_sweep.py`, which runs many more).
+//! programs (the CI version of `testdata/tools/emit_sweep.py`, which runs many more).
 //!
 //! Each seed gives a small random call graph (cycles, self-calls, entry
 //! points that the mesh also calls, versions, sometimes explicit ports) or

@@ -13,7 +13,7 @@ For each compile:
   exit 1 => every error has a code and a source span;
   anything else (101, "panicked") is a failure.
 
-usage: build/venv/bin/python scripts/emit_sweep.py [--seeds A:B] [--copperc PATH]
+usage: build/venv/bin/python testdata/tools/emit_sweep.py [--seeds A:B] [--copperc PATH]
        [--keep DIR] [--no-envoy]
 Failures are written to DIR/fail-<seed>-<variant>/ with the inputs and a
 `why` file. Not run in CI (tests/emit_sweep.rs runs a bounded version).
@@ -33,7 +33,7 @@ import tempfile
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENVOY = os.path.join(ROOT, "build/venv/bin/envoy")
 PYTHON = os.path.join(ROOT, "build/venv/bin/python")
 SCHEMAS = os.path.join(ROOT, "../shared/schemas")
