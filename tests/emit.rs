@@ -452,7 +452,7 @@ fn one_host_version_routes_pass_through_the_callees_sidecar() {
 /// (also on responses), which Envoy rejects (":-prefixed or host headers
 /// may not be modified"). Each is now CU0601 at the header name.
 #[test]
-fn header_names_envoy_refuses_are_cu0601_at_the_name() {
+fn header_names_envoy_refuses_or_the_context_header_are_cu0601_at_the_name() {
     let cases = [
         (
             r#"if req.GetHeader("") == "x" { req.Deny(403); }"#,
@@ -478,6 +478,17 @@ fn header_names_envoy_refuses_are_cu0601_at_the_name() {
             r#"req.RemoveHeader("host");"#,
             r#""host""#,
             "`RemoveHeader` cannot rewrite the `host` header",
+        ),
+        // A policy must not forge the run-time context.
+        (
+            r#"req.SetHeader("X-Copper-Context", "/productpage");"#,
+            r#""X-Copper-Context""#,
+            "`SetHeader` cannot rewrite the context header `x-copper-context`",
+        ),
+        (
+            r#"req.RemoveHeader("x-copper-context");"#,
+            r#""x-copper-context""#,
+            "`RemoveHeader` cannot rewrite the context header `x-copper-context`",
         ),
     ];
     let tmp = tempfile::tempdir().unwrap();

@@ -322,7 +322,8 @@ fn read_header_name(name: &str, span: Span) -> Result<String, Diagnostic> {
 /// The header that `SetHeader` or `RemoveHeader` writes, lowercased. Envoy
 /// refuses to add or remove `host` (and `:`-prefixed pseudo-headers, which
 /// are not tokens) in `request_headers_to_add`, `response_headers_to_add`
-/// and their `_to_remove` lists, so such a policy is not expressible.
+/// and their `_to_remove` lists, so such a policy is not expressible; nor
+/// is one that writes the context header.
 fn header_name(c: &Call, i: usize) -> Result<String, Diagnostic> {
     let span = c.args.get(i).map(Expr::span).unwrap_or(c.span);
     let name = token_name(&literal_arg(c, i)?, span)?;
@@ -333,6 +334,16 @@ fn header_name(c: &Call, i: usize) -> Result<String, Diagnostic> {
         )
         .at(span, "Envoy does not let a sidecar add, set or remove `host`")
         .with_help("to send the request elsewhere use `RouteToVersion`; otherwise use another header"));
+    }
+    // The run-time context is what placement and every sidecar's matching
+    // rely on: a policy that rewrote it could forge the chain of services.
+    if name == crate::analysis::encoding::CONTEXT_HEADER {
+        return Err(Diagnostic::new(
+            Code::NotExpressible,
+            format!("`{}` cannot rewrite the context header `{name}`", c.method.name),
+        )
+        .at(span, "only the context add-on writes this header")
+        .with_help("contexts follow the chain of services a request went through; use another header"));
     }
     Ok(name)
 }
