@@ -768,7 +768,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
         let (code, err) = await_agent(&node.pod(pod).join("wait"), pod, &ready, 30);
         assert_eq!(code, Some(0), "await-agent for `{pod}`: {err}");
         assert_eq!(std::fs::read_to_string(&ready).unwrap(), format!("{pod}\n"));
-        let said = next_line(pod);
+        let said = said_until(&stderr, "following").pop().unwrap();
         let pod_dir = node.pod(pod);
         assert!(
             said.contains(&format!("following {} as `{pod}`", pod_dir.display())),
@@ -781,7 +781,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let (code, err) = await_agent(&node.pod("x").join("wait"), "zzz", &tmp.path().join("x.ready"), 2);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no copper-ctx agent followed this pod"), "{err}");
-    let said = next_line("the unknown service");
+    let said = said_until(&stderr, "configuration does not list").pop().unwrap();
     assert!(said.contains("`zzz`, which the configuration does not list"), "{said}");
 
     // The applications start in their pods' `app` cgroups, after the wait.
@@ -807,7 +807,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
         std::fs::remove_dir(node.pod("c").join(leaf)).unwrap();
     }
     std::fs::remove_dir(node.pod("c")).unwrap();
-    let said = next_line("the removed pod");
+    let said = said_until(&stderr, "is gone").pop().unwrap();
     assert!(said.contains("is gone; no longer followed"), "{said}");
     let links = std::fs::read_dir(node.pins.join("links")).unwrap().count();
     assert_eq!(links, 2, "pinned links of a and b only");
@@ -815,7 +815,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     // A waiter that keeps running, as the emitted native sidecar does.
     let ready = tmp.path().join("a-sidecar.ready");
     node.sidecar("a", &ready);
-    let said = next_line("the running waiter");
+    let said = said_until(&stderr, "following").pop().unwrap();
     assert!(said.contains("as `a` (entry point)"), "{said}");
     for _ in 0..100 {
         if ready.exists() {
