@@ -50,6 +50,10 @@ parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=500)
 parser.add_argument("--warmup", type=int, default=100)
 parser.add_argument("--max-seconds", type=int, default=170)
+parser.add_argument("--keepalive", action="store_true",
+                    help="every hop, the client's included, keeps one connection open and sends all requests on it "
+                         "(reopened at the start of each window, so that the add-on sees it open); without it, "
+                         "a new connection per request and hop")
 parser.add_argument("--mode", choices=["node", "per-service"], default="node",
                     help="node: one `copperc agent --config` for the three services, as the DaemonSet of k8s/ "
                          "runs it (each service is a pod cgroup with a waiter); per-service: one "
@@ -139,6 +143,29 @@ def remove_cgroup(path):
             time.sleep(0.1)
 
 
+class Kept:
+    """One kept HTTP/1.1 connection to a."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def get(self, path):
+        """One request; returns (latency ns, body)."""
+        t0 = time.perf_counter_ns()
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        length = next(int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")
+                      if l.lower().startswith(b"content-length:"))
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return time.perf_counter_ns() - t0, body
+
+
 def percentile(sorted_values, p):
     """Nearest-rank percentile."""
     k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
@@ -168,7 +195,8 @@ class Bench:
                 where = os.path.join(where, "app")
                 os.makedirs(where)
             procs = os.path.join(where, "cgroup.procs")
-            script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' h1"
+            kind = "h1-keepalive" if args.keepalive else "h1"
+            script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' {kind}"
             if nxt:
                 script += f" --next 127.0.0.1:{nxt}"
             p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
@@ -288,8 +316,12 @@ class Bench:
     def window(self, n, want):
         lat = []
         bad = 0
+        if args.keepalive:
+            # New connections all along the chain, opened after the add-on attached.
+            self.kept = Kept(self.port)
+            self.kept.get("/reconnect")
         for _ in range(n):
-            ns, body = get(self.port)
+            ns, body = self.kept.get("/") if args.keepalive else get(self.port)
             lat.append(ns)
             bad += body != want
         if bad:
@@ -309,7 +341,8 @@ class Bench:
             for name, (code, last) in zip(NAMES, reports):
                 if code != 0 or "detached" not in last:
                     raise Abort(f"agent {name} exited with {code}: {last}")
-            total = args.warmup + args.requests
+            # With kept connections each window also sends its /reconnect.
+            total = args.warmup + args.requests + (2 if args.keepalive else 0)
             # a and b insert one header per request; node-wide, one agent counts both.
             expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
             for (name, count), (_, last) in zip(expect, reports):
@@ -355,6 +388,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
           f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, "
+          f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, "
           f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}, syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
     header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",
               "p50 us, all requests", "p99 us, all requests", "CPU us/request, services (/proc; min / median / max)",

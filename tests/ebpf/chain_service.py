@@ -14,7 +14,8 @@ three requests to the next hop in one write on one connection and answers
 with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
 to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
 with keep-alive and sends every request to the next hop on one connection,
-opened with the first and kept.
+opened with the first and kept; `GET /reconnect` opens a new one (and is
+passed on, so the whole chain reconnects).
 
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
@@ -111,9 +112,12 @@ class KeptConnection:
         self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
         self.lock = threading.Lock()
 
-    def get(self):
+    def get(self, path="/"):
         with self.lock:
-            self.conn.request("GET", "/")
+            if path == "/reconnect":
+                # A new connection for what follows (it opens with this request).
+                self.conn.close()
+            self.conn.request("GET", path)
             return self.conn.getresponse().read()
 
 
@@ -121,12 +125,15 @@ def serve_h1(nxt, keep=False):
     kept = KeptConnection(nxt) if keep and nxt else None
 
     class Handler(BaseHTTPRequestHandler):
-        # Keep-alive needs HTTP/1.1 answers (HTTP/1.0 ones close).
+        # Keep-alive needs HTTP/1.1 answers (HTTP/1.0 ones close), and
+        # TCP_NODELAY: the head and the body are two writes, and Nagle would
+        # hold the body back until the peer's delayed ACK.
         protocol_version = "HTTP/1.1" if keep else "HTTP/1.0"
+        disable_nagle_algorithm = keep
 
         def do_GET(self):
             if kept:
-                body = kept.get()
+                body = kept.get(self.path)
             elif nxt:
                 body = h1_get(nxt)
             else:
