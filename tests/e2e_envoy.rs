@@ -839,12 +839,8 @@ fn called_entry_point_knows_outside_requests_by_the_missing_header() {
         inbound: free[1],
         outbound: free[2],
     };
-    let graph = json!({
-        "services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
-        "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
-        "entrypoints": ["edge", "loop"],
-        "ports": {"loop": {"address": "127.0.0.1", "app": ports.app, "inbound": ports.inbound, "outbound": ports.outbound}},
-    });
+    let mut graph: Value = serde_json::from_str(common::EDGE_LOOP_GRAPH).unwrap();
+    graph["ports"] = json!({"loop": {"address": "127.0.0.1", "app": ports.app, "inbound": ports.inbound, "outbound": ports.outbound}});
     let graph_file = tmp.path().join("graph.json");
     std::fs::write(&graph_file, serde_json::to_string_pretty(&graph).unwrap()).unwrap();
     let policy_file = tmp.path().join("loop.copper");

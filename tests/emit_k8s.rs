@@ -411,17 +411,9 @@ fn entry_points_drop_the_context_header() {
     // An entry point whose sidecar enforces nothing that needs routes gets
     // an EnvoyFilter for the strip alone; one that the mesh calls too
     // (`loop`) keeps the header.
-    let graph = tmp.path().join("graph.json");
-    std::fs::write(
-        &graph,
-        r#"{"services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
-            "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
-            "entrypoints": ["edge", "loop"]}"#,
-    )
-    .unwrap();
-    let pfile = tmp.path().join("p.copper");
-    std::fs::write(
-        &pfile,
+    let (graph, pfile) = common::write_inputs(
+        tmp.path(),
+        common::EDGE_LOOP_GRAPH,
         r#"
 policy edge_admin(req: RPCRequest) context "edge" {
     if req.GetPath() == "/admin" { req.Deny(403); }
@@ -430,8 +422,7 @@ policy loop_rate(req: RPCRequest) context "edge api loop" {
     req.RateLimit(10);
 }
 "#,
-    )
-    .unwrap();
+    );
     let out = tmp.path().join("small");
     compile_ok(&graph, &[&pfile], &out, &["--interfaces", ISTIO_ONLY]);
     check_output(&out, tmp.path());
@@ -469,17 +460,9 @@ policy loop_rate(req: RPCRequest) context "edge api loop" {
 #[test]
 fn outside_requests_into_a_called_entry_point_match_the_absent_header() {
     let tmp = tempfile::tempdir().unwrap();
-    let graph = tmp.path().join("graph.json");
-    std::fs::write(
-        &graph,
-        r#"{"services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
-            "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
-            "entrypoints": ["edge", "loop"]}"#,
-    )
-    .unwrap();
-    let pfile = tmp.path().join("p.copper");
-    std::fs::write(
-        &pfile,
+    let (graph, pfile) = common::write_inputs(
+        tmp.path(),
+        common::EDGE_LOOP_GRAPH,
         r#"
 policy loop_admin(req: RPCRequest) context "loop" {
     if req.GetPath() == "/admin" { req.Deny(403); }
@@ -491,8 +474,7 @@ policy loop_stamp(req: RPCRequest) context "(loop | .* api loop)" {
     req.SetHeader("x-stamp", "loop");
 }
 "#,
-    )
-    .unwrap();
+    );
     let absent = json!({"name": "x-copper-context", "present_match": true, "invert_match": true});
     // The context matchers of the routes named `name`, one list per route.
     let contexts = |routes: &[Value], name: &str| -> Vec<Vec<Value>> {

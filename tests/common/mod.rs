@@ -32,6 +32,21 @@ pub fn compile(graph: &Path, policies: &[&Path], out: &Path, extra: &[&str]) -> 
         .unwrap()
 }
 
+/// Two entry points: `edge`, which only the outside calls, and `loop`,
+/// which `api` calls too.
+pub const EDGE_LOOP_GRAPH: &str = r#"{"services": [{"name": "edge"}, {"name": "loop"}, {"name": "api"}],
+    "calls": [{"from": "edge", "to": "api"}, {"from": "loop", "to": "api"}, {"from": "api", "to": "loop"}],
+    "entrypoints": ["edge", "loop"]}"#;
+
+/// Writes `graph.json` and `p.copper` into `dir`; returns their paths.
+pub fn write_inputs(dir: &Path, graph: &str, policies: &str) -> (PathBuf, PathBuf) {
+    let g = dir.join("graph.json");
+    std::fs::write(&g, graph).unwrap();
+    let p = dir.join("p.copper");
+    std::fs::write(&p, policies).unwrap();
+    (g, p)
+}
+
 /// A file the test needs; fails loudly, saying how to get it.
 pub fn require(path: &str, what: &str) -> PathBuf {
     let p = PathBuf::from(path);
