@@ -26,7 +26,7 @@ Needs root, cgroup v2, BTF and `make deps`; run after `cargo build --release`.
 Stops every process and removes every cgroup it made, also on failure, and
 stops by itself after --max-seconds.
 
-Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service]
+Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
        [--rounds 12] [--requests 500] [--warmup 100]
 """
 import argparse
