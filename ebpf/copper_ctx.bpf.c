@@ -207,17 +207,19 @@ struct {
 } stats SEC(".maps");
 
 /*
- * Index 0: 1 while no agent captures contexts. A node-wide agent keeps its
- * maps pinned across a restart, so that the connections it follows stay
- * followed; between two agents the receive hooks are detached, so the
- * threads' values would be stale, and nothing is sent.
+ * Index 0, written by the agent. A node-wide agent keeps its maps pinned
+ * across a restart, so that the connections it follows stay followed;
+ * between two agents the receive hooks are detached and the threads' values
+ * would be stale, so nothing is sent: while `paused` is set (an agent that
+ * stops sets it), and once `alive_until` has passed (an agent that is
+ * killed cannot set anything, but stops renewing it).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} paused SEC(".maps");
+	__type(value, struct copper_control);
+} control SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -237,15 +239,15 @@ static __always_inline __u64 thread_start(void)
 
 /*
  * The value of the current thread `tid`, not of an earlier thread with its
- * id; none while the add-on is paused.
+ * id; none while no agent captures contexts (see `control`).
  */
 static __always_inline struct thread_val *thread_value(__u64 tid)
 {
 	__u32 zero = 0;
-	__u32 *off = bpf_map_lookup_elem(&paused, &zero);
+	struct copper_control *c = bpf_map_lookup_elem(&control, &zero);
 	struct thread_val *tv;
 
-	if (!off || *off)
+	if (!c || c->paused || (c->alive_until && bpf_ktime_get_ns() > c->alive_until))
 		return NULL;
 	tv = bpf_map_lookup_elem(&thread_ctx, &tid);
 	if (!tv || tv->start != thread_start())

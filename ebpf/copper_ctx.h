@@ -38,6 +38,13 @@ struct copper_config {
 	unsigned int entrypoint;      /* 1: ignore incoming contexts, start fresh */
 };
 
+/* The `control` map's value, written by the loader. 16 bytes. */
+struct copper_control {
+	unsigned int paused;            /* 1: send nothing */
+	unsigned int pad;
+	unsigned long long alive_until; /* CLOCK_MONOTONIC ns; 0: no deadline */
+};
+
 /* Counters of the `stats` array map, printed by the agent on exit. */
 enum copper_stat {
 	ST_RX_H1_REQUEST = 0,  /* HTTP/1.x request heads read */

@@ -872,11 +872,16 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
 /// A connection that a service keeps open across a restart of the
 /// node-wide agent still carries contexts after it: the sockhash and the
 /// links are pinned. Without pins, the new agent never sees that
-/// connection, and what is sent on it carries no context.
+/// connection, and what is sent on it carries no context. An agent that is
+/// killed (SIGKILL) cannot pause the object, but stops renewing its
+/// deadline: after it, the threads' stale values are not sent.
 #[test]
 fn restarted_node_agent_keeps_following_kept_connections() {
-    for pins in [true, false] {
-        let tag = if pins { "keep-pins" } else { "keep-nopins" };
+    for (tag, pins, killed) in [
+        ("keep-pins", true, false),
+        ("keep-nopins", false, false),
+        ("keep-killed", true, true),
+    ] {
         let mut node = Node::new(tag);
         let tmp = tempfile::tempdir().unwrap();
         let config = compiled_agent_config(tmp.path());
@@ -904,8 +909,14 @@ fn restarted_node_agent_keeps_following_kept_connections() {
         let a = ports[2];
         assert_eq!(h1_get(a, ""), r#"["/a/b"]"#, "{tag}: before the restart");
 
-        let first = node.children.iter().position(|_| true).unwrap();
-        terminate(&mut node.children[first], &stderr);
+        if killed {
+            node.children[0].kill().unwrap();
+            node.children[0].wait().unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            assert_eq!(h1_get(a, ""), "[]", "{tag}: no stale context once the deadline passed");
+        } else {
+            terminate(&mut node.children[0], &stderr);
+        }
         let stderr = node.agent(&config, pins);
         let mut said = Vec::new();
         while said.iter().filter(|l: &&String| l.contains("following")).count() < 3 {

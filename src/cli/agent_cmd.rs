@@ -204,6 +204,10 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         }
         let until = Instant::now() + interval;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            // Well within ALIVE_FOR, whatever the scan interval.
+            if let Err(e) = agent.keep_alive() {
+                eprintln!("copperc agent: warning: {e}");
+            }
             std::thread::sleep(Duration::from_millis(20).min(interval));
         }
     }

@@ -191,6 +191,11 @@ impl fmt::Display for SyscallHooks {
     }
 }
 
+/// How long the object sends after the last `keep_alive` of a pinning
+/// agent: an agent that is killed stops renewing it, and the stale values of
+/// the threads stop going out within that time.
+pub const ALIVE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
 /// loads it.
 fn open_and_load(bytes: &[u8], pins: Option<&PinDir>) -> Result<Object, libbpf_rs::Error> {
@@ -321,23 +326,44 @@ impl Agent {
             pins,
             takeover,
         };
-        for name in ["services", "levels", "socks", "stats", "paused", "thread_ctx"] {
+        for name in ["services", "levels", "socks", "stats", "control", "thread_ctx"] {
             agent.map(name)?;
         }
         // An earlier agent's thread values are stale: nothing is sent until
         // this agent's receive hooks are attached.
-        agent.set_paused(true)?;
+        agent.set_control(true, 0)?;
         agent.clear_thread_values();
         agent.attach(hooks)?;
-        agent.set_paused(false)?;
+        agent.keep_alive()?;
         take_log();
         Ok(agent)
     }
 
-    fn set_paused(&self, on: bool) -> Result<(), AgentError> {
-        self.map("paused")?
-            .update(&0u32.to_ne_bytes(), &u32::from(on).to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| kernel_error("write map `paused`", &e))
+    /// Writes `struct copper_control` (ebpf/copper_ctx.h): paused, pad,
+    /// alive_until.
+    fn set_control(&self, paused: bool, alive_until: u64) -> Result<(), AgentError> {
+        let mut value = [0u8; 16];
+        value[..4].copy_from_slice(&u32::from(paused).to_ne_bytes());
+        value[8..].copy_from_slice(&alive_until.to_ne_bytes());
+        self.map("control")?
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(|e| kernel_error("write map `control`", &e))
+    }
+
+    /// Lets the object send for `ALIVE_FOR` more (with pins; without, the
+    /// object goes away with the agent, so no deadline is set). A pinning
+    /// agent calls it at least every `ALIVE_FOR / 5`.
+    pub fn keep_alive(&self) -> Result<(), AgentError> {
+        let until = if self.pins.is_some() {
+            let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+                .map_err(|e| AgentError::Config(format!("cannot read CLOCK_MONOTONIC: {e}")))?;
+            let now_ns =
+                u64::try_from(now.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec()).unwrap_or(0);
+            now_ns + u64::try_from(ALIVE_FOR.as_nanos()).unwrap_or(u64::MAX)
+        } else {
+            0
+        };
+        self.set_control(false, until)
     }
 
     fn clear_thread_values(&self) {
@@ -355,7 +381,7 @@ impl Agent {
     pub fn stop_for_takeover(self) {
         if self.pins.is_some() {
             // Best effort: the next agent pauses and clears as well.
-            let _ = self.set_paused(true);
+            let _ = self.set_control(true, 0);
             self.clear_thread_values();
         }
         drop(self);
