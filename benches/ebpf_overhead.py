@@ -208,7 +208,11 @@ class Bench:
         self.port = nxt
 
     def hooks_of(self, line):
-        self.hooks.add("syscall tracepoints" if "syscall tracepoints" in line else "tp_btf sys_enter/sys_exit")
+        for kind in ("socket receive hook", "syscall tracepoints", "tp_btf sys_enter/sys_exit"):
+            if kind in line:
+                self.hooks.add(kind)
+                return
+        raise Abort(f"which hooks the agent attached is not in its first line: {line!r}")
 
     def start_agents(self):
         if args.mode == "node":

@@ -3,11 +3,11 @@
  * copper_ctx: carries the run-time context header `x-copper-context` across
  * an unmodified application (see docs/ebpf.md).
  *
- * Receive side (syscall tracepoints of read/recvfrom/recvmsg/close, or
- * tp_btf/sys_enter + tp_btf/sys_exit without tracefs): when a thread of the
- * service reads the start of a request (an HTTP/1.x request head, or an h2c
- * HEADERS frame on a connection whose client preface it read), the value it
- * will send is stored for that thread (`thread_ctx`, keyed by pid_tgid):
+ * Receive side (tp_btf/sock_recv_length; or the syscall tracepoints of
+ * read/recvfrom/recvmsg/close; or tp_btf/sys_enter + tp_btf/sys_exit): when
+ * a thread of the service reads the start of a request (an HTTP/1.x request
+ * head, or an h2c HEADERS frame on a connection whose client preface it
+ * read), the value it will send is stored for that thread (`thread_ctx`, keyed by pid_tgid):
  * the incoming context followed by `/<own name>`, or `/<own name>` at an
  * entry point. A request without a valid context at a service that is not
  * an entry point clears the thread's value, so nothing is sent.
@@ -145,11 +145,12 @@ struct {
  * is marked `mux` and never sends a context, since its sends cannot be tied
  * to one request.
  */
-#define NO_FD 0xffffffffU
+#define NO_CONN (~0ULL)
 
 struct thread_conn {
-	__u32 last_fd;
+	__u64 last_conn; /* see conn_of_fd and copper_sock_recv */
 	__u32 mux;
+	__u32 pad;
 	__u64 start; /* as in thread_val */
 };
 
@@ -160,18 +161,20 @@ struct {
 	__type(value, struct thread_conn);
 } thread_conn SEC(".maps");
 
-/* A read that returned data: its buffer, capacity and fd. */
+/*
+ * A connection a thread reads from: the socket's cookie when the read is
+ * seen at the socket (copper_sock_recv), else (tgid, fd) with the top bit
+ * set (the syscall hooks, which also see close).
+ */
+static __always_inline __u64 conn_of_fd(__u64 tid, __u32 fd)
+{
+	return (1ULL << 63) | ((tid >> 32) << 32) | fd;
+}
+
+/* A read that returned data: its buffer and capacity. */
 struct pending_read {
 	__u64 buf;
 	__u64 cap;
-	__u32 fd;
-	__u32 pad;
-};
-
-/* h2c server connections: (tgid, fd) on which the client preface was read. */
-struct fd_key {
-	__u32 tgid;
-	__u32 fd;
 };
 
 struct h2_rx {
@@ -182,7 +185,7 @@ struct h2_rx {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct fd_key);
+	__type(key, __u64); /* connection, as in thread_conn */
 	__type(value, struct h2_rx);
 } h2_rx_fds SEC(".maps");
 
@@ -399,7 +402,7 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
  * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
  * sends from now on, or clears it when nothing valid can be sent.
  */
-static __always_inline void start_request(const struct copper_config *cfg, __u64 tid, __u32 fd,
+static __always_inline void start_request(const struct copper_config *cfg, __u64 tid, __u64 conn,
 					  struct scratch *s, __u32 v0, __u32 vlen, int have)
 {
 	struct thread_val *tv = &s->tv;
@@ -408,13 +411,13 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 	__u32 nl = cfg->name_len;
 
 	if (!tc || tc->start != start) {
-		struct thread_conn fresh = {.last_fd = fd, .mux = 0, .start = start};
+		struct thread_conn fresh = {.last_conn = conn, .mux = 0, .start = start};
 
 		bpf_map_update_elem(&thread_conn, &tid, &fresh, BPF_ANY);
 	} else {
-		if (tc->last_fd != NO_FD && tc->last_fd != fd)
+		if (tc->last_conn != NO_CONN && tc->last_conn != conn)
 			tc->mux = 1;
-		tc->last_fd = fd;
+		tc->last_conn = conn;
 		if (tc->mux) {
 			count(ST_RX_AMBIGUOUS);
 			bpf_map_delete_elem(&thread_ctx, &tid);
@@ -483,15 +486,15 @@ static __always_inline __u64 current_service(void)
 static __always_inline int on_close(__u32 fd)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct fd_key k = {.tgid = tid >> 32, .fd = fd};
+	__u64 k = conn_of_fd(tid, fd);
 	struct thread_conn *tc;
 
 	if (!current_service())
 		return 0;
 	tc = bpf_map_lookup_elem(&thread_conn, &tid);
 	bpf_map_delete_elem(&h2_rx_fds, &k);
-	if (tc && tc->start == thread_start() && tc->last_fd == fd)
-		tc->last_fd = NO_FD;
+	if (tc && tc->start == thread_start() && tc->last_conn == k)
+		tc->last_conn = NO_CONN;
 	return 0;
 }
 
@@ -529,7 +532,7 @@ static long hdr_cb(__u64 idx, void *c)
 }
 
 /* An HTTP/1.x request head: the context is the first `x-copper-context` line. */
-static __always_inline void rx_h1(const struct copper_config *cfg, __u64 tid, __u32 fd, struct scratch *s, __u32 n, __u32 nl)
+static __always_inline void rx_h1(const struct copper_config *cfg, __u64 tid, __u64 conn, struct scratch *s, __u32 n, __u32 nl)
 {
 	struct hdr_ctx h = {.start = nl - 1, .end = n, .pos = ~0U};
 	__u32 v0, cr;
@@ -537,7 +540,7 @@ static __always_inline void rx_h1(const struct copper_config *cfg, __u64 tid, __
 	count(ST_RX_H1_REQUEST);
 	bpf_loop(SCAN, hdr_cb, &h, 0);
 	if (h.pos == ~0U) {
-		start_request(cfg, tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, conn, s, 0, 0, 0);
 		return;
 	}
 	/* Skip the colon and optional white space. */
@@ -546,11 +549,11 @@ static __always_inline void rx_h1(const struct copper_config *cfg, __u64 tid, __
 		v0++;
 	cr = v0 < n ? find_byte(v0, n, '\r') : ~0U;
 	if (cr == ~0U || cr <= v0 || !valid_value(v0, cr - v0)) {
-		start_request(cfg, tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, conn, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(cfg, tid, fd, s, v0, cr - v0, 1);
+	start_request(cfg, tid, conn, s, v0, cr - v0, 1);
 }
 
 struct walk_ctx {
@@ -628,7 +631,7 @@ static long lit_cb(__u64 idx, void *c)
 }
 
 /* h2c frames read on a server connection: requests are HEADERS frames. */
-static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __u32 fd, struct scratch *s, struct h2_rx *st, __u64 ubuf,
+static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __u64 conn, struct scratch *s, struct h2_rx *st, __u64 ubuf,
 				  __u32 n, __u32 start)
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
@@ -655,7 +658,7 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
 		/* Several requests, CONTINUATION, or a block cut by the read. */
 		count(ST_RX_AMBIGUOUS);
-		start_request(cfg, tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, conn, s, 0, 0, 0);
 		return;
 	}
 	block = w.h_len;
@@ -665,7 +668,7 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 
 		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
 		    (__u32)pad + 1 > block) {
-			start_request(cfg, tid, fd, s, 0, 0, 0);
+			start_request(cfg, tid, conn, s, 0, 0, 0);
 			return;
 		}
 		block -= pad;
@@ -673,17 +676,17 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 	tail = block < H2_TAIL ? block : H2_TAIL;
 	from = w.h_off + 9 + block - tail;
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
-		start_request(cfg, tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, conn, s, 0, 0, 0);
 		return;
 	}
 	l.end = tail;
 	bpf_loop(H2_TAIL, lit_cb, &l, 0);
 	if (!l.found || !valid_value(l.v0, l.vlen)) {
-		start_request(cfg, tid, fd, s, 0, 0, 0);
+		start_request(cfg, tid, conn, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(cfg, tid, fd, s, l.v0, l.vlen, 1);
+	start_request(cfg, tid, conn, s, l.v0, l.vlen, 1);
 }
 
 /*
@@ -691,13 +694,12 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
  * returned `ret`; its arguments are read from the task's saved user
  * registers `r`.
  */
-static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
+static __always_inline int on_exit(long id, long ret, struct pt_regs *r, __u64 conn)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	const struct copper_config *cfg;
 	struct pending_read p = {};
 	struct scratch *s;
-	struct fd_key k;
 	struct h2_rx *st;
 	__u64 service;
 	__u32 n, nl;
@@ -710,7 +712,8 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
 	cfg = bpf_map_lookup_elem(&services, &service);
 	if (!cfg)
 		return 0;
-	p.fd = (__u32)EXIT_ARG1(r);
+	if (!conn)
+		conn = conn_of_fd(tid, (__u32)EXIT_ARG1(r));
 	if (id == NR_RECVMSG) {
 		struct user_msghdr mh = {};
 		struct iovec iov = {};
@@ -733,9 +736,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
 	s = get_scratch();
 	if (!s)
 		return 0;
-	k.tgid = tid >> 32;
-	k.fd = p.fd;
-	st = bpf_map_lookup_elem(&h2_rx_fds, &k);
+	st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
 	if (st) {
 		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
 
@@ -744,14 +745,14 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
 		    is_preface(s, PREFACE_LEN)) {
 			st->skip = 0;
 			st->desync = 0;
-			rx_h2(cfg, tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(cfg, tid, conn, s, st, p.buf, total, PREFACE_LEN);
 			return 0;
 		}
 		if (st->skip >= total) {
 			st->skip -= total;
 			return 0;
 		}
-		rx_h2(cfg, tid, p.fd, s, st, p.buf, total, st->skip);
+		rx_h2(cfg, tid, conn, s, st, p.buf, total, st->skip);
 		return 0;
 	}
 	n = p.cap < SCAN ? (__u32)p.cap : SCAN;
@@ -761,10 +762,10 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
 		struct h2_rx fresh = {};
 		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
 
-		bpf_map_update_elem(&h2_rx_fds, &k, &fresh, BPF_ANY);
-		st = bpf_map_lookup_elem(&h2_rx_fds, &k);
+		bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
+		st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
 		if (st)
-			rx_h2(cfg, tid, p.fd, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(cfg, tid, conn, s, st, p.buf, total, PREFACE_LEN);
 		return 0;
 	}
 	if (!method_len(s, n))
@@ -772,7 +773,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r)
 	nl = find_byte(0, n, '\n');
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return 0;
-	rx_h1(cfg, tid, p.fd, s, n, nl);
+	rx_h1(cfg, tid, conn, s, n, nl);
 	return 0;
 }
 
@@ -785,19 +786,49 @@ int copper_enter_close(struct trace_event_raw_sys_enter *c)
 SEC("tracepoint/syscalls/sys_exit_read")
 int copper_exit_read(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_READ, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()));
+	return on_exit(NR_READ, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int copper_exit_recvfrom(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_RECVFROM, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()));
+	return on_exit(NR_RECVFROM, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_RECVMSG, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()));
+	return on_exit(NR_RECVMSG, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), 0);
+}
+
+/*
+ * At the socket: every receive on a socket of the machine, after the data
+ * reached the caller's buffer (inside read/recvfrom/recvmsg). The read's
+ * arguments are in the task's saved user registers, and the socket's
+ * cookie names the connection for its whole life, so no hook on close is
+ * needed, and no syscall is traced: other syscalls cost nothing.
+ */
+#define COPPER_MSG_PEEK 2
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
+{
+	struct pt_regs *regs;
+	__u64 cookie;
+	long id;
+
+	if (ret <= 0 || (flags & COPPER_MSG_PEEK) || !sk)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	id = SYSNO(regs);
+	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	if (!cookie)
+		return 0;
+	return on_exit(id, ret, regs, cookie);
 }
 
 /* Without tracefs: every syscall; the others return at once. */
@@ -817,7 +848,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	/* Before any map lookup: this runs for every syscall on the machine. */
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return on_exit(id, ret, regs);
+	return on_exit(id, ret, regs, 0);
 }
 
 /* ---- send side ---- */

@@ -360,11 +360,13 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     );
 }
 
-/// The same over both sets of syscall hooks, forced: the tracepoints
-/// (tracefs is mounted by the agent if needed) and the tp_btf fallback.
+/// The same over each set of receive hooks, forced: at the socket, the
+/// syscall tracepoints (tracefs is mounted by the agent if needed) and the
+/// tp_btf fallback.
 #[test]
-fn both_sets_of_syscall_hooks_carry_the_context() {
+fn every_set_of_receive_hooks_carries_the_context() {
     for (hooks, said) in [
+        ("socket", "socket receive hook"),
         ("tracepoints", "syscall tracepoints"),
         ("tp-btf", "tp_btf sys_enter/sys_exit"),
     ] {

@@ -95,6 +95,7 @@ pub fn run(args: &AgentArgs) -> u8 {
 fn hook_choice(arg: SyscallHookArg) -> HookChoice {
     match arg {
         SyscallHookArg::Auto => HookChoice::Auto,
+        SyscallHookArg::Socket => HookChoice::Socket,
         SyscallHookArg::Tracepoints => HookChoice::Tracepoints,
         SyscallHookArg::TpBtf => HookChoice::TpBtf,
     }

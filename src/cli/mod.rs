@@ -244,9 +244,10 @@ pub struct AgentArgs {
     /// Node-wide: how often /proc is searched for new pods, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub scan_interval: u64,
-    /// Which syscall hooks capture incoming contexts: `auto` takes the syscall tracepoints
-    /// (mounting tracefs at /sys/kernel/tracing if needed), else falls back to tp_btf
-    /// sys_enter/sys_exit, which run for every syscall of the machine.
+    /// Which hooks capture incoming contexts: `auto` takes the socket receive hook
+    /// (tp_btf sock_recv_length, Linux 6.4+), else the syscall tracepoints (mounting tracefs at
+    /// /sys/kernel/tracing if needed), else tp_btf sys_enter/sys_exit, which run for every
+    /// syscall of the machine.
     #[arg(long, value_enum, default_value_t = SyscallHookArg::Auto)]
     pub syscall_hooks: SyscallHookArg,
     /// Load this object file instead of the embedded one (e.g. the `ebpf/copper_ctx.bpf.o`
@@ -261,6 +262,7 @@ pub struct AgentArgs {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SyscallHookArg {
     Auto,
+    Socket,
     Tracepoints,
     TpBtf,
 }

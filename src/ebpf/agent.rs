@@ -154,11 +154,14 @@ fn kernel_error(step: &str, err: &libbpf_rs::Error) -> AgentError {
     }
 }
 
-/// Which of the object's two sets of syscall hooks to attach.
+/// Which of the object's sets of receive hooks to attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookChoice {
-    /// The syscall tracepoints (mounting tracefs if needed), else tp_btf.
+    /// At the socket, else the syscall tracepoints (mounting tracefs if
+    /// needed), else tp_btf.
     Auto,
+    /// At the socket (`tp_btf/sock_recv_length`), or an error.
+    Socket,
     /// The syscall tracepoints, or an error.
     Tracepoints,
     /// tp_btf `sys_enter`/`sys_exit`.
@@ -168,6 +171,9 @@ pub enum HookChoice {
 /// Which set is attached, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SyscallHooks {
+    /// `tp_btf/sock_recv_length`: runs for socket receives only, and traces
+    /// no syscall.
+    Socket,
     /// `tracepoint/syscalls/sys_{enter,exit}_*`: run only for the syscalls
     /// the add-on reads; `mounted`: the agent mounted tracefs there.
     Tracepoints { mounted: Option<PathBuf> },
@@ -179,6 +185,7 @@ pub enum SyscallHooks {
 impl fmt::Display for SyscallHooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SyscallHooks::Socket => f.write_str("socket receive hook (tp_btf sock_recv_length), no syscall traced"),
             SyscallHooks::Tracepoints { mounted: None } => f.write_str("syscall tracepoints"),
             SyscallHooks::Tracepoints { mounted: Some(p) } => {
                 write!(f, "syscall tracepoints; mounted tracefs at {}", p.display())
@@ -200,6 +207,16 @@ pub const ALIVE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// loads it.
 fn open_and_load(bytes: &[u8], pins: Option<&PinDir>) -> Result<Object, libbpf_rs::Error> {
     let mut open = ObjectBuilder::default().open_memory(bytes)?;
+    // A tp_btf program needs its tracepoint in the kernel's BTF to load at
+    // all; without it (before Linux 6.4) the object loads without the
+    // socket hook, and the agent falls back to the syscall hooks.
+    if !kernel_has_btf_name(b"btf_trace_sock_recv_length") {
+        for mut prog in open.progs_mut() {
+            if SOCKET_PROGS.iter().any(|n| prog.name() == *n) {
+                prog.set_autoload(false);
+            }
+        }
+    }
     if let Some(p) = pins {
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
@@ -211,6 +228,16 @@ fn open_and_load(bytes: &[u8], pins: Option<&PinDir>) -> Result<Object, libbpf_r
         }
     }
     open.load()
+}
+
+/// Whether the running kernel's BTF has a type (or other string) `name`.
+fn kernel_has_btf_name(name: &[u8]) -> bool {
+    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| {
+        btf.windows(name.len() + 2).any(|w| {
+            // A whole NUL-terminated string of the string table.
+            w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name
+        })
+    })
 }
 
 /// Whether libbpf's messages so far mention `what`.
@@ -228,6 +255,9 @@ const TRACEPOINT_PROGS: [&str; 4] = [
     "copper_exit_recvfrom",
     "copper_exit_recvmsg",
 ];
+
+/// At the socket: no syscall traced.
+const SOCKET_PROGS: [&str; 1] = ["copper_sock_recv"];
 
 /// Their fallback without tracefs.
 const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
@@ -419,7 +449,7 @@ impl Agent {
                     .attach_sockmap(socks_fd)
                     .map_err(|e| kernel_error("attach sk_msg to the sockhash", &e))?,
                 "copper_sockops" => {}
-                n if TRACEPOINT_PROGS.contains(&n) || TP_BTF_PROGS.contains(&n) => {}
+                n if TRACEPOINT_PROGS.contains(&n) || TP_BTF_PROGS.contains(&n) || SOCKET_PROGS.contains(&n) => {}
                 other => {
                     return Err(AgentError::Config(format!(
                         "the eBPF object has an unexpected program `{other}`: it does not match this copperc"
@@ -427,9 +457,27 @@ impl Agent {
                 }
             }
         }
+        // At the socket when the kernel has `sock_recv_length` (6.4 and
+        // later): no syscall is traced at all.
+        let socket_why = match hooks {
+            HookChoice::Auto | HookChoice::Socket => match self.attach_all(&SOCKET_PROGS) {
+                Ok(l) => {
+                    links.extend(l);
+                    self.syscall_hooks = SyscallHooks::Socket;
+                    self.links = links;
+                    return Ok(());
+                }
+                Err(e) if hooks == HookChoice::Socket => return Err(e),
+                Err(e) => {
+                    take_log();
+                    format!("no socket receive tracepoint ({e}); ")
+                }
+            },
+            HookChoice::Tracepoints | HookChoice::TpBtf => String::new(),
+        };
         let tracefs = match hooks {
             HookChoice::TpBtf => super::tracefs::Tracefs::Missing("chosen with --syscall-hooks tp-btf".into()),
-            HookChoice::Auto | HookChoice::Tracepoints => super::tracefs::ensure(),
+            HookChoice::Auto | HookChoice::Tracepoints | HookChoice::Socket => super::tracefs::ensure(),
         };
         let attempt = match &tracefs {
             super::tracefs::Tracefs::Missing(why) => Err(why.clone()),
@@ -457,7 +505,9 @@ impl Agent {
             (Err(why), _) => {
                 take_log();
                 links.extend(self.attach_all(&TP_BTF_PROGS)?);
-                self.syscall_hooks = SyscallHooks::TpBtf { why };
+                self.syscall_hooks = SyscallHooks::TpBtf {
+                    why: format!("{socket_why}{why}"),
+                };
             }
         }
         self.links = links;
