@@ -1,6 +1,6 @@
 //! The loader behind `copperc agent`: loads the embedded object (or a given
-//! one) once with libbpf-rs, attaches sk_msg to the sockhash and the
-//! syscall tracepoints (tp_btf), then follows any number of cgroups, each as
+//! one) once with libbpf-rs, attaches sk_msg to the sockhash and one set of
+//! receive hooks (`hooks`), then follows any number of cgroups, each as
 //! one service: `register` stores the service under the cgroup's id in the
 //! `services` map and attaches sockops to the cgroup. One loaded object
 //! serves every service of a node, so the per-syscall hooks run once, not
@@ -9,14 +9,17 @@
 //! and sk_msg stops running on them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, Object, ObjectBuilder, PrintLevel};
+use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
+
+pub use super::error::AgentError;
+use super::error::{kernel_error, start_capture, take_log, take_log_mentions};
+pub use super::hooks::{HookChoice, SyscallHooks};
+use super::hooks::{SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, kernel_has_btf_name};
 
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
@@ -33,169 +36,6 @@ pub struct AgentConfig {
     /// bytes of a file (such as the `ebpf/copper_ctx.bpf.o` that
     /// `copperc compile` writes, which is the same object).
     pub object: Option<Vec<u8>>,
-}
-
-/// Why the agent could not start. Each says what to do about it.
-#[derive(Debug)]
-pub enum AgentError {
-    Config(String),
-    Cgroup(String),
-    NoBtf(String),
-    Permission {
-        step: String,
-        detail: String,
-    },
-    Verifier {
-        program: String,
-        detail: String,
-        log: Vec<String>,
-    },
-    Kernel {
-        step: String,
-        detail: String,
-        log: Vec<String>,
-    },
-}
-
-impl fmt::Display for AgentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AgentError::Config(m) | AgentError::Cgroup(m) | AgentError::NoBtf(m) => f.write_str(m),
-            AgentError::Permission { step, detail } => write!(
-                f,
-                "the kernel refused to {step}: permission denied ({detail}); run as root, or with CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN"
-            ),
-            AgentError::Verifier { program, detail, log } => {
-                write!(f, "the kernel's verifier rejected program `{program}` ({detail})")?;
-                if !log.is_empty() {
-                    write!(f, "; end of the verifier log:")?;
-                    for line in log {
-                        write!(f, "\n    {line}")?;
-                    }
-                }
-                Ok(())
-            }
-            AgentError::Kernel { step, detail, log } => {
-                write!(f, "cannot {step}: {detail}")?;
-                for line in log {
-                    write!(f, "\n    {line}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// libbpf's messages while loading (the verifier log among them).
-static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn capture(level: PrintLevel, msg: String) {
-    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) || matches!(level, PrintLevel::Warn) {
-        if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
-            eprint!("{msg}");
-        }
-        if let Ok(mut log) = LIBBPF_LOG.lock() {
-            log.extend(msg.lines().map(str::to_string));
-        }
-    }
-}
-
-fn take_log() -> Vec<String> {
-    LIBBPF_LOG
-        .lock()
-        .map(|mut l| std::mem::take(&mut *l))
-        .unwrap_or_default()
-}
-
-/// The last lines of the verifier log that libbpf printed, if any.
-fn verifier_excerpt(log: &[String]) -> Vec<String> {
-    let start = log.iter().rposition(|l| l.contains("BEGIN PROG LOAD LOG"));
-    let end = log.iter().rposition(|l| l.contains("END PROG LOAD LOG"));
-    let body: Vec<&String> = match (start, end) {
-        (Some(s), Some(e)) if s < e => log[s + 1..e].iter().collect(),
-        _ => log.iter().collect(),
-    };
-    let skip = body.len().saturating_sub(20);
-    body.into_iter().skip(skip).map(|l| l.trim_end().to_string()).collect()
-}
-
-/// The program named in libbpf's "prog 'NAME': ... failed to load" line.
-fn failed_program(log: &[String]) -> Option<String> {
-    log.iter().rev().find_map(|l| {
-        let rest = l.split("prog '").nth(1)?;
-        let name = rest.split('\'').next()?;
-        (l.contains("failed to load") || l.contains("BEGIN PROG LOAD LOG")).then(|| name.to_string())
-    })
-}
-
-fn kernel_error(step: &str, err: &libbpf_rs::Error) -> AgentError {
-    let log = take_log();
-    // The verifier answers EACCES (or EINVAL) with a log; EPERM without one
-    // is a missing capability.
-    let program = failed_program(&log);
-    if let Some(program) = program.filter(|_| log.iter().any(|l| l.contains("BEGIN PROG LOAD LOG"))) {
-        return AgentError::Verifier {
-            program,
-            detail: err.to_string(),
-            log: verifier_excerpt(&log),
-        };
-    }
-    if err.kind() == ErrorKind::PermissionDenied {
-        return AgentError::Permission {
-            step: step.to_string(),
-            detail: err.to_string(),
-        };
-    }
-    AgentError::Kernel {
-        step: step.to_string(),
-        detail: err.to_string(),
-        log: log.iter().rev().take(10).rev().cloned().collect(),
-    }
-}
-
-/// Which of the object's sets of receive hooks to attach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HookChoice {
-    /// At the socket, else the syscall tracepoints (mounting tracefs if
-    /// needed), else tp_btf.
-    Auto,
-    /// At the socket (`tp_btf/sock_recv_length`), or an error.
-    Socket,
-    /// The syscall tracepoints, or an error.
-    Tracepoints,
-    /// tp_btf `sys_enter`/`sys_exit`.
-    TpBtf,
-}
-
-/// Which set is attached, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyscallHooks {
-    /// `tp_btf/sock_recv_length`: runs for socket receives only, and traces
-    /// no syscall.
-    Socket,
-    /// `tracepoint/syscalls/sys_{enter,exit}_*`: run only for the syscalls
-    /// the add-on reads; `mounted`: the agent mounted tracefs there.
-    Tracepoints { mounted: Option<PathBuf> },
-    /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: run for every syscall on the
-    /// machine and cost much more; `why` the tracepoints were not used.
-    TpBtf { why: String },
-}
-
-impl fmt::Display for SyscallHooks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SyscallHooks::Socket => f.write_str("socket receive hook (tp_btf sock_recv_length), no syscall traced"),
-            SyscallHooks::Tracepoints { mounted: None } => f.write_str("syscall tracepoints"),
-            SyscallHooks::Tracepoints { mounted: Some(p) } => {
-                write!(f, "syscall tracepoints; mounted tracefs at {}", p.display())
-            }
-            SyscallHooks::TpBtf { why } => write!(
-                f,
-                "tp_btf sys_enter/sys_exit, which run for every syscall of the machine: {why}"
-            ),
-        }
-    }
 }
 
 /// How long the object sends after the last `keep_alive` of a pinning
@@ -229,38 +69,6 @@ fn open_and_load(bytes: &[u8], pins: Option<&PinDir>) -> Result<Object, libbpf_r
     }
     open.load()
 }
-
-/// Whether the running kernel's BTF has a type (or other string) `name`.
-fn kernel_has_btf_name(name: &[u8]) -> bool {
-    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| {
-        btf.windows(name.len() + 2).any(|w| {
-            // A whole NUL-terminated string of the string table.
-            w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name
-        })
-    })
-}
-
-/// Whether libbpf's messages so far mention `what`.
-fn take_log_mentions(what: &str) -> bool {
-    LIBBPF_LOG
-        .lock()
-        .map(|l| l.iter().any(|line| line.contains(what)))
-        .unwrap_or(false)
-}
-
-/// The programs on the syscall tracepoints, in attach order (enter first).
-const TRACEPOINT_PROGS: [&str; 4] = [
-    "copper_enter_close",
-    "copper_exit_read",
-    "copper_exit_recvfrom",
-    "copper_exit_recvmsg",
-];
-
-/// At the socket: no syscall traced.
-const SOCKET_PROGS: [&str; 1] = ["copper_sock_recv"];
-
-/// Their fallback without tracefs.
-const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
 
 /// A cgroup whose tasks the loaded object follows as one service.
 struct Registered {
@@ -326,9 +134,7 @@ impl Agent {
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
             ));
         }
-        VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
-        take_log();
-        libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
+        start_capture(verbose);
 
         let bytes = object.unwrap_or(OBJECT);
         let pins = pins.map(PinDir::prepare).transpose()?;

@@ -1,11 +1,15 @@
 //! The eBPF context-propagation add-on (docs/ebpf.md): the object built from
 //! `ebpf/copper_ctx.bpf.c` by `build.rs`, embedded in `copperc`, the layout
-//! of a service's entry in its `services` map, the loader (`agent`), the
-//! cgroup v2 tree as the loader sees it (`cgroup`), and the node-wide mode
-//! that finds the pods of a Kubernetes node (`node`).
+//! of a service's entry in its `services` map, the loader (`agent`) with its
+//! errors (`error`) and receive hooks (`hooks`), the cgroup v2 tree as the
+//! loader sees it (`cgroup`), tracefs (`tracefs`), the pins that let a new
+//! agent take over (`pins`), and the node-wide mode that finds the pods of a
+//! Kubernetes node (`node`).
 
 pub mod agent;
 pub mod cgroup;
+pub mod error;
+pub mod hooks;
 pub mod node;
 pub mod pins;
 pub mod tracefs;

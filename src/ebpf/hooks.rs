@@ -1,0 +1,75 @@
+//! The receive hooks of the object: the sets the agent can attach (at the
+//! socket, the syscall tracepoints, tp_btf on every syscall), which
+//! programs make up each, and whether the running kernel has what the
+//! preferred one needs.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Which of the object's sets of receive hooks to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookChoice {
+    /// At the socket, else the syscall tracepoints (mounting tracefs if
+    /// needed), else tp_btf.
+    Auto,
+    /// At the socket (`tp_btf/sock_recv_length`), or an error.
+    Socket,
+    /// The syscall tracepoints, or an error.
+    Tracepoints,
+    /// tp_btf `sys_enter`/`sys_exit`.
+    TpBtf,
+}
+
+/// Which set is attached, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyscallHooks {
+    /// `tp_btf/sock_recv_length`: runs for socket receives only, and traces
+    /// no syscall.
+    Socket,
+    /// `tracepoint/syscalls/sys_{enter,exit}_*`: run only for the syscalls
+    /// the add-on reads; `mounted`: the agent mounted tracefs there.
+    Tracepoints { mounted: Option<PathBuf> },
+    /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: run for every syscall on the
+    /// machine and cost much more; `why` the tracepoints were not used.
+    TpBtf { why: String },
+}
+
+impl fmt::Display for SyscallHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyscallHooks::Socket => f.write_str("socket receive hook (tp_btf sock_recv_length), no syscall traced"),
+            SyscallHooks::Tracepoints { mounted: None } => f.write_str("syscall tracepoints"),
+            SyscallHooks::Tracepoints { mounted: Some(p) } => {
+                write!(f, "syscall tracepoints; mounted tracefs at {}", p.display())
+            }
+            SyscallHooks::TpBtf { why } => write!(
+                f,
+                "tp_btf sys_enter/sys_exit, which run for every syscall of the machine: {why}"
+            ),
+        }
+    }
+}
+
+/// The programs on the syscall tracepoints, in attach order (enter first).
+pub const TRACEPOINT_PROGS: [&str; 4] = [
+    "copper_enter_close",
+    "copper_exit_read",
+    "copper_exit_recvfrom",
+    "copper_exit_recvmsg",
+];
+
+/// At the socket: no syscall traced.
+pub const SOCKET_PROGS: [&str; 1] = ["copper_sock_recv"];
+
+/// Their fallback without tracefs.
+pub const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
+
+/// Whether the running kernel's BTF has a type (or other string) `name`.
+pub fn kernel_has_btf_name(name: &[u8]) -> bool {
+    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| {
+        btf.windows(name.len() + 2).any(|w| {
+            // A whole NUL-terminated string of the string table.
+            w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name
+        })
+    })
+}
