@@ -338,12 +338,7 @@ fn policies_hold_on_real_traffic() {
         }
     }
     for s in SERVICES.iter().filter(|s| sidecar(s)) {
-        let label = format!("envoy-{s}");
-        let config = out.join(format!("envoy/{s}.yaml"));
-        // The base id, distinct per process: a port this test holds.
-        spawn_envoy(&mut children, &label, &config, ports[s].inbound, &logs);
-        listening.push((label.clone(), ports[s].inbound));
-        listening.push((label, ports[s].outbound));
+        spawn_sidecar(&mut children, &out, s, &ports[s], &logs, &mut listening);
     }
     for (label, port) in &listening {
         children.wait_listening(label, *port);
@@ -517,6 +512,24 @@ fn compile_entry(dir: &Path, graph: &Value) -> PathBuf {
 
 /// Starts Envoy on `config` under `timeout` (which passes SIGTERM on);
 /// `base_id` must be unique among the running Envoys.
+/// Envoy with the bootstrap that compile wrote for `service`; records its
+/// inbound and outbound listeners in `listening`. The base id is the
+/// inbound port, distinct per process: a port this test holds.
+fn spawn_sidecar(
+    children: &mut Children,
+    out: &Path,
+    service: &str,
+    ports: &Ports,
+    logs: &Path,
+    listening: &mut Vec<(String, u16)>,
+) {
+    let label = format!("envoy-{service}");
+    let config = out.join(format!("envoy/{service}.yaml"));
+    spawn_envoy(children, &label, &config, ports.inbound, logs);
+    listening.push((label.clone(), ports.inbound));
+    listening.push((label, ports.outbound));
+}
+
 fn spawn_envoy(children: &mut Children, label: &str, config: &Path, base_id: u16, logs: &Path) {
     let mut cmd = Command::new("timeout");
     cmd.args(["-k", "2", &LIFETIME.to_string()])
@@ -607,11 +620,7 @@ fn envoy_entry_point_drops_forged_context() {
         listening.push((s.to_string(), ports[s].app));
     }
     for s in services.iter().filter(|s| sidecar(s)) {
-        let label = format!("envoy-{s}");
-        let config = out.join(format!("envoy/{s}.yaml"));
-        spawn_envoy(&mut children, &label, &config, ports[s].inbound, &logs);
-        listening.push((label.clone(), ports[s].inbound));
-        listening.push((label, ports[s].outbound));
+        spawn_sidecar(&mut children, &out, s, &ports[s], &logs, &mut listening);
     }
     for (label, port) in &listening {
         children.wait_listening(label, *port);
