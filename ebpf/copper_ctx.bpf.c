@@ -85,81 +85,66 @@ struct {
 	__type(value, __u32);
 } levels SEC(".maps");
 
-struct sock_key {
-	__u32 family;
-	__u32 local_ip4;
-	__u32 remote_ip4;
-	__u32 local_ip6[4];
-	__u32 remote_ip6[4];
-	__u32 local_port;
-	__u32 remote_port;
-};
-
-/* Connections opened by the service; sk_msg is attached to this map. */
+/*
+ * Connections opened by the service, keyed by socket cookie; sk_msg is
+ * attached to this map.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, 65535);
-	__type(key, struct sock_key);
+	__type(key, __u64);
 	__type(value, __u64);
 } socks SEC(".maps");
 
-enum { P_UNKNOWN = 0, P_H1, P_H2, P_OTHER, P_DESYNC };
+enum { P_H2 = 1, P_DESYNC };
 
-/* What was learnt about an outgoing connection from what was sent on it. */
+/*
+ * An outgoing h2c connection (one that sent the client preface): whether its
+ * frame boundaries are still known, and where the next one is.
+ */
 struct tx_state {
 	__u32 proto;
 	__u32 skip; /* h2: bytes of the last frame still to come */
 };
 
+/* Socket storage: created on the first message, freed with the socket. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65535);
-	__type(key, struct sock_key);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tx_state);
 } tx_state SEC(".maps");
 
+/* No connection: none read yet, or the last one was closed. */
+#define NO_CONN 0ULL
+
 /*
- * The header value a thread sends while it handles its current request.
- * Thread ids are reused: `start` (the thread's start time) tells an entry
- * of an earlier thread with the same id, which is ignored, so no hook on
- * thread exit is needed; LRU eviction reclaims such entries.
+ * A thread of a followed service: the header value it sends while it
+ * handles its current request, and which connection it last read a request
+ * from. A thread that reads requests from a second connection while the
+ * first is still open serves several connections at once (an event loop, a
+ * pool with keep-alive): it is marked `mux` and never sends a context,
+ * since its sends cannot be tied to one request.
+ *
+ * Task storage: found from the task without hashing, and freed by the
+ * kernel when the thread exits, so a reused thread id never sees an earlier
+ * thread's value and no hook on thread exit is needed.
  */
-struct thread_val {
-	__u64 start;
-	__u32 len;
+struct thread_state {
+	__u64 last_conn; /* see conn_of_fd and copper_sock_recv; NO_CONN */
+	__u32 mux;
+	__u32 epoch; /* control's epoch when `val` was written */
+	__u32 len;   /* bytes of `val` to send; 0: nothing */
 	__u32 pad;
 	__u8 val[VAL_BUF];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct thread_val);
-} thread_ctx SEC(".maps");
-
-/*
- * Which connection a thread last read a request from. A thread that reads
- * requests from a second connection while the first is still open serves
- * several connections at once (an event loop, a pool with keep-alive): it
- * is marked `mux` and never sends a context, since its sends cannot be tied
- * to one request.
- */
-#define NO_CONN (~0ULL)
-
-struct thread_conn {
-	__u64 last_conn; /* see conn_of_fd and copper_sock_recv */
-	__u32 mux;
-	__u32 pad;
-	__u64 start; /* as in thread_val */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct thread_conn);
-} thread_conn SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
 
 /*
  * A connection a thread reads from: the socket's cookie when the read is
@@ -191,7 +176,6 @@ struct {
 
 struct scratch {
 	__u8 buf[SCAN_BUF];
-	struct thread_val tv;
 	__u8 out[OUT_BUF];
 };
 
@@ -215,7 +199,8 @@ struct {
  * between two agents the receive hooks are detached and the threads' values
  * would be stale, so nothing is sent: while `paused` is set (an agent that
  * stops sets it), and once `alive_until` has passed (an agent that is
- * killed cannot set anything, but stops renewing it).
+ * killed cannot set anything, but stops renewing it). Each agent that loads
+ * moves `epoch` on, so values written before it are never sent.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -232,30 +217,44 @@ static __always_inline void count(__u32 which)
 		__sync_fetch_and_add(v, 1);
 }
 
-/* When the current thread started: with its id, names the thread even after the id is reused. */
-static __always_inline __u64 thread_start(void)
+static __always_inline struct copper_control *get_control(void)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 zero = 0;
 
-	return t->start_time;
+	return bpf_map_lookup_elem(&control, &zero);
+}
+
+/* The current thread's state, created if `create`. */
+static __always_inline struct thread_state *this_thread(int create)
+{
+	return bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* Forgets what the current thread would send. */
+static __always_inline void clear_value(void)
+{
+	struct thread_state *ts = this_thread(0);
+
+	if (ts)
+		ts->len = 0;
 }
 
 /*
- * The value of the current thread `tid`, not of an earlier thread with its
- * id; none while no agent captures contexts (see `control`).
+ * The current thread's value; none while no agent captures contexts (see
+ * `control`), or when it was written before the current agent loaded.
  */
-static __always_inline struct thread_val *thread_value(__u64 tid)
+static __always_inline struct thread_state *thread_value(void)
 {
-	__u32 zero = 0;
-	struct copper_control *c = bpf_map_lookup_elem(&control, &zero);
-	struct thread_val *tv;
+	struct copper_control *c = get_control();
+	struct thread_state *ts;
 
 	if (!c || c->paused || (c->alive_until && bpf_ktime_get_ns() > c->alive_until))
 		return NULL;
-	tv = bpf_map_lookup_elem(&thread_ctx, &tid);
-	if (!tv || tv->start != thread_start())
+	ts = this_thread(0);
+	if (!ts || !ts->len || ts->epoch != c->epoch)
 		return NULL;
-	return tv;
+	return ts;
 }
 
 static __always_inline struct scratch *get_scratch(void)
@@ -285,9 +284,17 @@ static __always_inline __u32 masked(__u32 x, __u32 m)
 	return x & m;
 }
 
-/* ---- scanning the scratch buffer (bpf_loop callbacks) ---- */
+/*
+ * ---- scanning the scratch buffer ----
+ *
+ * bpf_loop callbacks, verified once whatever the length; each step looks at
+ * STEP bytes, and the scratch buffer travels in the context, since a helper
+ * call per byte would cost more than the byte.
+ */
+#define STEP 8
 
 struct find_ctx {
+	struct scratch *s;
 	__u32 start;
 	__u32 end;
 	__u32 pos; /* result, or ~0 */
@@ -297,28 +304,34 @@ struct find_ctx {
 static long find_byte_cb(__u64 i, void *c)
 {
 	struct find_ctx *f = c;
-	struct scratch *s = get_scratch();
-	__u32 at = f->start + (__u32)i;
+	struct scratch *s = f->s;
+	__u32 at = f->start + (__u32)i * STEP, k;
 
-	if (!s || at >= f->end || at >= SCAN)
+	if (!s)
 		return 1;
-	if (B(s, at) == f->ch) {
-		f->pos = at;
-		return 1;
+#pragma unroll
+	for (k = 0; k < STEP; k++) {
+		if (at + k >= f->end || at + k >= SCAN)
+			return 1;
+		if (B(s, at + k) == f->ch) {
+			f->pos = at + k;
+			return 1;
+		}
 	}
 	return 0;
 }
 
 /* First position of `ch` in buf[start, end), or ~0. */
-static __always_inline __u32 find_byte(__u32 start, __u32 end, __u8 ch)
+static __always_inline __u32 find_byte(struct scratch *s, __u32 start, __u32 end, __u8 ch)
 {
-	struct find_ctx f = {.start = start, .end = end, .pos = ~0U, .ch = ch};
+	struct find_ctx f = {.s = s, .start = start, .end = end, .pos = ~0U, .ch = ch};
 
-	bpf_loop(SCAN, find_byte_cb, &f, 0);
+	bpf_loop(SCAN / STEP, find_byte_cb, &f, 0);
 	return f.pos;
 }
 
 struct valid_ctx {
+	struct scratch *s;
 	__u32 start;
 	__u32 len;
 	__u32 bad;
@@ -327,28 +340,33 @@ struct valid_ctx {
 static long valid_cb(__u64 i, void *c)
 {
 	struct valid_ctx *v = c;
-	struct scratch *s = get_scratch();
+	struct scratch *s = v->s;
+	__u32 at = (__u32)i * STEP, k;
 	__u8 ch;
 
-	if (!s || (__u32)i >= v->len)
+	if (!s)
 		return 1;
-	ch = B(s, v->start + (__u32)i);
-	if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '/')) {
-		v->bad = 1;
-		return 1;
+#pragma unroll
+	for (k = 0; k < STEP; k++) {
+		if (at + k >= v->len)
+			return 1;
+		ch = B(s, v->start + at + k);
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '/')) {
+			v->bad = 1;
+			return 1;
+		}
 	}
 	return 0;
 }
 
 /* A context value: `/name/name...` with names in [a-z0-9-]. */
-static __always_inline int valid_value(__u32 start, __u32 len)
+static __always_inline int valid_value(struct scratch *s, __u32 start, __u32 len)
 {
-	struct valid_ctx v = {.start = start, .len = len, .bad = 0};
-	struct scratch *s = get_scratch();
+	struct valid_ctx v = {.s = s, .start = start, .len = len, .bad = 0};
 
-	if (!s || len == 0 || len > VAL_MAX || B(s, start) != '/')
+	if (len == 0 || len > VAL_MAX || B(s, start) != '/')
 		return 0;
-	bpf_loop(VAL_MAX, valid_cb, &v, 0);
+	bpf_loop(VAL_MAX / STEP + 1, valid_cb, &v, 0);
 	return !v.bad;
 }
 
@@ -398,75 +416,69 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
 /* ---- the value a thread sends ---- */
 
 /*
- * The thread `tid` starts handling a request whose incoming context is
+ * The current thread starts handling a request whose incoming context is
  * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
  * sends from now on, or clears it when nothing valid can be sent.
  */
-static __always_inline void start_request(const struct copper_config *cfg, __u64 tid, __u64 conn,
+static __always_inline void start_request(const struct copper_config *cfg, __u64 conn,
 					  struct scratch *s, __u32 v0, __u32 vlen, int have)
 {
-	struct thread_val *tv = &s->tv;
-	struct thread_conn *tc = bpf_map_lookup_elem(&thread_conn, &tid);
-	__u64 start = thread_start();
+	struct thread_state *ts = this_thread(1);
+	struct copper_control *c = get_control();
 	__u32 nl = cfg->name_len;
 
-	if (!tc || tc->start != start) {
-		struct thread_conn fresh = {.last_conn = conn, .mux = 0, .start = start};
-
-		bpf_map_update_elem(&thread_conn, &tid, &fresh, BPF_ANY);
-	} else {
-		if (tc->last_conn != NO_CONN && tc->last_conn != conn)
-			tc->mux = 1;
-		tc->last_conn = conn;
-		if (tc->mux) {
-			count(ST_RX_AMBIGUOUS);
-			bpf_map_delete_elem(&thread_ctx, &tid);
-			return;
-		}
+	if (!ts || !c)
+		return;
+	if (ts->last_conn != NO_CONN && ts->last_conn != conn)
+		ts->mux = 1;
+	ts->last_conn = conn;
+	ts->len = 0;
+	if (ts->mux) {
+		count(ST_RX_AMBIGUOUS);
+		return;
 	}
 	if (cfg->entrypoint) {
 		/* Entry point: a context from outside is ignored. */
 		have = 1;
 		vlen = 0;
 	}
-	if (!have || nl == 0 || nl > NAME_MAX_LEN || vlen + 1 + nl > VAL_MAX) {
-		bpf_map_delete_elem(&thread_ctx, &tid);
+	if (!have || nl == 0 || nl > NAME_MAX_LEN || vlen + 1 + nl > VAL_MAX)
 		return;
-	}
 	if (vlen) {
 		if (v0 >= SCAN)
 			return;
-		bpf_probe_read_kernel(tv->val, masked(vlen, 255), &s->buf[masked(v0, SCAN - 1)]);
+		bpf_probe_read_kernel(ts->val, masked(vlen, 255), &s->buf[masked(v0, SCAN - 1)]);
 	}
-	tv->val[masked(vlen, 255)] = '/';
-	bpf_probe_read_kernel(&tv->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg->name);
-	tv->len = vlen + 1 + nl;
-	tv->start = start;
-	bpf_map_update_elem(&thread_ctx, &tid, tv, BPF_ANY);
+	ts->val[masked(vlen, 255)] = '/';
+	bpf_probe_read_kernel(&ts->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg->name);
+	ts->epoch = c->epoch;
+	ts->len = vlen + 1 + nl;
 }
 
 /* ---- receive side ---- */
 
-/* The key in `services` of the current task's cgroup or its nearest registered ancestor, or 0. */
-static __always_inline __u64 current_service(void)
+/* The service of the current task: its cgroup's entry in `services`, or its nearest registered ancestor's; NULL if none. */
+static __always_inline const struct copper_config *current_service(void)
 {
 	__u64 id = bpf_get_current_cgroup_id();
+	const struct copper_config *cfg = bpf_map_lookup_elem(&services, &id);
 	__u32 i;
 
-	if (bpf_map_lookup_elem(&services, &id))
-		return id;
+	if (cfg)
+		return cfg;
 #pragma unroll
 	for (i = 0; i < MAX_LEVELS; i++) {
 		__u32 k = i;
 		__u32 *lv = bpf_map_lookup_elem(&levels, &k);
 
 		if (!lv || *lv == 0)
-			return 0;
+			return NULL;
 		id = bpf_get_current_ancestor_cgroup_id(*lv);
-		if (id && bpf_map_lookup_elem(&services, &id))
-			return id;
+		cfg = id ? bpf_map_lookup_elem(&services, &id) : NULL;
+		if (cfg)
+			return cfg;
 	}
-	return 0;
+	return NULL;
 }
 
 /*
@@ -485,75 +497,89 @@ static __always_inline __u64 current_service(void)
 /* A close by a task of a followed service: forgets the fd. */
 static __always_inline int on_close(__u32 fd)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	__u64 k = conn_of_fd(tid, fd);
-	struct thread_conn *tc;
+	__u64 k = conn_of_fd(bpf_get_current_pid_tgid(), fd);
+	struct thread_state *ts;
 
 	if (!current_service())
 		return 0;
-	tc = bpf_map_lookup_elem(&thread_conn, &tid);
 	bpf_map_delete_elem(&h2_rx_fds, &k);
-	if (tc && tc->start == thread_start() && tc->last_conn == k)
-		tc->last_conn = NO_CONN;
+	ts = this_thread(0);
+	if (ts && ts->last_conn == k)
+		ts->last_conn = NO_CONN;
 	return 0;
 }
 
 struct hdr_ctx {
-	__u32 start; /* the `\r` that ends the request line */
-	__u32 end;   /* bytes of the head in the buffer */
-	__u32 pos;   /* result: first byte of the header line's name, or ~0 */
+	struct scratch *s;
+	__u32 line; /* where the search starts */
+	__u32 end;  /* bytes of the head in the buffer */
+	__u32 pos;  /* result: first byte of the header line's name, or ~0 */
 };
 
-/*
- * Finds the first `x-copper-context:` line of a request head (name compared
- * without case). The add-on puts its own right after the request line; a
- * proxy in between (a sidecar) may move it further down.
- */
+/* buf[i..] starts with `x-copper-context:` (the name compared without case). */
+static __always_inline int hdr_name_at(struct scratch *s, __u32 i, __u32 end)
+{
+	__u32 k;
+
+	if (i + HDR_LEN >= end)
+		return 0;
+#pragma unroll
+	for (k = 0; k < HDR_LEN; k++)
+		if ((B(s, i + k) | 0x20) != (__u8)HDR_NAME[k])
+			return 0;
+	return B(s, i + HDR_LEN) == ':';
+}
+
+/* One byte per step from `line`: a header line that starts after it. */
 static long hdr_cb(__u64 idx, void *c)
 {
 	struct hdr_ctx *h = c;
-	struct scratch *s = get_scratch();
-	__u32 i = h->start + (__u32)idx, k;
+	struct scratch *s = h->s;
+	__u32 i = h->line + (__u32)idx;
 
-	if (!s || i + 2 + HDR_LEN >= h->end || i >= SCAN)
+	if (!s || i + 2 >= h->end || i >= SCAN)
 		return 1;
-	if (B(s, i) != '\r' || B(s, i + 1) != '\n')
+	if (B(s, i) != '\n')
 		return 0;
-	if (B(s, i + 2) == '\r')
-		return 1; /* end of the head */
-#pragma unroll
-	for (k = 0; k < HDR_LEN; k++)
-		if ((B(s, i + 2 + k) | 0x20) != (__u8)HDR_NAME[k])
-			return 0;
-	if (B(s, i + 2 + HDR_LEN) != ':')
+	if (B(s, i + 1) == '\r')
+		return 1; /* the end of the head */
+	if (!hdr_name_at(s, i + 1, h->end))
 		return 0;
-	h->pos = i + 2;
+	h->pos = i + 1;
 	return 1;
 }
 
 /* An HTTP/1.x request head: the context is the first `x-copper-context` line. */
-static __always_inline void rx_h1(const struct copper_config *cfg, __u64 tid, __u64 conn, struct scratch *s, __u32 n, __u32 nl)
+static __always_inline void rx_h1(const struct copper_config *cfg, __u64 conn, struct scratch *s, __u32 n, __u32 nl)
 {
-	struct hdr_ctx h = {.start = nl - 1, .end = n, .pos = ~0U};
+	struct hdr_ctx h = {.s = s, .line = nl + 1, .end = n, .pos = ~0U};
 	__u32 v0, cr;
 
 	count(ST_RX_H1_REQUEST);
-	bpf_loop(SCAN, hdr_cb, &h, 0);
+	/*
+	 * The first `x-copper-context:` line of the head. The add-on puts its
+	 * own right after the request line, so that line is tried first; a
+	 * proxy in between (a sidecar) may move it further down.
+	 */
+	if (hdr_name_at(s, nl + 1, n))
+		h.pos = nl + 1;
+	else
+		bpf_loop(SCAN, hdr_cb, &h, 0);
 	if (h.pos == ~0U) {
-		start_request(cfg, tid, conn, s, 0, 0, 0);
+		start_request(cfg, conn, s, 0, 0, 0);
 		return;
 	}
 	/* Skip the colon and optional white space. */
 	v0 = h.pos + HDR_LEN + 1;
 	if (v0 < n && (B(s, v0) == ' ' || B(s, v0) == '\t'))
 		v0++;
-	cr = v0 < n ? find_byte(v0, n, '\r') : ~0U;
-	if (cr == ~0U || cr <= v0 || !valid_value(v0, cr - v0)) {
-		start_request(cfg, tid, conn, s, 0, 0, 0);
+	cr = v0 < n ? find_byte(s, v0, n, '\r') : ~0U;
+	if (cr == ~0U || cr <= v0 || !valid_value(s, v0, cr - v0)) {
+		start_request(cfg, conn, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(cfg, tid, conn, s, v0, cr - v0, 1);
+	start_request(cfg, conn, s, v0, cr - v0, 1);
 }
 
 struct walk_ctx {
@@ -589,6 +615,7 @@ static long rx_walk_cb(__u64 i, void *c)
 }
 
 struct lit_ctx {
+	struct scratch *s;
 	__u32 end;
 	__u32 v0;
 	__u32 vlen;
@@ -599,7 +626,7 @@ struct lit_ctx {
 static long lit_cb(__u64 idx, void *c)
 {
 	struct lit_ctx *l = c;
-	struct scratch *s = get_scratch();
+	struct scratch *s = l->s;
 	__u32 i = (__u32)idx, k, b, vlen, v0;
 
 	if (!s || i + 19 > l->end)
@@ -631,24 +658,24 @@ static long lit_cb(__u64 idx, void *c)
 }
 
 /* h2c frames read on a server connection: requests are HEADERS frames. */
-static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __u64 conn, struct scratch *s, struct h2_rx *st, __u64 ubuf,
+static __always_inline void rx_h2(const struct copper_config *cfg, __u64 conn, struct scratch *s, struct h2_rx *st, __u64 ubuf,
 				  __u32 n, __u32 start)
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
-	struct lit_ctx l = {};
+	struct lit_ctx l = {.s = s};
 	__u32 tail, from, block;
 
 	if (st->desync) {
 		/* Frame boundaries are lost: whatever this read holds, send nothing. */
 		count(ST_RX_AMBIGUOUS);
-		bpf_map_delete_elem(&thread_ctx, &tid);
+		clear_value();
 		return;
 	}
 	bpf_loop(MAX_FRAMES, rx_walk_cb, &w, 0);
 	if (w.desync || w.off < n) {
 		st->desync = 1;
 		count(ST_RX_AMBIGUOUS);
-		bpf_map_delete_elem(&thread_ctx, &tid);
+		clear_value();
 		return;
 	}
 	st->skip = w.off - n;
@@ -658,7 +685,7 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
 		/* Several requests, CONTINUATION, or a block cut by the read. */
 		count(ST_RX_AMBIGUOUS);
-		start_request(cfg, tid, conn, s, 0, 0, 0);
+		start_request(cfg, conn, s, 0, 0, 0);
 		return;
 	}
 	block = w.h_len;
@@ -668,7 +695,7 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 
 		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
 		    (__u32)pad + 1 > block) {
-			start_request(cfg, tid, conn, s, 0, 0, 0);
+			start_request(cfg, conn, s, 0, 0, 0);
 			return;
 		}
 		block -= pad;
@@ -676,17 +703,17 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
 	tail = block < H2_TAIL ? block : H2_TAIL;
 	from = w.h_off + 9 + block - tail;
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
-		start_request(cfg, tid, conn, s, 0, 0, 0);
+		start_request(cfg, conn, s, 0, 0, 0);
 		return;
 	}
 	l.end = tail;
 	bpf_loop(H2_TAIL, lit_cb, &l, 0);
-	if (!l.found || !valid_value(l.v0, l.vlen)) {
-		start_request(cfg, tid, conn, s, 0, 0, 0);
+	if (!l.found || !valid_value(s, l.v0, l.vlen)) {
+		start_request(cfg, conn, s, 0, 0, 0);
 		return;
 	}
 	count(ST_RX_CONTEXT);
-	start_request(cfg, tid, conn, s, l.v0, l.vlen, 1);
+	start_request(cfg, conn, s, l.v0, l.vlen, 1);
 }
 
 /*
@@ -694,26 +721,23 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 tid, __
  * returned `ret`; its arguments are read from the task's saved user
  * registers `r`.
  */
-static __always_inline int on_exit(long id, long ret, struct pt_regs *r, __u64 conn)
+static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct sock *sk)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
 	const struct copper_config *cfg;
 	struct pending_read p = {};
 	struct scratch *s;
 	struct h2_rx *st;
-	__u64 service;
+	__u64 conn;
 	__u32 n, nl;
 
 	if (ret <= 0 || !r)
 		return 0;
-	service = current_service();
-	if (!service)
-		return 0;
-	cfg = bpf_map_lookup_elem(&services, &service);
+	cfg = current_service();
 	if (!cfg)
 		return 0;
+	conn = sk ? bpf_get_socket_cookie(sk) : conn_of_fd(bpf_get_current_pid_tgid(), (__u32)EXIT_ARG1(r));
 	if (!conn)
-		conn = conn_of_fd(tid, (__u32)EXIT_ARG1(r));
+		return 0;
 	if (id == NR_RECVMSG) {
 		struct user_msghdr mh = {};
 		struct iovec iov = {};
@@ -745,18 +769,19 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, __u64 c
 		    is_preface(s, PREFACE_LEN)) {
 			st->skip = 0;
 			st->desync = 0;
-			rx_h2(cfg, tid, conn, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(cfg, conn, s, st, p.buf, total, PREFACE_LEN);
 			return 0;
 		}
 		if (st->skip >= total) {
 			st->skip -= total;
 			return 0;
 		}
-		rx_h2(cfg, tid, conn, s, st, p.buf, total, st->skip);
+		rx_h2(cfg, conn, s, st, p.buf, total, st->skip);
 		return 0;
 	}
 	n = p.cap < SCAN ? (__u32)p.cap : SCAN;
-	if (bpf_probe_read_user(s->buf, masked(n, SCAN_BUF - 1), (void *)p.buf))
+	/* Its first bytes tell a request (most reads are not) before the rest is read. */
+	if (bpf_probe_read_user(s->buf, n < PREFACE_LEN ? n : PREFACE_LEN, (void *)p.buf))
 		return 0;
 	if (is_preface(s, n)) {
 		struct h2_rx fresh = {};
@@ -765,15 +790,18 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, __u64 c
 		bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
 		st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
 		if (st)
-			rx_h2(cfg, tid, conn, s, st, p.buf, total, PREFACE_LEN);
+			rx_h2(cfg, conn, s, st, p.buf, total, PREFACE_LEN);
 		return 0;
 	}
 	if (!method_len(s, n))
 		return 0;
-	nl = find_byte(0, n, '\n');
+	if (n > PREFACE_LEN &&
+	    bpf_probe_read_user(&s->buf[PREFACE_LEN], masked(n - PREFACE_LEN, SCAN - 1), (void *)(p.buf + PREFACE_LEN)))
+		return 0;
+	nl = find_byte(s, 0, n, '\n');
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return 0;
-	rx_h1(cfg, tid, conn, s, n, nl);
+	rx_h1(cfg, conn, s, n, nl);
 	return 0;
 }
 
@@ -786,19 +814,19 @@ int copper_enter_close(struct trace_event_raw_sys_enter *c)
 SEC("tracepoint/syscalls/sys_exit_read")
 int copper_exit_read(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_READ, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), 0);
+	return on_exit(NR_READ, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int copper_exit_recvfrom(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_RECVFROM, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), 0);
+	return on_exit(NR_RECVFROM, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_RECVMSG, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), 0);
+	return on_exit(NR_RECVMSG, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL);
 }
 
 /*
@@ -814,7 +842,6 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 {
 	struct pt_regs *regs;
-	__u64 cookie;
 	long id;
 
 	if (ret <= 0 || (flags & COPPER_MSG_PEEK) || !sk)
@@ -825,10 +852,7 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	id = SYSNO(regs);
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	cookie = bpf_get_socket_cookie(sk);
-	if (!cookie)
-		return 0;
-	return on_exit(id, ret, regs, cookie);
+	return on_exit(id, ret, regs, sk);
 }
 
 /* Without tracefs: every syscall; the others return at once. */
@@ -848,7 +872,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	/* Before any map lookup: this runs for every syscall on the machine. */
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return on_exit(id, ret, regs, 0);
+	return on_exit(id, ret, regs, NULL);
 }
 
 /* ---- send side ---- */
@@ -856,33 +880,19 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 SEC("sockops")
 int copper_sockops(struct bpf_sock_ops *skops)
 {
-	struct sock_key key = {};
+	__u64 key;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
-	key.family = skops->family;
-	key.local_ip4 = skops->local_ip4;
-	key.remote_ip4 = skops->remote_ip4;
-	key.local_ip6[0] = skops->local_ip6[0];
-	key.local_ip6[1] = skops->local_ip6[1];
-	key.local_ip6[2] = skops->local_ip6[2];
-	key.local_ip6[3] = skops->local_ip6[3];
-	key.remote_ip6[0] = skops->remote_ip6[0];
-	key.remote_ip6[1] = skops->remote_ip6[1];
-	key.remote_ip6[2] = skops->remote_ip6[2];
-	key.remote_ip6[3] = skops->remote_ip6[3];
-	key.local_port = skops->local_port;
-	key.remote_port = skops->remote_port;
-	/* A new connection on a reused 4-tuple starts unknown. */
-	bpf_map_delete_elem(&tx_state, &key);
+	key = bpf_get_socket_cookie(skops);
 	bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
 	return 1;
 }
 
 /* Builds the bytes to insert into s->out; returns their length or 0. */
-static __always_inline __u32 build_insert(struct scratch *s, struct thread_val *tv, int h2)
+static __always_inline __u32 build_insert(struct scratch *s, struct thread_state *tv, int h2)
 {
 	__u32 vlen = tv->len, hdr = 0, i;
 
@@ -970,17 +980,15 @@ static __always_inline void linearize(struct sk_msg_md *msg)
 
 static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u32 n)
 {
-	struct thread_val *tv;
-	__u64 tid;
+	struct thread_state *tv;
 	__u32 nl, len;
 
 	if (!method_len(s, n))
 		return;
-	nl = find_byte(0, n, '\n');
+	nl = find_byte(s, 0, n, '\n');
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return;
-	tid = bpf_get_current_pid_tgid();
-	tv = thread_value(tid);
+	tv = thread_value();
 	if (!tv) {
 		count(ST_TX_NO_CONTEXT);
 		return;
@@ -1123,8 +1131,7 @@ static long tx_walk_cb(__u64 i, void *c)
 static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct tx_state *st,
 				  __u32 size, __u32 off)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct thread_val *tv = thread_value(tid);
+	struct thread_state *tv = thread_value();
 	struct tx_walk w = {.msg = msg, .off = off, .size = size};
 
 	if (tv) {
@@ -1145,37 +1152,18 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 SEC("sk_msg")
 int copper_sk_msg(struct sk_msg_md *msg)
 {
-	struct sock_key key = {};
+	struct bpf_sock *sk = msg->sk;
 	struct tx_state *st;
 	struct scratch *s;
 	__u32 size = msg->size, n;
 	__u8 *d, *e;
 
-	key.family = msg->family;
-	key.local_ip4 = msg->local_ip4;
-	key.remote_ip4 = msg->remote_ip4;
-	key.local_ip6[0] = msg->local_ip6[0];
-	key.local_ip6[1] = msg->local_ip6[1];
-	key.local_ip6[2] = msg->local_ip6[2];
-	key.local_ip6[3] = msg->local_ip6[3];
-	key.remote_ip6[0] = msg->remote_ip6[0];
-	key.remote_ip6[1] = msg->remote_ip6[1];
-	key.remote_ip6[2] = msg->remote_ip6[2];
-	key.remote_ip6[3] = msg->remote_ip6[3];
-	key.local_port = msg->local_port;
-	key.remote_port = msg->remote_port;
-	st = bpf_map_lookup_elem(&tx_state, &key);
-	if (!st) {
-		struct tx_state fresh = {};
-
-		bpf_map_update_elem(&tx_state, &key, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&tx_state, &key);
-		if (!st)
-			return SK_PASS;
-	}
-	if (st->proto == P_OTHER || st->proto == P_DESYNC || size == 0)
+	if (!sk || size == 0)
 		return SK_PASS;
-	if (st->proto == P_H2 && st->skip >= size) {
+	st = bpf_sk_storage_get(&tx_state, sk, 0, 0);
+	if (st && st->proto == P_DESYNC)
+		return SK_PASS;
+	if (st && st->proto == P_H2 && st->skip >= size) {
 		st->skip -= size;
 		return SK_PASS;
 	}
@@ -1191,18 +1179,25 @@ int copper_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	if (bpf_probe_read_kernel(s->buf, masked(n, SCAN_BUF - 1), d))
 		return SK_PASS;
-	if (st->proto == P_UNKNOWN) {
-		if (is_preface(s, n)) {
-			st->proto = P_H2;
-			st->skip = 0;
-			tx_h2(msg, s, st, size, PREFACE_LEN);
+	if (!st) {
+		/*
+		 * Not h2c: every message that starts with an HTTP/1.x request
+		 * line gets the value, so HTTP/1.x needs no state, and the
+		 * allocation is saved on every new connection.
+		 */
+		if (!is_preface(s, n)) {
+			tx_h1(msg, s, n);
 			return SK_PASS;
 		}
-		st->proto = method_len(s, n) ? P_H1 : P_OTHER;
+		st = bpf_sk_storage_get(&tx_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
+			return SK_PASS;
+		st->proto = P_H2;
+		st->skip = 0;
+		tx_h2(msg, s, st, size, PREFACE_LEN);
+		return SK_PASS;
 	}
-	if (st->proto == P_H1)
-		tx_h1(msg, s, n);
-	else if (st->proto == P_H2)
+	if (st->proto == P_H2)
 		tx_h2(msg, s, st, size, st->skip);
 	return SK_PASS;
 }

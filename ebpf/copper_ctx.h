@@ -11,8 +11,8 @@
 #define NAME_BUF 64
 /* Longest `x-copper-context` value that is sent; longer contexts are not sent. */
 #define VAL_MAX 240
-/* Buffer of a value: room for fixed-size copies past VAL_MAX. */
-#define VAL_BUF 512
+/* Buffer of a value: room for its fixed-size copies (255 + NAME_BUF). */
+#define VAL_BUF 320
 /* Bytes of a read (request head, tail of a HEADERS frame) that are examined. */
 #define SCAN 1024
 #define SCAN_BUF (2 * SCAN)
@@ -41,7 +41,7 @@ struct copper_config {
 /* The `control` map's value, written by the loader. 16 bytes. */
 struct copper_control {
 	unsigned int paused;            /* 1: send nothing */
-	unsigned int pad;
+	unsigned int epoch;             /* moved on by each agent that loads */
 	unsigned long long alive_until; /* CLOCK_MONOTONIC ns; 0: no deadline */
 };
 

@@ -93,6 +93,9 @@ pub struct Agent {
     pins: Option<PinDir>,
     /// What loading found of an earlier agent's pins, for the first line.
     pub takeover: Option<String>,
+    /// This agent's epoch in `control`: thread values written under an
+    /// earlier agent's are never sent.
+    epoch: u32,
 }
 
 fn check_cgroup(path: &Path) -> Result<File, AgentError> {
@@ -161,25 +164,39 @@ impl Agent {
             syscall_hooks: SyscallHooks::TpBtf { why: String::new() },
             pins,
             takeover,
+            epoch: 0,
         };
-        for name in ["services", "levels", "socks", "stats", "control", "thread_ctx"] {
+        for name in ["services", "levels", "socks", "stats", "control", "threads"] {
             agent.map(name)?;
         }
         // An earlier agent's thread values are stale: nothing is sent until
-        // this agent's receive hooks are attached.
+        // this agent's receive hooks are attached, and then only values
+        // written since (a new epoch).
+        agent.epoch = agent.control_epoch()?.wrapping_add(1);
         agent.set_control(true, 0)?;
-        agent.clear_thread_values();
         agent.attach(hooks)?;
         agent.keep_alive()?;
         take_log();
         Ok(agent)
     }
 
-    /// Writes `struct copper_control` (ebpf/copper_ctx.h): paused, pad,
+    /// The epoch in `control`: an earlier agent's, with pinned maps.
+    fn control_epoch(&self) -> Result<u32, AgentError> {
+        let value = self
+            .map("control")?
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| kernel_error("read map `control`", &e))?;
+        Ok(value
+            .and_then(|v| v.get(4..8).and_then(|b| b.try_into().ok()))
+            .map_or(0, u32::from_ne_bytes))
+    }
+
+    /// Writes `struct copper_control` (ebpf/copper_ctx.h): paused, epoch,
     /// alive_until.
     fn set_control(&self, paused: bool, alive_until: u64) -> Result<(), AgentError> {
         let mut value = [0u8; 16];
         value[..4].copy_from_slice(&u32::from(paused).to_ne_bytes());
+        value[4..8].copy_from_slice(&self.epoch.to_ne_bytes());
         value[8..].copy_from_slice(&alive_until.to_ne_bytes());
         self.map("control")?
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
@@ -202,23 +219,12 @@ impl Agent {
         self.set_control(false, until)
     }
 
-    fn clear_thread_values(&self) {
-        if let Ok(map) = self.map("thread_ctx") {
-            let keys: Vec<Vec<u8>> = map.keys().collect();
-            for k in keys {
-                // Gone already (LRU): nothing to clear.
-                let _ = map.delete(&k);
-            }
-        }
-    }
-
     /// Detaches the receive hooks and leaves the pinned maps and links for
     /// the next agent, paused (without pins, the same as dropping it).
     pub fn stop_for_takeover(self) {
         if self.pins.is_some() {
-            // Best effort: the next agent pauses and clears as well.
+            // Best effort: the next agent pauses as well, and moves the epoch on.
             let _ = self.set_control(true, 0);
-            self.clear_thread_values();
         }
         drop(self);
     }

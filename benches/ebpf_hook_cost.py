@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Prints what each program of the eBPF add-on costs per call, hot, case by case.
+
+The chain benchmark (benches/ebpf_overhead.py) measures the add-on end to end,
+where a few microseconds per hop are within its noise. This script measures
+the programs themselves: the kernel's own accounting of each program's run
+time (kernel.bpf_stats_enabled: run_cnt and run_time_ns, which include the
+helpers a program calls), while one process repeats a single kind of
+operation in a tight loop, so that the caches are warm and nothing else runs.
+
+One `copperc agent --service bench --cgroup <folder>` follows a fresh cgroup
+v2 folder. Each case is a new Python process that joins that folder (or, for
+the first case, stays outside it) and repeats one operation N times:
+
+- read outside: a task no service is followed for reads from a socket pair
+  (the receive hook runs for every socket read on the machine);
+- response read: a followed task reads an HTTP/1.1 response;
+- request read, context first: it reads a request head whose context line
+  comes right after the request line (as the add-on inserts it);
+- request read, context fifth: the context line comes after four others (as
+  a proxy in between may forward it);
+- request sent, kept connection: it sends a request on one kept TCP
+  connection, so the add-on inserts its value (sk_msg);
+- request sent, new connection: a new TCP connection per request (sockops
+  adds each to the sockhash).
+
+The per-call figure includes the two clock reads of the statistics
+themselves. Needs root, cgroup v2, BTF and `cargo build --release`. Stops the
+agent and removes its cgroup, also on failure.
+
+Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [-n 100000]
+"""
+import argparse
+import json
+import os
+import platform
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--copperc", default="target/release/copperc")
+parser.add_argument("-n", type=int, default=100000, help="operations per case (a tenth for new connections)")
+parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
+parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+args = parser.parse_args()
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+CTX_FIRST = b"GET /items HTTP/1.1\r\nx-copper-context: /a/b\r\nHost: c\r\nUser-Agent: bench\r\n\r\n"
+CTX_FIFTH = (b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\nAccept: */*\r\n"
+             b"x-request-id: 42\r\nx-copper-context: /a/b\r\n\r\n")
+REQUEST = b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\n\r\n"
+
+# (name, what the child does, programs whose figures the row shows)
+CASES = [
+    ("read outside", "read-outside", ["copper_sock_recv"]),
+    ("response read", "read-response", ["copper_sock_recv"]),
+    ("request read, context first", "read-first", ["copper_sock_recv"]),
+    ("request read, context fifth", "read-fifth", ["copper_sock_recv"]),
+    ("request sent, kept connection", "send-kept", ["copper_sk_msg"]),
+    ("request sent, new connection", "send-new", ["copper_sk_msg", "copper_sockops"]),
+]
+
+
+def run_case(case, n, port):
+    """The child: repeats one operation n times."""
+    a, b = socket.socketpair()
+    if case.startswith("send"):
+        # The thread's value (/a/bench) comes from a request it read.
+        a.sendall(CTX_FIRST)
+        b.recv(65536)
+    payload = {"read-outside": RESPONSE, "read-response": RESPONSE, "read-first": CTX_FIRST,
+               "read-fifth": CTX_FIFTH}.get(case)
+    if payload:
+        for _ in range(n):
+            a.sendall(payload)
+            b.recv(65536)
+    elif case == "send-kept":
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(n):
+            s.sendall(REQUEST)
+        s.close()
+    elif case == "send-new":
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(REQUEST)
+            s.shutdown(socket.SHUT_WR)
+            s.recv(1)
+            s.close()
+
+
+def cgroup2_root():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return fields[1]
+    sys.exit("no cgroup v2 mount in /proc/self/mounts")
+
+
+def programs():
+    """run_cnt and run_time_ns of the loaded programs named copper_*, summed by name."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
+    totals = {}
+    for p in json.loads(out):
+        name = p.get("name", "")
+        if name.startswith("copper_"):
+            c, t = totals.get(name, (0, 0))
+            totals[name] = (c + p.get("run_cnt", 0), t + p.get("run_time_ns", 0))
+    return totals
+
+
+class Sink:
+    """A TCP server outside the followed cgroup that reads and drops what it is sent."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(512)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.drain, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def drain(c):
+        with c:
+            while c.recv(65536):
+                pass
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("run as root: the agent loads BPF programs and the script creates a cgroup")
+    if not os.access(args.copperc, os.X_OK):
+        sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
+    folder = os.path.join(cgroup2_root(), f"copper-hook-cost-{os.getpid()}")
+    os.makedirs(folder)
+    stats_path = "/proc/sys/kernel/bpf_stats_enabled"
+    agent = None
+    rows = []
+    try:
+        with open(stats_path, "w") as f:
+            f.write("1")
+        agent = subprocess.Popen([args.copperc, "agent", "--service", "bench", "--cgroup", folder],
+                                 stderr=subprocess.PIPE, text=True)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
+        first = lines.get(timeout=60)
+        if " attached to " not in first:
+            sys.exit(f"error: the agent did not attach: {first.strip()}")
+        sink = Sink()
+        for label, case, names in CASES:
+            n = args.n // 10 if case == "send-new" else args.n
+            inside = "" if case == "read-outside" else f"echo $$ > '{folder}/cgroup.procs' && "
+            before = programs()
+            r = subprocess.run(["sh", "-c", f"{inside}exec '{sys.executable}' '{__file__}' --case {case} "
+                                            f"-n {n} --port {sink.port}"])
+            if r.returncode != 0:
+                sys.exit(f"error: case {case} failed")
+            after = programs()
+            for name in names:
+                c = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
+                t = after.get(name, (0, 0))[1] - before.get(name, (0, 0))[1]
+                if c < n:
+                    sys.exit(f"error: {name} ran {c} times for {n} operations of case {case}")
+                rows.append((label, n, name, c / n, t / c))
+    finally:
+        if agent and agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=30)
+        with open(stats_path, "w") as f:
+            f.write("0")
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+    print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
+          f"kernel.bpf_stats_enabled, one process per case, operations in a tight loop\n")
+    print("| case | operations | program | calls per operation | ns per call |")
+    print("|---|---|---|---|---|")
+    for label, n, name, calls, ns in rows:
+        print(f"| {label} | {n} | {name} | {calls:.2f} | {ns:.0f} |")
+
+
+if __name__ == "__main__":
+    if args.case:
+        run_case(args.case, args.n, args.port)
+    else:
+        main()
