@@ -549,12 +549,21 @@ static long hdr_cb(__u64 idx, void *c)
 	return 1;
 }
 
+/* What a read held: the start of a request (`seen`), and its context, if `valid`: buf[v0, v0 + vlen). */
+struct rx_request {
+	__u32 seen;
+	__u32 valid;
+	__u32 v0;
+	__u32 vlen;
+};
+
 /* An HTTP/1.x request head: the context is the first `x-copper-context` line. */
-static __always_inline void rx_h1(const struct copper_config *cfg, __u64 conn, struct scratch *s, __u32 n, __u32 nl)
+static __always_inline void rx_h1(struct scratch *s, __u32 n, __u32 nl, struct rx_request *r)
 {
 	struct hdr_ctx h = {.s = s, .line = nl + 1, .end = n, .pos = ~0U};
 	__u32 v0, cr;
 
+	r->seen = 1;
 	count(ST_RX_H1_REQUEST);
 	/*
 	 * The first `x-copper-context:` line of the head. The add-on puts its
@@ -565,21 +574,18 @@ static __always_inline void rx_h1(const struct copper_config *cfg, __u64 conn, s
 		h.pos = nl + 1;
 	else
 		bpf_loop(SCAN, hdr_cb, &h, 0);
-	if (h.pos == ~0U) {
-		start_request(cfg, conn, s, 0, 0, 0);
+	if (h.pos == ~0U)
 		return;
-	}
 	/* Skip the colon and optional white space. */
 	v0 = h.pos + HDR_LEN + 1;
 	if (v0 < n && (B(s, v0) == ' ' || B(s, v0) == '\t'))
 		v0++;
 	cr = v0 < n ? find_byte(s, v0, n, '\r') : ~0U;
-	if (cr == ~0U || cr <= v0 || !valid_value(s, v0, cr - v0)) {
-		start_request(cfg, conn, s, 0, 0, 0);
+	if (cr == ~0U || cr <= v0 || !valid_value(s, v0, cr - v0))
 		return;
-	}
-	count(ST_RX_CONTEXT);
-	start_request(cfg, conn, s, v0, cr - v0, 1);
+	r->v0 = v0;
+	r->vlen = cr - v0;
+	r->valid = 1;
 }
 
 struct walk_ctx {
@@ -658,8 +664,8 @@ static long lit_cb(__u64 idx, void *c)
 }
 
 /* h2c frames read on a server connection: requests are HEADERS frames. */
-static __always_inline void rx_h2(const struct copper_config *cfg, __u64 conn, struct scratch *s, struct h2_rx *st, __u64 ubuf,
-				  __u32 n, __u32 start)
+static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 ubuf, __u32 n, __u32 start,
+				  struct rx_request *r)
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
 	struct lit_ctx l = {.s = s};
@@ -682,10 +688,10 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 conn, s
 	if (w.headers == 0)
 		return;
 	count(ST_RX_H2_REQUEST);
+	r->seen = 1;
 	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
 		/* Several requests, CONTINUATION, or a block cut by the read. */
 		count(ST_RX_AMBIGUOUS);
-		start_request(cfg, conn, s, 0, 0, 0);
 		return;
 	}
 	block = w.h_len;
@@ -694,26 +700,21 @@ static __always_inline void rx_h2(const struct copper_config *cfg, __u64 conn, s
 		__u8 pad = 0;
 
 		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
-		    (__u32)pad + 1 > block) {
-			start_request(cfg, conn, s, 0, 0, 0);
+		    (__u32)pad + 1 > block)
 			return;
-		}
 		block -= pad;
 	}
 	tail = block < H2_TAIL ? block : H2_TAIL;
 	from = w.h_off + 9 + block - tail;
-	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from))) {
-		start_request(cfg, conn, s, 0, 0, 0);
+	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from)))
 		return;
-	}
 	l.end = tail;
 	bpf_loop(H2_TAIL, lit_cb, &l, 0);
-	if (!l.found || !valid_value(s, l.v0, l.vlen)) {
-		start_request(cfg, conn, s, 0, 0, 0);
+	if (!l.found || !valid_value(s, l.v0, l.vlen))
 		return;
-	}
-	count(ST_RX_CONTEXT);
-	start_request(cfg, conn, s, l.v0, l.vlen, 1);
+	r->v0 = l.v0;
+	r->vlen = l.vlen;
+	r->valid = 1;
 }
 
 /*
@@ -726,9 +727,10 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	const struct copper_config *cfg;
 	struct pending_read p = {};
 	struct scratch *s;
+	struct rx_request req = {};
 	struct h2_rx *st;
+	__u32 n, nl, total, from;
 	__u64 conn;
-	__u32 n, nl;
 
 	if (ret <= 0 || !r)
 		return 0;
@@ -760,48 +762,54 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	s = get_scratch();
 	if (!s)
 		return 0;
+	total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
 	st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
 	if (st) {
-		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
-
 		/* A new connection on a reused fd whose close went unseen. */
 		if (total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
 		    is_preface(s, PREFACE_LEN)) {
 			st->skip = 0;
 			st->desync = 0;
-			rx_h2(cfg, conn, s, st, p.buf, total, PREFACE_LEN);
-			return 0;
-		}
-		if (st->skip >= total) {
+			from = PREFACE_LEN;
+		} else if (st->skip >= total) {
 			st->skip -= total;
 			return 0;
+		} else {
+			from = st->skip;
 		}
-		rx_h2(cfg, conn, s, st, p.buf, total, st->skip);
-		return 0;
-	}
-	n = p.cap < SCAN ? (__u32)p.cap : SCAN;
-	/* Its first bytes tell a request (most reads are not) before the rest is read. */
-	if (bpf_probe_read_user(s->buf, n < PREFACE_LEN ? n : PREFACE_LEN, (void *)p.buf))
-		return 0;
-	if (is_preface(s, n)) {
-		struct h2_rx fresh = {};
-		__u32 total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
+	} else {
+		n = p.cap < SCAN ? (__u32)p.cap : SCAN;
+		/* Its first bytes tell a request (most reads are not) before the rest is read. */
+		if (bpf_probe_read_user(s->buf, n < PREFACE_LEN ? n : PREFACE_LEN, (void *)p.buf))
+			return 0;
+		if (is_preface(s, n)) {
+			struct h2_rx fresh = {};
 
-		bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
-		st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
-		if (st)
-			rx_h2(cfg, conn, s, st, p.buf, total, PREFACE_LEN);
-		return 0;
+			bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
+			st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
+			if (!st)
+				return 0;
+			from = PREFACE_LEN;
+		} else {
+			if (!method_len(s, n))
+				return 0;
+			if (n > PREFACE_LEN &&
+			    bpf_probe_read_user(&s->buf[PREFACE_LEN], masked(n - PREFACE_LEN, SCAN - 1),
+						(void *)(p.buf + PREFACE_LEN)))
+				return 0;
+			nl = find_byte(s, 0, n, '\n');
+			if (nl == ~0U || !is_request_line(s, n, nl))
+				return 0;
+			rx_h1(s, n, nl, &req);
+		}
 	}
-	if (!method_len(s, n))
+	if (st)
+		rx_h2(s, st, p.buf, total, from, &req);
+	if (!req.seen)
 		return 0;
-	if (n > PREFACE_LEN &&
-	    bpf_probe_read_user(&s->buf[PREFACE_LEN], masked(n - PREFACE_LEN, SCAN - 1), (void *)(p.buf + PREFACE_LEN)))
-		return 0;
-	nl = find_byte(s, 0, n, '\n');
-	if (nl == ~0U || !is_request_line(s, n, nl))
-		return 0;
-	rx_h1(cfg, conn, s, n, nl);
+	if (req.valid)
+		count(ST_RX_CONTEXT);
+	start_request(cfg, conn, s, req.v0, req.vlen, req.valid);
 	return 0;
 }
 
