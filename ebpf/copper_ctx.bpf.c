@@ -1175,6 +1175,17 @@ int copper_sk_msg(struct sk_msg_md *msg)
 		st->skip -= size;
 		return SK_PASS;
 	}
+	if (!st) {
+		/*
+		 * Both a request line and the h2 client preface start with an
+		 * upper-case letter: other messages (another protocol, a body) go
+		 * on without being made contiguous or copied.
+		 */
+		d = (__u8 *)(long)msg->data;
+		e = (__u8 *)(long)msg->data_end;
+		if (d + 1 > e || d[0] < 'A' || d[0] > 'Z')
+			return SK_PASS;
+	}
 	s = get_scratch();
 	if (!s)
 		return SK_PASS;
