@@ -15,7 +15,7 @@ help:
 	@echo "make lint     cargo clippy -D warnings and cargo fmt --check"
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
-	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain (root)"
+	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain, and each program's cost per call (root)"
 	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
@@ -85,6 +85,7 @@ bench: build deps
 # cgroup v2, takes about a minute.
 bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
+	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md
 # and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to
