@@ -174,6 +174,18 @@ struct {
 	__type(value, struct h2_rx);
 } h2_rx_fds SEC(".maps");
 
+/*
+ * The same, for the socket receive hook, which has the socket: socket
+ * storage, found without hashing (most sockets have none at all) and freed
+ * with the socket.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct h2_rx);
+} h2_rx_sk SEC(".maps");
+
 struct scratch {
 	__u8 buf[SCAN_BUF];
 	__u8 out[OUT_BUF];
@@ -249,7 +261,8 @@ static __always_inline struct thread_state *thread_value(void)
 	struct copper_control *c = get_control();
 	struct thread_state *ts;
 
-	if (!c || c->paused || (c->alive_until && bpf_ktime_get_ns() > c->alive_until))
+	/* The coarse clock is enough for a deadline renewed every 20 ms. */
+	if (!c || c->paused || (c->alive_until && bpf_ktime_get_coarse_ns() > c->alive_until))
 		return NULL;
 	ts = this_thread(0);
 	if (!ts || !ts->len || ts->epoch != c->epoch)
@@ -763,7 +776,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	if (!s)
 		return 0;
 	total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
-	st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
+	st = sk ? bpf_sk_storage_get(&h2_rx_sk, sk, 0, 0) : bpf_map_lookup_elem(&h2_rx_fds, &conn);
 	if (st) {
 		/* A new connection on a reused fd whose close went unseen. */
 		if (total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
@@ -785,8 +798,12 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		if (is_preface(s, n)) {
 			struct h2_rx fresh = {};
 
-			bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
-			st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
+			if (sk) {
+				st = bpf_sk_storage_get(&h2_rx_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			} else {
+				bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
+				st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
+			}
 			if (!st)
 				return 0;
 			from = PREFACE_LEN;

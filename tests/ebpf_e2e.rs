@@ -362,7 +362,8 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
 
 /// The same over each set of receive hooks, forced: at the socket, the
 /// syscall tracepoints (tracefs is mounted by the agent if needed) and the
-/// tp_btf fallback.
+/// tp_btf fallback; for HTTP/1.1 and h2c, whose server connections the
+/// socket hook follows in socket storage and the syscall hooks by (tgid, fd).
 #[test]
 fn every_set_of_receive_hooks_carries_the_context() {
     for (hooks, said) in [
@@ -380,6 +381,12 @@ fn every_set_of_receive_hooks_carries_the_context() {
             first_lines.iter().all(|l| l.contains(said)),
             "{hooks}: the agents did not attach {said}: {first_lines:#?}"
         );
+
+        let mut chain = Chain::start_named(&format!("hooks-h2-{hooks}"), ["h2"; 3], ["a", "b", "c"], None, hooks);
+        let (a, b) = (chain.ports[0], chain.ports[1]);
+        let got = [h2_get_nghttp(a, &["x-copper-context: /evil"]), h2_get_python(b)];
+        let reports = chain.stop();
+        assert_eq!(got, [r#"["/a/b"]"#, "[]"], "h2c, {hooks}: {reports:#?}");
     }
 }
 
