@@ -7,7 +7,7 @@
  * read/recvfrom/recvmsg/close; or tp_btf/sys_enter + tp_btf/sys_exit): when
  * a thread of the service reads the start of a request (an HTTP/1.x request
  * head, or an h2c HEADERS frame on a connection whose client preface it
- * read), the value it will send is stored for that thread (`thread_ctx`, keyed by pid_tgid):
+ * read), the value it will send is stored for that thread (`threads`, task storage):
  * the incoming context followed by `/<own name>`, or `/<own name>` at an
  * entry point. A request without a valid context at a service that is not
  * an entry point clears the thread's value, so nothing is sent.
@@ -170,7 +170,7 @@ struct h2_rx {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64); /* connection, as in thread_conn */
+	__type(key, __u64); /* connection, as in thread_state.last_conn */
 	__type(value, struct h2_rx);
 } h2_rx_fds SEC(".maps");
 
