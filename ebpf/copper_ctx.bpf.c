@@ -7,7 +7,7 @@
  * read/recvfrom/recvmsg/close; or tp_btf/sys_enter + tp_btf/sys_exit): when
  * a thread of the service reads the start of a request (an HTTP/1.x request
  * head, or an h2c HEADERS frame on a connection whose client preface it
- * read), the value it will send is stored for that thread (`threads`, task storage):
+ * read), the value it will send is stored for that thread (`threads`):
  * the incoming context followed by `/<own name>`, or `/<own name>` at an
  * entry point. A request without a valid context at a service that is not
  * an entry point clears the thread's value, so nothing is sent.
@@ -119,18 +119,21 @@ struct {
 #define NO_CONN 0ULL
 
 /*
- * A thread of a followed service: the header value it sends while it
- * handles its current request, and which connection it last read a request
- * from. A thread that reads requests from a second connection while the
- * first is still open serves several connections at once (an event loop, a
- * pool with keep-alive): it is marked `mux` and never sends a context,
- * since its sends cannot be tied to one request.
+ * A thread of a followed service, keyed by pid_tgid: the header value it
+ * sends while it handles its current request, and which connection it last
+ * read a request from. A thread that reads requests from a second
+ * connection while the first is still open serves several connections at
+ * once (an event loop, a pool with keep-alive): it is marked `mux` and never
+ * sends a context, since its sends cannot be tied to one request.
  *
- * Task storage: found from the task without hashing, and freed by the
- * kernel when the thread exits, so a reused thread id never sees an earlier
- * thread's value and no hook on thread exit is needed.
+ * One entry per thread, written in place. Thread ids are reused: `start`
+ * (the thread's start time) tells an entry of an earlier thread with the
+ * same id, which is ignored, so no hook on thread exit is needed; LRU
+ * eviction reclaims such entries. (Task storage would need neither, but
+ * sk_msg programs may use it only on recent kernels.)
  */
 struct thread_state {
+	__u64 start;
 	__u64 last_conn; /* see conn_of_fd and copper_sock_recv; NO_CONN */
 	__u32 mux;
 	__u32 epoch; /* control's epoch when `val` was written */
@@ -140,9 +143,9 @@ struct thread_state {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
 	__type(value, struct thread_state);
 } threads SEC(".maps");
 
@@ -189,6 +192,7 @@ struct {
 struct scratch {
 	__u8 buf[SCAN_BUF];
 	__u8 out[OUT_BUF];
+	struct thread_state fresh;
 };
 
 struct {
@@ -236,11 +240,37 @@ static __always_inline struct copper_control *get_control(void)
 	return bpf_map_lookup_elem(&control, &zero);
 }
 
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
 /* The current thread's state, created if `create`. */
 static __always_inline struct thread_state *this_thread(int create)
 {
-	return bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
-				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	__u64 tid = bpf_get_current_pid_tgid();
+	__u64 start = bpf_get_current_task_btf()->start_time;
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	struct scratch *s;
+
+	if (ts && ts->start == start)
+		return ts;
+	if (!create)
+		return NULL;
+	s = get_scratch();
+	if (!s)
+		return NULL;
+	s->fresh.start = start;
+	s->fresh.last_conn = NO_CONN;
+	s->fresh.mux = 0;
+	s->fresh.epoch = 0;
+	s->fresh.len = 0;
+	if (bpf_map_update_elem(&threads, &tid, &s->fresh, BPF_ANY))
+		return NULL;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	return ts && ts->start == start ? ts : NULL;
 }
 
 /* Forgets what the current thread would send. */
@@ -270,12 +300,6 @@ static __always_inline struct thread_state *thread_value(void)
 	return ts;
 }
 
-static __always_inline struct scratch *get_scratch(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&scratch, &zero);
-}
 
 /*
  * buf[i], masked so that the verifier sees the bound; the barrier keeps clang
