@@ -28,7 +28,7 @@ The per-call figure includes the two clock reads of the statistics
 themselves. Needs root, cgroup v2, BTF and `cargo build --release`. Stops the
 agent and removes its cgroup, also on failure.
 
-Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [-n 100000]
+Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
 """
 import argparse
 import json
@@ -43,6 +43,8 @@ import threading
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--copperc", default="target/release/copperc")
+parser.add_argument("--object", help="an eBPF object for the agent to load instead of the one built into copperc "
+                                        "(`copperc agent --object`), to compare two versions of the programs")
 parser.add_argument("-n", type=int, default=100000, help="operations per case (a tenth for new connections)")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -151,8 +153,10 @@ def main():
     try:
         with open(stats_path, "w") as f:
             f.write("1")
-        agent = subprocess.Popen([args.copperc, "agent", "--service", "bench", "--cgroup", folder],
-                                 stderr=subprocess.PIPE, text=True)
+        cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
+        if args.object:
+            cmd += ["--object", args.object]
+        agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
         first = lines.get(timeout=60)
