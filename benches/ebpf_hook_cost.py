@@ -22,7 +22,9 @@ the first case, stays outside it) and repeats one operation N times:
 - request sent, kept connection: it sends a request on one kept TCP
   connection, so the add-on inserts its value (sk_msg);
 - request sent, new connection: a new TCP connection per request (sockops
-  adds each to the sockhash).
+  adds each to the sockhash);
+- h2c request read, h2c request sent: the same for HEADERS frames on an h2c
+  connection (prior knowledge), the context field at the end of the block.
 
 The per-call figure includes the two clock reads of the statistics
 themselves. Needs root, cgroup v2, BTF and `cargo build --release`. Stops the
@@ -55,6 +57,17 @@ CTX_FIRST = b"GET /items HTTP/1.1\r\nx-copper-context: /a/b\r\nHost: c\r\nUser-A
 CTX_FIFTH = (b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\nAccept: */*\r\n"
              b"x-request-id: 42\r\nx-copper-context: /a/b\r\n\r\n")
 REQUEST = b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\n\r\n"
+# h2c: the client preface and an empty SETTINGS frame open a connection.
+H2_OPEN = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+# A GET's header block: :method GET, :scheme http, :path / (indexed), :authority c (literal).
+H2_BLOCK = bytes([0x82, 0x86, 0x84, 0x01, 0x01]) + b"c"
+# The add-on's field: a literal without indexing, at the end of the block.
+H2_CTX = b"\x00\x10x-copper-context\x04/a/b"
+
+
+def headers_frame(stream, block):
+    """A HEADERS frame with END_HEADERS and END_STREAM."""
+    return len(block).to_bytes(3, "big") + bytes([0x1, 0x5]) + stream.to_bytes(4, "big") + block
 
 # (name, what the child does, programs whose figures the row shows)
 CASES = [
@@ -62,8 +75,10 @@ CASES = [
     ("response read", "read-response", ["copper_sock_recv"]),
     ("request read, context first", "read-first", ["copper_sock_recv"]),
     ("request read, context fifth", "read-fifth", ["copper_sock_recv"]),
+    ("h2c request read (HEADERS frame, context last)", "read-h2", ["copper_sock_recv"]),
     ("request sent, kept connection", "send-kept", ["copper_sk_msg"]),
     ("request sent, new connection", "send-new", ["copper_sk_msg", "copper_sockops"]),
+    ("h2c request sent, kept connection (HEADERS frame)", "send-h2", ["copper_sk_msg"]),
 ]
 
 
@@ -91,6 +106,19 @@ def run_case(case, n, port):
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(REQUEST)
             s.close()
+    elif case == "read-h2":
+        a.sendall(H2_OPEN)
+        b.recv(65536)
+        for i in range(n):
+            a.sendall(headers_frame(2 * i + 1, H2_BLOCK + H2_CTX))
+            b.recv(65536)
+    elif case == "send-h2":
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(H2_OPEN)
+        for i in range(n):
+            s.sendall(headers_frame(2 * i + 1, H2_BLOCK))
+        s.close()
 
 
 def cgroup2_root():
@@ -138,6 +166,30 @@ class Sink:
         with c:
             while c.recv(65536):
                 pass
+
+
+def check_counters(lines):
+    """The agent's counters must show that every case did what it measures."""
+    said = []
+    while True:
+        try:
+            line = lines.get(timeout=5)
+        except queue.Empty:
+            break
+        said.append(line.strip())
+    last = next((l for l in reversed(said) if " detached; " in l), "")
+    counters = dict(kv.split("=", 1) for kv in last.split("detached; ", 1)[-1].split() if "=" in kv)
+    n, new = args.n, args.n // 10
+    want = {
+        "rx_h1_requests": 2 * n + 2,  # read-first, read-fifth, and the value read before each sending case
+        "rx_h2_requests": n,
+        "rx_with_context": 3 * n + 3,
+        "tx_h1_inserted": n + new,
+        "tx_h2_inserted": n,
+    }
+    short = {k: (counters.get(k), v) for k, v in want.items() if int(counters.get(k, -1)) < v}
+    if short:
+        sys.exit(f"error: the agent's counters fall short of the operations (have, want): {short}; it said: {said}")
 
 
 def main():
@@ -188,6 +240,7 @@ def main():
             os.rmdir(folder)
         except OSError:
             pass
+    check_counters(lines)
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"kernel.bpf_stats_enabled, one process per case, operations in a tight loop\n")
