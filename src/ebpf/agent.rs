@@ -506,12 +506,17 @@ impl Agent {
             .enumerate()
             .map(|(i, name)| {
                 let key = u32::try_from(i).unwrap_or(0).to_ne_bytes();
+                // A per-CPU array: one count per CPU, summed here.
                 let value = map
-                    .lookup(&key, MapFlags::ANY)
+                    .lookup_percpu(&key, MapFlags::ANY)
                     .ok()
                     .flatten()
-                    .and_then(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                    .map(u64::from_ne_bytes)
+                    .map(|cpus| {
+                        cpus.iter()
+                            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                            .map(u64::from_ne_bytes)
+                            .fold(0u64, u64::wrapping_add)
+                    })
                     .unwrap_or(0);
                 (*name, value)
             })
