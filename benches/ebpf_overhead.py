@@ -47,6 +47,12 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--copperc", default="target/release/copperc")
 parser.add_argument("--python", default=sys.executable)
 parser.add_argument("--service", default="tests/ebpf/chain_service.py")
+parser.add_argument("--services", choices=["python", "native"], default="python",
+                    help="python: the chain of tests/ebpf_e2e.rs (tests/ebpf/chain_service.py); native: "
+                         "copperc-testsvc --no-context (Rust, a thread per connection, a new connection per call), "
+                         "whose hops take a tenth of the time, so that the add-on's share is larger and its "
+                         "noise smaller")
+parser.add_argument("--testsvc", default="target/release/copperc-testsvc")
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=500)
 parser.add_argument("--warmup", type=int, default=100)
@@ -113,6 +119,37 @@ def cgroup_usec(path):
             if key == "usage_usec":
                 return int(value)
     return 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what):
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise Abort(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Abort(f"{what} does not listen on {port}")
+
+
+def seen_by_c(body):
+    """What c saw: its list of contexts (python services), or its context header in the nested report (native)."""
+    if args.services == "python":
+        return body
+    try:
+        report = json.loads(body)
+        c = report["calls"][0]["body"]["calls"][0]["body"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return b"unparsable: " + body[:200]
+    ctx = c["headers"].get("x-copper-context")
+    return json.dumps([ctx] if ctx else []).encode()
 
 
 def get(port):
@@ -212,6 +249,17 @@ class Bench:
                 where = os.path.join(where, "app")
                 os.makedirs(where)
             procs = os.path.join(where, "cgroup.procs")
+            if args.services == "native":
+                port = free_port()
+                script = (f"echo $$ > '{procs}' && exec '{args.testsvc}' --name {name} --listen {port} "
+                          f"--no-context --lifetime {args.max_seconds + 60}")
+                if nxt:
+                    script += f" --callee next=127.0.0.1:{nxt}"
+                p = subprocess.Popen(["sh", "-c", script])
+                self.services.append(p)
+                wait_port(port, p, f"service {name}")
+                nxt = port
+                continue
             kind = "h1-keepalive" if args.keepalive else "h1"
             script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' {kind}"
             if nxt:
@@ -337,6 +385,7 @@ class Bench:
     def window(self, n, want):
         lat = []
         bad = 0
+        example = None
         if args.keepalive:
             # New connections all along the chain, opened after the add-on attached.
             self.kept = Kept(self.port)
@@ -344,9 +393,12 @@ class Bench:
         for _ in range(n):
             ns, body = self.kept.get("/") if args.keepalive else get(self.port)
             lat.append(ns)
-            bad += body != want
+            seen = seen_by_c(body)
+            if seen != want:
+                bad += 1
+                example = seen
         if bad:
-            raise Abort(f"{bad} of {n} answers were not {want!r}")
+            raise Abort(f"{bad} of {n} answers were not {want!r}, e.g. {example!r}")
         return lat
 
     def measure(self, with_agents):
@@ -419,6 +471,11 @@ def main():
         sys.exit("run as root: the agents load BPF programs and the script creates cgroups")
     if not os.access(args.copperc, os.X_OK):
         sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
+    if args.services == "native":
+        if args.keepalive:
+            sys.exit("--services native opens a new connection per call: it has no --keepalive")
+        if not os.access(args.testsvc, os.X_OK):
+            sys.exit(f"{args.testsvc} is missing: run `cargo build --release`")
     if args.bpf_stats:
         bpf_stats_enabled(True)
     bench = Bench()
@@ -440,7 +497,7 @@ def main():
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
-          f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, "
+          f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, services: {args.services}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, "
           f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}, syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
     header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",

@@ -11,8 +11,12 @@
 //! ```text
 //! copperc-testsvc --name S --listen PORT [--version V] [--entrypoint]
 //!                 [--callee NAME=HOST:PORT[,...]] [--via-sidecar HOST:PORT]
-//!                 [--lifetime SECONDS] [--work-us MICROSECONDS]
+//!                 [--lifetime SECONDS] [--work-us MICROSECONDS] [--no-context]
 //! ```
+//!
+//! With `--no-context` it sends no context header at all, like an
+//! application under the eBPF add-on (the chain of benches/ebpf_overhead.py
+//! `--services native`).
 //!
 //! With `--work-us`, each request first does a fixed amount of arithmetic,
 //! as much as took that long when the service started (calibrated once,
@@ -69,6 +73,10 @@ struct Args {
     /// Busy CPU time spent on each request before answering, in microseconds.
     #[arg(long, default_value_t = 0)]
     work_us: u64,
+    /// Send no context header: an application that knows nothing of it,
+    /// for the eBPF add-on to carry the context (benches/ebpf_overhead.py).
+    #[arg(long)]
+    no_context: bool,
 }
 
 struct Service {
@@ -79,6 +87,7 @@ struct Service {
     entrypoint: bool,
     /// Rounds of `spin` per request.
     work_rounds: u64,
+    no_context: bool,
 }
 
 fn main() -> ExitCode {
@@ -117,6 +126,7 @@ fn main() -> ExitCode {
         via_sidecar: args.via_sidecar,
         entrypoint: args.entrypoint,
         work_rounds,
+        no_context: args.no_context,
     });
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
@@ -331,7 +341,8 @@ fn answer(svc: &Service, head: &Head) -> Value {
         .iter()
         .map(|(callee, addr)| {
             let to = svc.via_sidecar.unwrap_or(*addr);
-            match call(to, callee, &head.path, &context) {
+            let context = (!svc.no_context).then_some(context.as_str());
+            match call(to, callee, &head.path, context) {
                 Ok((status, body)) => json!({"callee": callee, "status": status, "body": body}),
                 Err(e) => json!({"callee": callee, "status": 0, "error": e.to_string()}),
             }
@@ -347,15 +358,18 @@ fn answer(svc: &Service, head: &Head) -> Value {
     })
 }
 
-/// One GET on a fresh connection; the body as JSON when it is JSON, else as text.
-fn call(to: SocketAddr, host: &str, path: &str, context: &str) -> std::io::Result<(u16, Value)> {
+/// One GET on a fresh connection, with the context header unless `context`
+/// is `None`; the body as JSON when it is JSON, else as text.
+fn call(to: SocketAddr, host: &str, path: &str, context: Option<&str>) -> std::io::Result<(u16, Value)> {
     let conn = TcpStream::connect_timeout(&to, IO_TIMEOUT)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     conn.set_nodelay(true)?;
     let mut writer = conn.try_clone()?;
-    let message =
-        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{CONTEXT_HEADER}: {context}\r\nconnection: close\r\n\r\n");
+    let context = context
+        .map(|c| format!("{CONTEXT_HEADER}: {c}\r\n"))
+        .unwrap_or_default();
+    let message = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{context}connection: close\r\n\r\n");
     writer.write_all(message.as_bytes())?;
     let mut reader = BufReader::new(conn);
     let head = read_head(&mut reader, false)?.ok_or_else(|| invalid("no response"))?;
