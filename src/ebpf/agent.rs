@@ -43,10 +43,23 @@ pub struct AgentConfig {
 /// the threads stop going out within that time.
 pub const ALIVE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Entries of the map `threads` when the object follows one service
+/// (`copperc agent --service`): the object's 65,536 are sized for a node
+/// and lock 28 MB. A thread whose entry is evicted sends nothing until it
+/// reads its next request.
+pub const THREADS_ONE_SERVICE: u32 = 4096;
+
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
 /// loads it.
-fn open_and_load(bytes: &[u8], pins: Option<&PinDir>) -> Result<Object, libbpf_rs::Error> {
+fn open_and_load(bytes: &[u8], pins: Option<&PinDir>, threads: Option<u32>) -> Result<Object, libbpf_rs::Error> {
     let mut open = ObjectBuilder::default().open_memory(bytes)?;
+    if let Some(n) = threads {
+        for mut map in open.maps_mut() {
+            if map.name() == "threads" {
+                map.set_max_entries(n)?;
+            }
+        }
+    }
     // A tp_btf program needs its tracepoint in the kernel's BTF to load at
     // all; without it (before Linux 6.4) the object loads without the
     // socket hook, and the agent falls back to the syscall hooks.
@@ -114,7 +127,13 @@ impl Agent {
     pub fn start(cfg: &AgentConfig, verbose: bool) -> Result<Agent, AgentError> {
         config_bytes(&cfg.service, cfg.entrypoint).map_err(AgentError::Config)?;
         check_cgroup(&cfg.cgroup)?;
-        let mut agent = Agent::load(cfg.object.as_deref(), cfg.hooks, verbose, None)?;
+        let mut agent = Agent::load_sized(
+            cfg.object.as_deref(),
+            cfg.hooks,
+            verbose,
+            None,
+            Some(THREADS_ONE_SERVICE),
+        )?;
         agent.register(&cfg.cgroup, &cfg.service, cfg.entrypoint)?;
         Ok(agent)
     }
@@ -132,6 +151,18 @@ impl Agent {
         verbose: bool,
         pins: Option<&Path>,
     ) -> Result<Agent, AgentError> {
+        Agent::load_sized(object, hooks, verbose, pins, None)
+    }
+
+    /// `load`, with room for `threads` threads in the map `threads` (`None`:
+    /// the object's, sized for a node).
+    fn load_sized(
+        object: Option<&[u8]>,
+        hooks: HookChoice,
+        verbose: bool,
+        pins: Option<&Path>,
+        threads: Option<u32>,
+    ) -> Result<Agent, AgentError> {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(AgentError::NoBtf(
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
@@ -143,7 +174,7 @@ impl Agent {
         let pins = pins.map(PinDir::prepare).transpose()?;
         let had_pins = pins.as_ref().is_some_and(|p| p.map("socks").exists());
         let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
-        let object = match open_and_load(bytes, pins.as_ref()) {
+        let object = match open_and_load(bytes, pins.as_ref(), threads) {
             Ok(o) => o,
             Err(e) if had_pins && (e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")) => {
                 // Pins of an object with other maps (another version):
@@ -153,7 +184,7 @@ impl Agent {
                         .map_err(|e| AgentError::Config(format!("cannot remove the pinned maps: {e}")))?;
                 }
                 takeover = Some("replaced the pinned maps of an incompatible earlier object".into());
-                open_and_load(bytes, pins.as_ref()).map_err(|e| kernel_error("load the eBPF programs", &e))?
+                open_and_load(bytes, pins.as_ref(), threads).map_err(|e| kernel_error("load the eBPF programs", &e))?
             }
             Err(e) => return Err(kernel_error("load the eBPF programs", &e)),
         };
