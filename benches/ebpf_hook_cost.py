@@ -202,6 +202,8 @@ def main():
     stats_path = "/proc/sys/kernel/bpf_stats_enabled"
     agent = None
     rows = []
+    with open(stats_path) as f:
+        stats_before = f.read().strip()
     try:
         with open(stats_path, "w") as f:
             f.write("1")
@@ -235,7 +237,7 @@ def main():
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=30)
         with open(stats_path, "w") as f:
-            f.write("0")
+            f.write(stats_before)
         try:
             os.rmdir(folder)
         except OSError:

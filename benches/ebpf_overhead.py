@@ -215,9 +215,13 @@ def copper_programs():
             for p in json.loads(out) if p.get("name", "").startswith("copper_")}
 
 
-def bpf_stats_enabled(on):
+def bpf_stats_enabled(value):
+    """Sets kernel.bpf_stats_enabled; returns what it was."""
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        before = f.read().strip()
     with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-        f.write("1" if on else "0")
+        f.write(value)
+    return before
 
 
 def percentile(sorted_values, p):
@@ -477,7 +481,7 @@ def main():
         if not os.access(args.testsvc, os.X_OK):
             sys.exit(f"{args.testsvc} is missing: run `cargo build --release`")
     if args.bpf_stats:
-        bpf_stats_enabled(True)
+        stats_before = bpf_stats_enabled("1")
     bench = Bench()
     results = {False: [], True: []}
     started = time.monotonic()
@@ -492,7 +496,7 @@ def main():
         signal.alarm(0)
         bench.cleanup()
         if args.bpf_stats:
-            bpf_stats_enabled(False)
+            bpf_stats_enabled(stats_before)
     elapsed = time.monotonic() - started
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
