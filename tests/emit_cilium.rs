@@ -916,29 +916,12 @@ fn scenario_outputs_validate_and_fit_envoys_regex_limit() {
             paths.push(p);
         }
         for obj in yaml_objects(&files) {
-            collect_regexes(&obj, &mut regexes);
+            common::cilium_regexes(&obj, &mut regexes);
         }
     }
     assert_eq!(validate(&paths), paths.len());
     assert!(regexes.len() >= 5, "{regexes:?}");
     envoy_accepts_regexes(tmp.path(), &regexes);
-}
-
-fn collect_regexes(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::Object(m) => {
-            if m.contains_key("headerMatches") || m.contains_key("method") || m.contains_key("path") {
-                for k in ["method", "path"] {
-                    if let Some(r) = m.get(k).and_then(Value::as_str) {
-                        out.insert(r.to_string());
-                    }
-                }
-            }
-            m.values().for_each(|x| collect_regexes(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_regexes(x, out)),
-        _ => {}
-    }
 }
 
 /// Cilium hands `path` and `method` to Envoy as RE2 header matchers, and

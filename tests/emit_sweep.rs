@@ -350,25 +350,6 @@ fn check_diagnostics(what: &str, stderr: &str) {
     }
 }
 
-/// Cilium's HTTP rules hand `path` and `method` to Envoy as RE2 regexes,
-/// under Envoy's default program-size limit.
-fn cilium_regexes(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::Object(m) => {
-            if m.contains_key("headerMatches") || m.contains_key("method") || m.contains_key("path") {
-                for k in ["method", "path"] {
-                    if let Some(r) = m.get(k).and_then(Value::as_str) {
-                        out.insert(r.to_string());
-                    }
-                }
-            }
-            m.values().for_each(|x| cilium_regexes(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| cilium_regexes(x, out)),
-        _ => {}
-    }
-}
-
 fn envoy_validate(file: &Path) {
     let out = Command::new(envoy())
         .args(["--mode", "validate", "--log-level", "error", "-c"])
@@ -464,7 +445,7 @@ fn random_programs_compile_to_valid_output_or_located_errors() {
     envoy_check(&istio, tmp.path());
     let mut regexes = BTreeSet::new();
     for f in &cilium {
-        cilium_regexes(&yaml(f)["spec"], &mut regexes);
+        common::cilium_regexes(&yaml(f)["spec"], &mut regexes);
     }
     let routes: Vec<Value> = regexes
         .iter()

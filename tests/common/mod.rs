@@ -227,6 +227,25 @@ pub fn patch_schemas(tmp: &Path) -> PathBuf {
     dir
 }
 
+/// Cilium's HTTP rules hand `path` and `method` to Envoy as RE2 regexes,
+/// under Envoy's default program-size limit.
+pub fn cilium_regexes(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("headerMatches") || m.contains_key("method") || m.contains_key("path") {
+                for k in ["method", "path"] {
+                    if let Some(r) = m.get(k).and_then(Value::as_str) {
+                        out.insert(r.to_string());
+                    }
+                }
+            }
+            m.values().for_each(|x| cilium_regexes(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| cilium_regexes(x, out)),
+        _ => {}
+    }
+}
+
 /// Every string under the key `regex` in `v`.
 pub fn regexes(v: &Value, out: &mut Vec<String>) {
     match v {
