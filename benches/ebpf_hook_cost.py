@@ -33,7 +33,6 @@ agent and removes its cgroup, also on failure.
 Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
 """
 import argparse
-import json
 import os
 import platform
 import queue
@@ -42,6 +41,8 @@ import socket
 import subprocess
 import sys
 import threading
+
+from ebpf_bench import cgroup2_root, copper_programs, set_bpf_stats
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--copperc", default="target/release/copperc")
@@ -121,24 +122,12 @@ def run_case(case, n, port):
         s.close()
 
 
-def cgroup2_root():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return fields[1]
-    sys.exit("no cgroup v2 mount in /proc/self/mounts")
-
-
 def programs():
     """run_cnt and run_time_ns of the loaded programs named copper_*, summed by name."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
     totals = {}
-    for p in json.loads(out):
-        name = p.get("name", "")
-        if name.startswith("copper_"):
-            c, t = totals.get(name, (0, 0))
-            totals[name] = (c + p.get("run_cnt", 0), t + p.get("run_time_ns", 0))
+    for (_, name), (c, t) in copper_programs().items():
+        c0, t0 = totals.get(name, (0, 0))
+        totals[name] = (c0 + c, t0 + t)
     return totals
 
 
@@ -199,14 +188,10 @@ def main():
         sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
     folder = os.path.join(cgroup2_root(), f"copper-hook-cost-{os.getpid()}")
     os.makedirs(folder)
-    stats_path = "/proc/sys/kernel/bpf_stats_enabled"
     agent = None
     rows = []
-    with open(stats_path) as f:
-        stats_before = f.read().strip()
+    stats_before = set_bpf_stats("1")
     try:
-        with open(stats_path, "w") as f:
-            f.write("1")
         cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
         if args.object:
             cmd += ["--object", args.object]
@@ -236,8 +221,7 @@ def main():
         if agent and agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=30)
-        with open(stats_path, "w") as f:
-            f.write(stats_before)
+        set_bpf_stats(stats_before)
         try:
             os.rmdir(folder)
         except OSError:

@@ -43,6 +43,8 @@ import sys
 import threading
 import time
 
+from ebpf_bench import cgroup2_root, copper_programs, set_bpf_stats
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--copperc", default="target/release/copperc")
 parser.add_argument("--python", default=sys.executable)
@@ -81,15 +83,6 @@ class Abort(Exception):
 
 def on_signal(signum, _frame):
     raise Abort(f"stopped by signal {signum} (time limit: --max-seconds {args.max_seconds})")
-
-
-def cgroup2_root():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return fields[1]
-    sys.exit("no cgroup v2 mount in /proc/self/mounts")
 
 
 def lines_of(pipe):
@@ -206,22 +199,6 @@ class Kept:
             self.buf += self.sock.recv(65536)
         body, self.buf = self.buf[:length], self.buf[length:]
         return time.perf_counter_ns() - t0, body
-
-
-def copper_programs():
-    """run_cnt and run_time_ns of the loaded programs named copper_*, by (id, name)."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return {(p["id"], p["name"]): (p.get("run_cnt", 0), p.get("run_time_ns", 0))
-            for p in json.loads(out) if p.get("name", "").startswith("copper_")}
-
-
-def bpf_stats_enabled(value):
-    """Sets kernel.bpf_stats_enabled; returns what it was."""
-    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
-        before = f.read().strip()
-    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-        f.write(value)
-    return before
 
 
 def percentile(sorted_values, p):
@@ -481,7 +458,7 @@ def main():
         if not os.access(args.testsvc, os.X_OK):
             sys.exit(f"{args.testsvc} is missing: run `cargo build --release`")
     if args.bpf_stats:
-        stats_before = bpf_stats_enabled("1")
+        stats_before = set_bpf_stats("1")
     bench = Bench()
     results = {False: [], True: []}
     started = time.monotonic()
@@ -496,7 +473,7 @@ def main():
         signal.alarm(0)
         bench.cleanup()
         if args.bpf_stats:
-            bpf_stats_enabled(stats_before)
+            set_bpf_stats(stats_before)
     elapsed = time.monotonic() - started
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
