@@ -10,13 +10,16 @@ operation in a tight loop, so that the caches are warm and nothing else runs.
 
 One `copperc agent --service bench --cgroup <folder>` follows a fresh cgroup
 v2 folder. Each case is a new Python process that joins that folder (or, for
-the first case, stays outside it) and repeats one operation N times:
+the first case, stays outside it) and repeats one operation N times over
+loopback TCP:
 
-- read outside: a task no service is followed for reads from a socket pair
-  (the receive hook runs for every socket read on the machine);
-- response read: a followed task reads an HTTP/1.1 response;
-- request read, context first: it reads a request head whose context line
-  comes right after the request line (as the add-on inserts it);
+- read outside: a task no service is followed for reads from a TCP
+  connection (the receive hook runs for every socket read on the machine);
+- response read: a followed task reads an HTTP/1.1 response on a kept
+  connection it opened, after sending a request there;
+- request read, context first: it reads a request head, on a connection it
+  accepted, whose context line comes right after the request line (as the
+  add-on inserts it);
 - request read, context fifth: the context line comes after four others (as
   a proxy in between may forward it);
 - request sent, kept connection: it sends a request on one kept TCP
@@ -51,6 +54,7 @@ parser.add_argument("--object", help="an eBPF object for the agent to load inste
 parser.add_argument("-n", type=int, default=100000, help="operations per case (a tenth for new connections)")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
 args = parser.parse_args()
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
@@ -83,16 +87,43 @@ CASES = [
 ]
 
 
-def run_case(case, n, port):
+def tcp_pair():
+    """A loopback TCP connection: (the end that connected, the end that accepted)."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        c = socket.create_connection(srv.getsockname())
+        s, _ = srv.accept()
+    for end in (c, s):
+        end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return c, s
+
+
+def run_case(case, n, port, join):
     """The child: repeats one operation n times."""
-    a, b = socket.socketpair()
+    # Opened before joining the cgroup, like a connection from a client
+    # elsewhere: the add-on does not follow its connecting end, which sends.
+    a, b = tcp_pair()
+    if join:
+        with open(os.path.join(join, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
     if case.startswith("send"):
         # The thread's value (/a/bench) comes from a request it read.
         a.sendall(CTX_FIRST)
         b.recv(65536)
-    payload = {"read-outside": RESPONSE, "read-response": RESPONSE, "read-first": CTX_FIRST,
-               "read-fifth": CTX_FIFTH}.get(case)
-    if payload:
+    payload = {"read-outside": RESPONSE, "read-first": CTX_FIRST, "read-fifth": CTX_FIFTH}.get(case)
+    if case == "read-response":
+        # A kept connection the followed task opened: it sends a request and
+        # reads the response. The accepting end answers without reading;
+        # it takes the requests in by the thousand.
+        out, peer = tcp_pair()
+        for i in range(n):
+            out.sendall(REQUEST)
+            peer.sendall(RESPONSE)
+            out.recv(65536)
+            if i % 1000 == 999:
+                peer.recv(1 << 20)
+    elif payload:
         for _ in range(n):
             a.sendall(payload)
             b.recv(65536)
@@ -204,10 +235,10 @@ def main():
         sink = Sink()
         for label, case, names in CASES:
             n = args.n // 10 if case == "send-new" else args.n
-            inside = "" if case == "read-outside" else f"echo $$ > '{folder}/cgroup.procs' && "
+            join = [] if case == "read-outside" else ["--join", folder]
             before = programs()
-            r = subprocess.run(["sh", "-c", f"{inside}exec '{sys.executable}' '{__file__}' --case {case} "
-                                            f"-n {n} --port {sink.port}"])
+            r = subprocess.run([sys.executable, __file__, "--case", case, "-n", str(n), "--port", str(sink.port)]
+                               + join)
             if r.returncode != 0:
                 sys.exit(f"error: case {case} failed")
             after = programs()
@@ -226,18 +257,17 @@ def main():
             os.rmdir(folder)
         except OSError:
             pass
-    check_counters(lines)
-
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"kernel.bpf_stats_enabled, one process per case, operations in a tight loop\n")
     print("| case | operations | program | calls per operation | ns per call |")
     print("|---|---|---|---|---|")
     for label, n, name, calls, ns in rows:
         print(f"| {label} | {n} | {name} | {calls:.2f} | {ns:.0f} |")
+    check_counters(lines)
 
 
 if __name__ == "__main__":
     if args.case:
-        run_case(args.case, args.n, args.port)
+        run_case(args.case, args.n, args.port, args.join)
     else:
         main()

@@ -27,7 +27,7 @@ Stops every process and removes every cgroup it made, also on failure, and
 stops by itself after --max-seconds.
 
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
-       [--rounds 12] [--requests 500] [--warmup 100]
+       [--services python|native] [--bpf-stats] [--object FILE] [--rounds 12] [--requests 500] [--warmup 100]
 """
 import argparse
 import json
@@ -51,7 +51,8 @@ parser.add_argument("--python", default=sys.executable)
 parser.add_argument("--service", default="tests/ebpf/chain_service.py")
 parser.add_argument("--services", choices=["python", "native"], default="python",
                     help="python: the chain of tests/ebpf_e2e.rs (tests/ebpf/chain_service.py); native: "
-                         "copperc-testsvc --no-context (Rust, a thread per connection, a new connection per call), "
+                         "copperc-testsvc --no-context (Rust, a thread per connection; a new connection per call, or with "
+                         "--keepalive one kept connection per callee and thread), "
                          "whose hops take a tenth of the time, so that the add-on's share is larger and its "
                          "noise smaller")
 parser.add_argument("--testsvc", default="target/release/copperc-testsvc")
@@ -71,7 +72,10 @@ parser.add_argument("--mode", choices=["node", "per-service"], default="node",
                     help="node: one `copperc agent --config` for the three services, as the DaemonSet of k8s/ "
                          "runs it (each service is a pod cgroup with a waiter); per-service: one "
                          "`copperc agent --service` each")
+parser.add_argument("--object", help="an eBPF object for the agents to load instead of the one built into copperc "
+                                        "(`copperc agent --object`), to compare two versions of the programs")
 args = parser.parse_args()
+OBJECT = ["--object", args.object] if args.object else []
 
 NAMES = ["a", "b", "c"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -234,6 +238,8 @@ class Bench:
                 port = free_port()
                 script = (f"echo $$ > '{procs}' && exec '{args.testsvc}' --name {name} --listen {port} "
                           f"--no-context --lifetime {args.max_seconds + 60}")
+                if args.keepalive:
+                    script += " --keep-alive"
                 if nxt:
                     script += f" --callee next=127.0.0.1:{nxt}"
                 p = subprocess.Popen(["sh", "-c", script])
@@ -264,7 +270,7 @@ class Bench:
         if args.mode == "node":
             return self.start_node_agent()
         for name in NAMES:
-            cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]]
+            cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]] + OBJECT
             if name == "a":
                 cmd.append("--entrypoint")
             p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -287,7 +293,7 @@ class Bench:
         """One agent for the node; each pod's waiter returns once it is followed."""
         with open(self.config, "w") as f:
             f.write('{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}\n')
-        p = subprocess.Popen([args.copperc, "agent", "--no-pins", "--pods-under", self.root, "--config", self.config],
+        p = subprocess.Popen([args.copperc, "agent", "--no-pins", "--pods-under", self.root, "--config", self.config] + OBJECT,
                              stderr=subprocess.PIPE, text=True)
         q = lines_of(p.stderr)
         self.agents.append((p, q))
@@ -453,8 +459,6 @@ def main():
     if not os.access(args.copperc, os.X_OK):
         sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
     if args.services == "native":
-        if args.keepalive:
-            sys.exit("--services native opens a new connection per call: it has no --keepalive")
         if not os.access(args.testsvc, os.X_OK):
             sys.exit(f"{args.testsvc} is missing: run `cargo build --release`")
     if args.bpf_stats:

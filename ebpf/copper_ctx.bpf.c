@@ -60,6 +60,8 @@ _Static_assert(sizeof(struct copper_config) == 72, "the loader writes 72 bytes")
 #define HDR_LEN 16
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define PREFACE_LEN 24
+/* Bytes of a read copied first: a request line and the line after it, usually. */
+#define HEAD_PEEK 128
 
 /*
  * The services, keyed by the id of the cgroup the loader registered for each
@@ -96,24 +98,41 @@ struct {
 	__type(value, __u64);
 } socks SEC(".maps");
 
-enum { P_H2 = 1, P_DESYNC };
+/* What the sending side knows of a connection the service opened. */
+enum { P_OPEN = 0, P_H2, P_DESYNC };
 
-/*
- * An outgoing h2c connection (one that sent the client preface): whether its
- * frame boundaries are still known, and where the next one is.
- */
-struct tx_state {
-	__u32 proto;
-	__u32 skip; /* h2: bytes of the last frame still to come */
+/* An h2c server connection (one that read the client preface), as the receive hooks follow it. */
+struct h2_rx {
+	__u32 skip;   /* bytes of the last frame still to come */
+	__u32 desync; /* frame boundaries lost: requests get no context */
 };
 
-/* Socket storage: created on the first message, freed with the socket. */
+/*
+ * A connection, in socket storage: found without hashing (most sockets
+ * have none, and the look-up that finds nothing costs a pointer read) and
+ * freed with the socket. Two kinds have one:
+ *
+ * - a connection the service opened (sockops put it in `socks`), from its
+ *   second message on, or from the h2c client preface: what the service
+ *   reads there are responses (`responses`), which the socket receive hook
+ *   passes at once; for h2c, where the next sent frame starts. A connection
+ *   per call gets none, which saves an allocation per call.
+ * - an h2c server connection seen by the socket receive hook (`rx`).
+ */
+struct conn_state {
+	struct h2_rx rx;
+	__u32 tx_proto;  /* P_OPEN, P_H2, P_DESYNC */
+	__u32 tx_skip;   /* h2c: bytes of the last sent frame still to come */
+	__u32 responses; /* the service opened it: it reads responses here */
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct tx_state);
-} tx_state SEC(".maps");
+	__type(value, struct conn_state);
+} conns SEC(".maps");
 
 /* No connection: none read yet, or the last one was closed. */
 #define NO_CONN 0ULL
@@ -165,29 +184,16 @@ struct pending_read {
 	__u64 cap;
 };
 
-struct h2_rx {
-	__u32 skip;   /* bytes of the last frame still to come */
-	__u32 desync; /* frame boundaries lost: requests get no context */
-};
-
+/*
+ * h2c server connections for the syscall hooks, which have no socket (the
+ * socket receive hook keeps them in `conns`), keyed as thread_state.last_conn.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64); /* connection, as in thread_state.last_conn */
+	__type(key, __u64);
 	__type(value, struct h2_rx);
 } h2_rx_fds SEC(".maps");
-
-/*
- * The same, for the socket receive hook, which has the socket: socket
- * storage, found without hashing (most sockets have none at all) and freed
- * with the socket.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct h2_rx);
-} h2_rx_sk SEC(".maps");
 
 struct scratch {
 	__u8 buf[SCAN_BUF];
@@ -766,8 +772,9 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	struct pending_read p = {};
 	struct scratch *s;
 	struct rx_request req = {};
+	struct conn_state *cs;
 	struct h2_rx *st;
-	__u32 n, nl, total, from;
+	__u32 n, nl, total, from, first;
 	__u64 conn;
 
 	if (ret <= 0 || !r)
@@ -775,7 +782,16 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	cfg = current_service();
 	if (!cfg)
 		return 0;
-	conn = sk ? bpf_get_socket_cookie(sk) : conn_of_fd(bpf_get_current_pid_tgid(), (__u32)EXIT_ARG1(r));
+	if (sk) {
+		cs = bpf_sk_storage_get(&conns, sk, 0, 0);
+		if (cs && cs->responses)
+			return 0;
+		st = cs ? &cs->rx : NULL;
+		conn = bpf_get_socket_cookie(sk);
+	} else {
+		conn = conn_of_fd(bpf_get_current_pid_tgid(), (__u32)EXIT_ARG1(r));
+		st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
+	}
 	if (!conn)
 		return 0;
 	if (id == NR_RECVMSG) {
@@ -801,7 +817,6 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	if (!s)
 		return 0;
 	total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
-	st = sk ? bpf_sk_storage_get(&h2_rx_sk, sk, 0, 0) : bpf_map_lookup_elem(&h2_rx_fds, &conn);
 	if (st) {
 		/* A new connection on a reused fd whose close went unseen. */
 		if (total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
@@ -817,14 +832,21 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		}
 	} else {
 		n = p.cap < SCAN ? (__u32)p.cap : SCAN;
-		/* Its first bytes tell a request (most reads are not) before the rest is read. */
-		if (bpf_probe_read_user(s->buf, n < PREFACE_LEN ? n : PREFACE_LEN, (void *)p.buf))
+		/*
+		 * Its first bytes tell a request (most reads are not) before the
+		 * rest is read; a copy from user memory costs about 100 ns
+		 * whatever its size, and these usually hold the request line and
+		 * the context line too.
+		 */
+		first = masked(n < HEAD_PEEK ? n : HEAD_PEEK, 2 * HEAD_PEEK - 1);
+		if (bpf_probe_read_user(s->buf, first, (void *)p.buf))
 			return 0;
 		if (is_preface(s, n)) {
 			struct h2_rx fresh = {};
 
 			if (sk) {
-				st = bpf_sk_storage_get(&h2_rx_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+				cs = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+				st = cs ? &cs->rx : NULL;
 			} else {
 				bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
 				st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
@@ -835,9 +857,8 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		} else {
 			if (!method_len(s, n))
 				return 0;
-			if (n > PREFACE_LEN &&
-			    bpf_probe_read_user(&s->buf[PREFACE_LEN], masked(n - PREFACE_LEN, SCAN - 1),
-						(void *)(p.buf + PREFACE_LEN)))
+			if (n > first &&
+			    bpf_probe_read_user(&s->buf[first], masked(n - first, SCAN - 1), (void *)(p.buf + first)))
 				return 0;
 			nl = find_byte(s, 0, n, '\n');
 			if (nl == ~0U || !is_request_line(s, n, nl))
@@ -1178,7 +1199,7 @@ static long tx_walk_cb(__u64 i, void *c)
  * runs on into the next message; gives up on the connection when the frame
  * boundaries are lost.
  */
-static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct tx_state *st,
+static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct conn_state *st,
 				  __u32 size, __u32 off)
 {
 	struct thread_state *tv = thread_value();
@@ -1192,32 +1213,49 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 	if (w.size != size)
 		linearize(msg);
 	if (w.desync || w.off < w.size) {
-		st->proto = P_DESYNC;
+		st->tx_proto = P_DESYNC;
 		count(ST_TX_DESYNC);
 		return;
 	}
-	st->skip = w.off - w.size;
+	st->tx_skip = w.off - w.size;
+}
+
+/*
+ * A second message on a connection the service opened: from now on the
+ * connection has its state, which marks it as one that brings responses.
+ */
+static __always_inline struct conn_state *second_message(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct conn_state *st;
+
+	if (!tp || tp->bytes_sent == 0)
+		return NULL;
+	st = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st)
+		st->responses = 1;
+	return st;
 }
 
 SEC("sk_msg")
 int copper_sk_msg(struct sk_msg_md *msg)
 {
 	struct bpf_sock *sk = msg->sk;
-	struct tx_state *st;
+	struct conn_state *st;
 	struct scratch *s;
 	__u32 size = msg->size, n;
 	__u8 *d, *e;
 
 	if (!sk || size == 0)
 		return SK_PASS;
-	st = bpf_sk_storage_get(&tx_state, sk, 0, 0);
-	if (st && st->proto == P_DESYNC)
+	st = bpf_sk_storage_get(&conns, sk, 0, 0);
+	if (st && st->tx_proto == P_DESYNC)
 		return SK_PASS;
-	if (st && st->proto == P_H2 && st->skip >= size) {
-		st->skip -= size;
+	if (st && st->tx_proto == P_H2 && st->tx_skip >= size) {
+		st->tx_skip -= size;
 		return SK_PASS;
 	}
-	if (!st) {
+	if (!st || st->tx_proto == P_OPEN) {
 		/*
 		 * Both a request line and the h2 client preface start with an
 		 * upper-case letter: other messages (another protocol, a body) go
@@ -1240,25 +1278,28 @@ int copper_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	if (bpf_probe_read_kernel(s->buf, masked(n, SCAN_BUF - 1), d))
 		return SK_PASS;
-	if (!st) {
+	if (!st || st->tx_proto == P_OPEN) {
 		/*
 		 * Not h2c: every message that starts with an HTTP/1.x request
-		 * line gets the value, so HTTP/1.x needs no state, and the
-		 * allocation is saved on every new connection.
+		 * line gets the value, so HTTP/1.x needs no frame state.
 		 */
 		if (!is_preface(s, n)) {
 			tx_h1(msg, s, n);
+			if (!st)
+				second_message(sk);
 			return SK_PASS;
 		}
-		st = bpf_sk_storage_get(&tx_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
+			st = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (!st)
 			return SK_PASS;
-		st->proto = P_H2;
-		st->skip = 0;
+		st->tx_proto = P_H2;
+		st->tx_skip = 0;
+		st->responses = 1;
 		tx_h2(msg, s, st, size, PREFACE_LEN);
 		return SK_PASS;
 	}
-	if (st->proto == P_H2)
-		tx_h2(msg, s, st, size, st->skip);
+	if (st->tx_proto == P_H2)
+		tx_h2(msg, s, st, size, st->tx_skip);
 	return SK_PASS;
 }

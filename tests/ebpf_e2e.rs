@@ -360,6 +360,74 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     );
 }
 
+/// Several requests on one kept connection: (context header line, body) each.
+fn h1_kept_gets(port: u16, extras: &[&str]) -> Vec<String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    extras
+        .iter()
+        .map(|extra| {
+            let head = format!("GET / HTTP/1.1\r\n{extra}Host: 127.0.0.1:{port}\r\n\r\n");
+            w.write_all(head.as_bytes()).unwrap();
+            let mut length = None;
+            loop {
+                let mut line = String::new();
+                assert!(r.read_line(&mut line).unwrap() > 0, "the connection closed");
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse::<usize>().ok();
+                }
+            }
+            let mut body = vec![0; length.expect("a kept answer has a content-length")];
+            r.read_exact(&mut body).unwrap();
+            String::from_utf8(body).unwrap()
+        })
+        .collect()
+}
+
+/// Kept connections at every hop, and a context that changes from request to
+/// request: b's connection to c brings responses only, which the add-on
+/// passes at once from its second request on, while b's connection from the
+/// client keeps bringing requests, each of which sets what b sends next.
+#[test]
+fn kept_connections_carry_each_requests_own_context() {
+    let mut chain = Chain::start("kept", ["h1-keepalive", "h1-keepalive", "h1"]);
+    let b = chain.ports[1];
+    let sent = [
+        "x-copper-context: /x\r\n",
+        "x-copper-context: /y\r\n",
+        "x-copper-context: /x\r\n",
+        "",
+        "x-copper-context: /y\r\n",
+        "x-copper-context: /y/z\r\n",
+    ];
+    let got = h1_kept_gets(b, &sent);
+    let reports = chain.stop();
+    assert_eq!(
+        got,
+        [
+            r#"["/x/b"]"#,
+            r#"["/y/b"]"#,
+            r#"["/x/b"]"#,
+            "[]",
+            r#"["/y/b"]"#,
+            r#"["/y/z/b"]"#
+        ],
+        "{reports:#?}"
+    );
+    assert!(
+        reports[1].contains("tx_h1_inserted=5") && reports[1].contains("tx_no_context=1"),
+        "{reports:?}"
+    );
+}
+
 /// The same over each set of receive hooks, forced: at the socket, the
 /// syscall tracepoints (tracefs is mounted by the agent if needed) and the
 /// tp_btf fallback; for HTTP/1.1 and h2c, whose server connections the

@@ -12,11 +12,17 @@
 //! copperc-testsvc --name S --listen PORT [--version V] [--entrypoint]
 //!                 [--callee NAME=HOST:PORT[,...]] [--via-sidecar HOST:PORT]
 //!                 [--lifetime SECONDS] [--work-us MICROSECONDS] [--no-context]
+//!                 [--keep-alive]
 //! ```
 //!
 //! With `--no-context` it sends no context header at all, like an
 //! application under the eBPF add-on (the chain of benches/ebpf_overhead.py
 //! `--services native`).
+//!
+//! Calls go on a fresh connection each (`connection: close`), or, with
+//! `--keep-alive`, on one kept connection per callee and serving thread: a
+//! thread per client connection, each with connections of its own, as a
+//! thread-per-request service with a connection pool per worker.
 //!
 //! With `--work-us`, each request first does a fixed amount of arithmetic,
 //! as much as took that long when the service started (calibrated once,
@@ -27,6 +33,8 @@
 //! outbound listener) with `Host: <callee>`; otherwise to the callee's own
 //! address. The process exits by itself after `--lifetime` seconds.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
@@ -77,6 +85,10 @@ struct Args {
     /// for the eBPF add-on to carry the context (benches/ebpf_overhead.py).
     #[arg(long)]
     no_context: bool,
+    /// Keep one connection per callee open in each serving thread, and send
+    /// that thread's calls on it (HTTP/1.1 keep-alive).
+    #[arg(long)]
+    keep_alive: bool,
 }
 
 struct Service {
@@ -88,6 +100,7 @@ struct Service {
     /// Rounds of `spin` per request.
     work_rounds: u64,
     no_context: bool,
+    keep_alive: bool,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +140,7 @@ fn main() -> ExitCode {
         entrypoint: args.entrypoint,
         work_rounds,
         no_context: args.no_context,
+        keep_alive: args.keep_alive,
     });
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
@@ -342,7 +356,7 @@ fn answer(svc: &Service, head: &Head) -> Value {
         .map(|(callee, addr)| {
             let to = svc.via_sidecar.unwrap_or(*addr);
             let context = (!svc.no_context).then_some(context.as_str());
-            match call(to, callee, &head.path, context) {
+            match call(to, callee, &head.path, context, svc.keep_alive) {
                 Ok((status, body)) => json!({"callee": callee, "status": status, "body": body}),
                 Err(e) => json!({"callee": callee, "status": 0, "error": e.to_string()}),
             }
@@ -358,22 +372,69 @@ fn answer(svc: &Service, head: &Head) -> Value {
     })
 }
 
-/// One GET on a fresh connection, with the context header unless `context`
-/// is `None`; the body as JSON when it is JSON, else as text.
-fn call(to: SocketAddr, host: &str, path: &str, context: Option<&str>) -> std::io::Result<(u16, Value)> {
+thread_local! {
+    /// The serving thread's kept connections (`--keep-alive`), by callee address.
+    static KEPT: RefCell<HashMap<SocketAddr, BufReader<TcpStream>>> = RefCell::new(HashMap::new());
+}
+
+/// One GET, with the context header unless `context` is `None`; the body as
+/// JSON when it is JSON, else as text. With `keep_alive`, on the thread's
+/// kept connection to `to` (opened again once if the callee closed it).
+fn call(
+    to: SocketAddr,
+    host: &str,
+    path: &str,
+    context: Option<&str>,
+    keep_alive: bool,
+) -> std::io::Result<(u16, Value)> {
+    let context = context
+        .map(|c| format!("{CONTEXT_HEADER}: {c}\r\n"))
+        .unwrap_or_default();
+    let close = if keep_alive { "" } else { "connection: close\r\n" };
+    let message = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{context}{close}\r\n");
+    let kept = if keep_alive {
+        KEPT.with(|k| k.borrow_mut().remove(&to))
+    } else {
+        None
+    };
+    let reused = kept.is_some();
+    let mut reader = match kept {
+        Some(r) => r,
+        None => BufReader::new(connect(to)?),
+    };
+    let (head, body) = match exchange(&mut reader, &message, keep_alive) {
+        Ok(answer) => answer,
+        // The callee closed the kept connection while it was idle.
+        Err(_) if reused => {
+            reader = BufReader::new(connect(to)?);
+            exchange(&mut reader, &message, keep_alive)?
+        }
+        Err(e) => return Err(e),
+    };
+    let callee_closes = head
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    if keep_alive && !callee_closes {
+        KEPT.with(|k| k.borrow_mut().insert(to, reader));
+    }
+    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+    Ok((head.status, body))
+}
+
+fn connect(to: SocketAddr) -> std::io::Result<TcpStream> {
     let conn = TcpStream::connect_timeout(&to, IO_TIMEOUT)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     conn.set_nodelay(true)?;
-    let mut writer = conn.try_clone()?;
-    let context = context
-        .map(|c| format!("{CONTEXT_HEADER}: {c}\r\n"))
-        .unwrap_or_default();
-    let message = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n{context}connection: close\r\n\r\n");
-    writer.write_all(message.as_bytes())?;
-    let mut reader = BufReader::new(conn);
-    let head = read_head(&mut reader, false)?.ok_or_else(|| invalid("no response"))?;
-    let body = read_body(&mut reader, &head, true)?;
-    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
-    Ok((head.status, body))
+    Ok(conn)
+}
+
+/// Sends one request message and reads its response: head and body.
+fn exchange(reader: &mut BufReader<TcpStream>, message: &str, keep_alive: bool) -> std::io::Result<(Head, Vec<u8>)> {
+    // One write per message: see `serve`.
+    reader.get_ref().write_all(message.as_bytes())?;
+    let head = read_head(reader, false)?.ok_or_else(|| invalid("no response"))?;
+    // A kept connection's body must be delimited; else it ends at EOF.
+    let body = read_body(reader, &head, !keep_alive)?;
+    Ok((head, body))
 }
