@@ -30,20 +30,31 @@ loopback TCP:
   connection (prior knowledge), the context field at the end of the block.
 
 The per-call figure includes the two clock reads of the statistics
-themselves. Needs root, cgroup v2, BTF and `cargo build --release`. Stops the
-agent and removes its cgroup, also on failure.
+themselves. A second table times the loops themselves at the process that
+runs them, in rounds without and with the agent (statistics off, in
+alternating order): what the add-on adds to one operation, including what
+the kernel does differently for a socket in the sockhash (a send goes
+through the sk_msg path: the message is copied into a scatterlist, the
+program runs, and the pages are spliced into the TCP stream). The "response
+read" loop also sends the request on that connection, through sk_msg.
+
+Needs root, cgroup v2, BTF and `cargo build --release`. Stops the agent and
+removes its cgroup, also on failure.
 
 Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
+       [--wall-rounds 2]
 """
 import argparse
 import os
 import platform
 import queue
 import signal
+import statistics
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 from ebpf_bench import cgroup2_root, copper_programs, set_bpf_stats
 
@@ -52,6 +63,9 @@ parser.add_argument("--copperc", default="target/release/copperc")
 parser.add_argument("--object", help="an eBPF object for the agent to load instead of the one built into copperc "
                                         "(`copperc agent --object`), to compare two versions of the programs")
 parser.add_argument("-n", type=int, default=100000, help="operations per case (a tenth for new connections)")
+parser.add_argument("--wall-rounds", type=int, default=2,
+                    help="rounds of the loops without and with the agent (statistics off), timed at the process "
+                         "that runs them: what the add-on adds to each operation, the kernel's paths included")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
@@ -100,7 +114,13 @@ def tcp_pair():
 
 
 def run_case(case, n, port, join):
-    """The child: repeats one operation n times."""
+    """The child: repeats one operation n times, and prints `WALL <ns>`, the loop's time."""
+    start = loop_case(case, n, port, join)
+    print("WALL", time.perf_counter_ns() - start, flush=True)
+
+
+def loop_case(case, n, port, join):
+    """Sets the case up, repeats its operation n times; returns when the loop started."""
     # Opened before joining the cgroup, like a connection from a client
     # elsewhere: the add-on does not follow its connecting end, which sends.
     a, b = tcp_pair()
@@ -113,10 +133,20 @@ def run_case(case, n, port, join):
         b.recv(65536)
     payload = {"read-outside": RESPONSE, "read-first": CTX_FIRST, "read-fifth": CTX_FIFTH}.get(case)
     if case == "read-response":
+        out, peer = tcp_pair()
+    elif case in ("send-kept", "send-h2"):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    elif case == "read-h2":
+        a.sendall(H2_OPEN)
+        b.recv(65536)
+    if case == "send-h2":
+        s.sendall(H2_OPEN)
+    start = time.perf_counter_ns()
+    if case == "read-response":
         # A kept connection the followed task opened: it sends a request and
         # reads the response. The accepting end answers without reading;
         # it takes the requests in by the thousand.
-        out, peer = tcp_pair()
         for i in range(n):
             out.sendall(REQUEST)
             peer.sendall(RESPONSE)
@@ -128,29 +158,21 @@ def run_case(case, n, port, join):
             a.sendall(payload)
             b.recv(65536)
     elif case == "send-kept":
-        s = socket.create_connection(("127.0.0.1", port))
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for _ in range(n):
             s.sendall(REQUEST)
-        s.close()
     elif case == "send-new":
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port))
             s.sendall(REQUEST)
             s.close()
     elif case == "read-h2":
-        a.sendall(H2_OPEN)
-        b.recv(65536)
         for i in range(n):
             a.sendall(headers_frame(2 * i + 1, H2_BLOCK + H2_CTX))
             b.recv(65536)
     elif case == "send-h2":
-        s = socket.create_connection(("127.0.0.1", port))
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.sendall(H2_OPEN)
         for i in range(n):
             s.sendall(headers_frame(2 * i + 1, H2_BLOCK))
-        s.close()
+    return start
 
 
 def programs():
@@ -212,6 +234,45 @@ def check_counters(lines):
         sys.exit(f"error: the agent's counters fall short of the operations (have, want): {short}; it said: {said}")
 
 
+def start_agent(folder):
+    """One agent on the folder; returns it and the queue of its stderr lines."""
+    cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
+    if args.object:
+        cmd += ["--object", args.object]
+    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
+    first = lines.get(timeout=60)
+    if " attached to " not in first:
+        stop_agent(agent)
+        sys.exit(f"error: the agent did not attach: {first.strip()}")
+    return agent, lines
+
+
+def stop_agent(agent):
+    if agent and agent.poll() is None:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+
+
+def run_cases(folder, port, on_case=None):
+    """Runs every case once; returns {case: loop ns per operation}. on_case(case, n) wraps each run."""
+    wall = {}
+    for _, case, _ in CASES:
+        n = args.n // 10 if case == "send-new" else args.n
+        join = [] if case == "read-outside" else ["--join", folder]
+        before = programs() if on_case else None
+        r = subprocess.run([sys.executable, __file__, "--case", case, "-n", str(n), "--port", str(port)] + join,
+                           stdout=subprocess.PIPE, text=True)
+        said = r.stdout.split()
+        if r.returncode != 0 or len(said) != 2 or said[0] != "WALL":
+            sys.exit(f"error: case {case} failed: {r.stdout!r}")
+        wall[case] = int(said[1]) / n
+        if on_case:
+            on_case(case, n, before, programs())
+    return wall
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("run as root: the agent loads BPF programs and the script creates a cgroup")
@@ -221,49 +282,59 @@ def main():
     os.makedirs(folder)
     agent = None
     rows = []
+    walls = {False: [], True: []}
     stats_before = set_bpf_stats("1")
+
+    def program_rows(case, n, before, after):
+        label, names = next((l, ns) for l, c, ns in CASES if c == case)
+        for name in names:
+            c = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
+            t = after.get(name, (0, 0))[1] - before.get(name, (0, 0))[1]
+            if c < n:
+                sys.exit(f"error: {name} ran {c} times for {n} operations of case {case}")
+            rows.append((label, n, name, c / n, t / c))
+
     try:
-        cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
-        if args.object:
-            cmd += ["--object", args.object]
-        agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-        lines = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
-        first = lines.get(timeout=60)
-        if " attached to " not in first:
-            sys.exit(f"error: the agent did not attach: {first.strip()}")
         sink = Sink()
-        for label, case, names in CASES:
-            n = args.n // 10 if case == "send-new" else args.n
-            join = [] if case == "read-outside" else ["--join", folder]
-            before = programs()
-            r = subprocess.run([sys.executable, __file__, "--case", case, "-n", str(n), "--port", str(sink.port)]
-                               + join)
-            if r.returncode != 0:
-                sys.exit(f"error: case {case} failed")
-            after = programs()
-            for name in names:
-                c = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
-                t = after.get(name, (0, 0))[1] - before.get(name, (0, 0))[1]
-                if c < n:
-                    sys.exit(f"error: {name} ran {c} times for {n} operations of case {case}")
-                rows.append((label, n, name, c / n, t / c))
+        agent, lines = start_agent(folder)
+        run_cases(folder, sink.port, program_rows)
+        stop_agent(agent)
+        check_counters(lines)
+        # The loops' own time, without the statistics' clock reads: rounds
+        # without and with the agent, in alternating order.
+        set_bpf_stats(stats_before if stats_before != "1" else "0")
+        for r in range(args.wall_rounds):
+            for with_agent in ((False, True) if r % 2 == 0 else (True, False)):
+                agent = start_agent(folder)[0] if with_agent else None
+                walls[with_agent].append(run_cases(folder, sink.port))
+                stop_agent(agent)
+                agent = None
     finally:
-        if agent and agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-            agent.wait(timeout=30)
+        stop_agent(agent)
         set_bpf_stats(stats_before)
         try:
             os.rmdir(folder)
         except OSError:
             pass
-    print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
-          f"kernel.bpf_stats_enabled, one process per case, operations in a tight loop\n")
+    print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}"
+          f"{'; object: ' + args.object if args.object else ''}; one process per case, operations in a tight loop\n")
+    print("Program time (kernel.bpf_stats_enabled: run time over runs, helpers included, and the statistics' "
+          "two clock reads):\n")
     print("| case | operations | program | calls per operation | ns per call |")
     print("|---|---|---|---|---|")
     for label, n, name, calls, ns in rows:
         print(f"| {label} | {n} | {name} | {calls:.2f} | {ns:.0f} |")
-    check_counters(lines)
+    if args.wall_rounds:
+        print(f"\nTime of one operation at the process that loops (statistics off; median of {args.wall_rounds} "
+              f"rounds of each, alternating): what the add-on adds, the kernel's paths included:\n")
+        print("| case | ns per operation without agent | with agent | added |")
+        print("|---|---|---|---|")
+        for label, case, _ in CASES:
+            if case == "send-new":
+                continue  # the sink's thread per connection, not the add-on, sets that loop's pace
+            off = statistics.median(w[case] for w in walls[False])
+            on = statistics.median(w[case] for w in walls[True])
+            print(f"| {label} | {off:.0f} | {on:.0f} | {on - off:+.0f} |")
 
 
 if __name__ == "__main__":
