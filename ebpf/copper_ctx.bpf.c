@@ -198,6 +198,7 @@ struct {
 struct scratch {
 	__u8 buf[SCAN_BUF];
 	__u8 out[OUT_BUF];
+	__u8 msg[MSG_BUF]; /* a whole HTTP/1.x message with the value's line (rebuild) */
 	struct thread_state fresh;
 };
 
@@ -1049,6 +1050,53 @@ static __always_inline void linearize(struct sk_msg_md *msg)
 		bpf_msg_pull_data(msg, 0, size, 0);
 }
 
+/*
+ * The whole message is s->buf[0, n): it is rebuilt with the value's line
+ * (s->out[0, len)) at byte `at`, into one new piece that replaces it. That
+ * takes one page allocation, where an insertion in the middle takes two:
+ * the inserted piece, then one piece again of the three (see linearize).
+ * 0 on success; the message is unchanged otherwise.
+ */
+static __always_inline int rebuild(struct sk_msg_md *msg, struct scratch *s, __u32 n, __u32 at, __u32 len)
+{
+	__u32 total = n + len, i, k;
+	__u8 *d, *e;
+
+	if (at == 0 || at >= SCAN || at > n || n > SCAN || len == 0 || len > OUT_MAX)
+		return -1;
+	bpf_probe_read_kernel(s->msg, masked(at, SCAN - 1), s->buf);
+	bpf_probe_read_kernel(&s->msg[masked(at, SCAN - 1)], masked(len, OUT_BUF - 1), s->out);
+	if (n > at)
+		bpf_probe_read_kernel(&s->msg[masked(at + len, 2 * SCAN - 1)], masked(n - at, SCAN - 1),
+				      &s->buf[masked(at, SCAN - 1)]);
+	/* A new first piece: the push at an offset where a piece starts splits nothing. */
+	if (bpf_msg_push_data(msg, 0, total, 0))
+		return -1;
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	for (i = 0; i + 8 <= MSG_MAX; i += 8) {
+		if (i + 8 > total)
+			break;
+		if (d + i + 8 > e)
+			goto undo;
+		__builtin_memcpy(d + i, &s->msg[i], 8);
+	}
+	for (k = 0; k < 7; k++) {
+		if (i + k >= total)
+			break;
+		if (i + k >= MSG_MAX || d + i + k + 1 > e)
+			goto undo;
+		d[i + k] = s->msg[(i + k) & (MSG_BUF - 1)];
+	}
+	/* The old piece goes: it starts where the new one ends, so nothing is copied. */
+	if (bpf_msg_pop_data(msg, total, n, 0))
+		goto undo;
+	return 0;
+undo:
+	bpf_msg_pop_data(msg, 0, total, 0);
+	return -1;
+}
+
 static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u32 n)
 {
 	struct thread_state *tv;
@@ -1067,6 +1115,10 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 	len = build_insert(s, tv, 0);
 	if (!len) {
 		count(ST_TX_SKIPPED);
+		return;
+	}
+	if (n == msg->size && !rebuild(msg, s, n, nl + 1, len)) {
+		count(ST_TX_H1_INSERTED);
 		return;
 	}
 	if (insert(msg, s, nl + 1, len)) {

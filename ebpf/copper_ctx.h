@@ -19,6 +19,9 @@
 /* Longest inserted byte string: h2 literal 0x00 0x10 name(16) len(2) value. */
 #define OUT_MAX 264
 #define OUT_BUF 512
+/* Longest HTTP/1.x message rebuilt whole with the value's line, and its buffer. */
+#define MSG_MAX (SCAN + OUT_MAX)
+#define MSG_BUF (4 * SCAN)
 /* HTTP/2 frames walked per read or per sent message. */
 #define MAX_FRAMES 64
 /* SETTINGS_MAX_FRAME_SIZE default: a HEADERS frame never grows past it. */

@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
+    chain_service.py h1|h1-keepalive|h1-large|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
@@ -15,7 +15,8 @@ with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
 to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
 with keep-alive and sends every request to the next hop on one connection,
 opened with the first and kept; `GET /reconnect` opens a new one (and is
-passed on, so the whole chain reconnects).
+passed on, so the whole chain reconnects). `h1-large` is `h1` whose request
+head to the next hop carries a 1,500-byte `x-pad` header.
 
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
@@ -30,12 +31,15 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HEADER = "x-copper-context"
+# h1-large: the request head to the next hop is longer than what the add-on copies (1024 bytes).
+LARGE_PAD = 1500
 
 
-def h1_get(addr):
+def h1_get(addr, large=False):
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("GET", "/")
+    # http.client sends a request head in one write.
+    conn.request("GET", "/", headers={"x-pad": "p" * LARGE_PAD} if large else {})
     body = conn.getresponse().read()
     conn.close()
     return body
@@ -121,7 +125,7 @@ class KeptConnection:
             return self.conn.getresponse().read()
 
 
-def serve_h1(nxt, keep=False):
+def serve_h1(nxt, keep=False, large=False):
     kept = KeptConnection(nxt) if keep and nxt else None
 
     class Handler(BaseHTTPRequestHandler):
@@ -135,7 +139,7 @@ def serve_h1(nxt, keep=False):
             if kept:
                 body = kept.get(self.path)
             elif nxt:
-                body = h1_get(nxt)
+                body = h1_get(nxt, large)
             else:
                 body = json.dumps(self.headers.get_all(HEADER) or []).encode()
             self.send_response(200)
@@ -248,6 +252,9 @@ def main():
         return
     if mode == "h1-keepalive":
         serve_h1(nxt, keep=True)
+        return
+    if mode == "h1-large":
+        serve_h1(nxt, large=True)
         return
     {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
 
