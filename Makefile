@@ -85,6 +85,7 @@ bench: build deps
 # cgroup v2, takes about a minute.
 bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
+	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md

@@ -74,6 +74,8 @@ parser.add_argument("--mode", choices=["node", "per-service"], default="node",
                          "`copperc agent --service` each")
 parser.add_argument("--object", help="an eBPF object for the agents to load instead of the one built into copperc "
                                         "(`copperc agent --object`), to compare two versions of the programs")
+parser.add_argument("--per-round", action="store_true",
+                    help="also print each round's p50 and p99 per configuration, in the order they ran")
 args = parser.parse_args()
 OBJECT = ["--object", args.object] if args.object else []
 
@@ -523,6 +525,14 @@ def main():
             for d, base in ((quiet, min(a) / 3), (med, statistics.median(a) / 3),
                             (statistics.median(paired), statistics.median(a) / 3)):
                 verdict = verdict and d < 3 and d / base < 0.05
+    if args.per_round:
+        print("\neach round, in the order run: configuration, p50 us, p99 us")
+        for r in range(args.rounds):
+            order = [False, True] if r % 2 == 0 else [True, False]
+            for with_agents in order:
+                x = stats[with_agents]
+                print(f"  round {r + 1}: {'with' if with_agents else 'without'} agents: "
+                      f"{x['p50'][r]:.1f} {x['p99'][r]:.1f}")
     if args.bpf_stats:
         print_programs(results[True])
     print(f"\ntarget (under 3 us and under 5% at p99 per hop, by all three estimates): "

@@ -14,12 +14,14 @@ use nix::unistd::Pid;
 
 use super::SyscallHookArg;
 use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
-use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice};
+use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice, RENEW_EVERY};
 use crate::ebpf::node::{self, NodeConfig, SERVICE_ENV};
 
 /// How long a restarted node-wide agent waits before it removes the pinned
 /// links of pods it did not find again.
 const PRUNE_AFTER: Duration = Duration::from_secs(30);
+/// How soon the node-wide loop notices a stop signal.
+const TICK: Duration = Duration::from_millis(50);
 
 /// Exit code when the kernel refuses the add-on.
 pub const EXIT_KERNEL: u8 = 3;
@@ -192,6 +194,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     let interval = Duration::from_millis(args.scan_interval);
     let started = Instant::now();
     let mut pruned = false;
+    let mut last_renewal = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         scan(&mut agent, &cfg, &root, &under, &mut state);
         // By then every running pod's waiter has been found again: the other
@@ -205,11 +208,16 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         }
         let until = Instant::now() + interval;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            // Well within ALIVE_FOR, whatever the scan interval.
-            if let Err(e) = agent.keep_alive() {
-                eprintln!("copperc agent: warning: {e}");
+            // Every RENEW_EVERY (the deadline is ALIVE_FOR ahead), whatever
+            // the scan interval, not on every tick: each renewal is a
+            // syscall on a node that serves requests.
+            if last_renewal.elapsed() >= RENEW_EVERY {
+                if let Err(e) = agent.keep_alive() {
+                    eprintln!("copperc agent: warning: {e}");
+                }
+                last_renewal = Instant::now();
             }
-            std::thread::sleep(Duration::from_millis(20).min(interval));
+            std::thread::sleep(TICK.min(interval));
         }
     }
     let what = format!("{} cgroups", agent.registered().count());

@@ -43,6 +43,9 @@ pub struct AgentConfig {
 /// the threads stop going out within that time.
 pub const ALIVE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How often a pinning agent renews the deadline: a fifth of `ALIVE_FOR`.
+pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Entries of the map `threads` when the object follows one service
 /// (`copperc agent --service`): the object's 65,536 are sized for a node
 /// and lock 28 MB. A thread whose entry is evicted sends nothing until it
@@ -236,7 +239,7 @@ impl Agent {
 
     /// Lets the object send for `ALIVE_FOR` more (with pins; without, the
     /// object goes away with the agent, so no deadline is set). A pinning
-    /// agent calls it at least every `ALIVE_FOR / 5`.
+    /// agent calls it every `RENEW_EVERY`.
     pub fn keep_alive(&self) -> Result<(), AgentError> {
         let until = if self.pins.is_some() {
             let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)

