@@ -233,12 +233,20 @@ struct {
 	__type(value, struct copper_control);
 } control SEC(".maps");
 
+static __always_inline void count_n(__u32 which, __u32 n)
+{
+	__u64 *v;
+
+	if (!n)
+		return;
+	v = bpf_map_lookup_elem(&stats, &which);
+	if (v)
+		*v += n;
+}
+
 static __always_inline void count(__u32 which)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &which);
-
-	if (v)
-		*v += 1;
+	count_n(which, 1);
 }
 
 static __always_inline struct copper_control *get_control(void)
@@ -1057,11 +1065,10 @@ static __always_inline void linearize(struct sk_msg_md *msg)
  * the inserted piece, then one piece again of the three (see linearize).
  * 0 on success; the message is unchanged otherwise.
  */
+__noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total);
+
 static __always_inline int rebuild(struct sk_msg_md *msg, struct scratch *s, __u32 n, __u32 at, __u32 len)
 {
-	__u32 total = n + len, i, k;
-	__u8 *d, *e;
-
 	if (at == 0 || at >= SCAN || at > n || n > SCAN || len == 0 || len > OUT_MAX)
 		return -1;
 	bpf_probe_read_kernel(s->msg, masked(at, SCAN - 1), s->buf);
@@ -1069,6 +1076,22 @@ static __always_inline int rebuild(struct sk_msg_md *msg, struct scratch *s, __u
 	if (n > at)
 		bpf_probe_read_kernel(&s->msg[masked(at + len, 2 * SCAN - 1)], masked(n - at, SCAN - 1),
 				      &s->buf[masked(at, SCAN - 1)]);
+	return replace_message(msg, n, n + len);
+}
+
+/*
+ * Replaces the message (n bytes, one or more pieces) by the scratch buffer's
+ * msg[0, total): 0 on success; the message is unchanged otherwise. A global
+ * function, so that the verifier walks its copy loop once, not at each call.
+ */
+__noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total)
+{
+	struct scratch *s = get_scratch();
+	__u32 i, k;
+	__u8 *d, *e;
+
+	if (!s || total > MSG_MAX || total <= n)
+		return -1;
 	/* A new first piece: the push at an offset where a piece starts splits nothing. */
 	if (bpf_msg_push_data(msg, 0, total, 0))
 		return -1;
@@ -1246,6 +1269,135 @@ static long tx_walk_cb(__u64 i, void *c)
 }
 
 /*
+ * The h2 frames of a message that is whole in s->buf, copied to s->msg with
+ * the literal s->out[0, len) appended to each complete HEADERS block. The
+ * counters are kept here and counted only when the rebuilt message goes out.
+ */
+struct h2_build {
+	__u32 in;  /* the next frame header in s->buf */
+	__u32 n;   /* bytes of the message */
+	__u32 out; /* bytes written to s->msg */
+	__u32 len; /* bytes of the literal, 0: none */
+	__u32 has_tv;
+	__u32 fail; /* a frame header cut by the message's end, too many frames, no room */
+	__u32 inserted;
+	__u32 skipped;
+	__u32 no_context;
+};
+
+/* s->buf[from, from + cnt) to the end of s->msg; 0 on success. */
+static __always_inline int h2_put(struct h2_build *b, struct scratch *s, __u32 from, __u32 cnt)
+{
+	if (cnt == 0)
+		return 0;
+	if (from >= SCAN || cnt >= SCAN || b->out + cnt > MSG_MAX)
+		return -1;
+	if (bpf_probe_read_kernel(&s->msg[masked(b->out, 2 * SCAN - 1)], masked(cnt, SCAN - 1),
+				  &s->buf[masked(from, SCAN - 1)]))
+		return -1;
+	b->out += cnt;
+	return 0;
+}
+
+/*
+ * One frame: 1 when the walk stops. A global function, verified once: as a
+ * bpf_loop callback body the verifier would follow every value of the
+ * walk's state.
+ */
+__noinline int h2_frame(struct h2_build *b)
+{
+	struct scratch *s = get_scratch();
+	__u32 at, flen, flags, end, pad = 0, block, o;
+
+	if (!b)
+		return 1;
+	if (!s) {
+		b->fail = 1;
+		return 1;
+	}
+	at = b->in;
+	if (at >= b->n)
+		return 1;
+	if (at + 9 > b->n || at + 9 >= SCAN) {
+		b->fail = 1;
+		return 1;
+	}
+	flen = ((__u32)B(s, at) << 16) | ((__u32)B(s, at + 1) << 8) | B(s, at + 2);
+	flags = B(s, at + 4);
+	end = at + 9 + flen;
+	if (B(s, at + 3) == 0x1) {
+		if (!b->has_tv) {
+			b->no_context++;
+		} else if (!b->len || end > b->n || !(flags & 0x4) || flen + b->len > H2_MAX_FRAME) {
+			/* No value, a block that ends in a later message or frame, or no room. */
+			b->skipped++;
+		} else if ((flags & 0x8) && (flen < 1 || (pad = B(s, at + 9)) + 1 > flen)) {
+			/* PADDED: the first payload byte is the padding length. */
+			b->skipped++;
+		} else {
+			/* The frame up to its padding, the literal, then the padding. */
+			block = 9 + flen - pad;
+			o = b->out;
+			if (h2_put(b, s, at, block) || b->out + b->len + pad > MSG_MAX) {
+				b->fail = 1;
+				return 1;
+			}
+			s->msg[masked(o, MSG_BUF - 1)] = (flen + b->len) >> 16;
+			s->msg[masked(o + 1, MSG_BUF - 1)] = (flen + b->len) >> 8;
+			s->msg[masked(o + 2, MSG_BUF - 1)] = flen + b->len;
+			bpf_probe_read_kernel(&s->msg[masked(b->out, 2 * SCAN - 1)], masked(b->len, OUT_BUF - 1),
+					      s->out);
+			b->out += b->len;
+			if (h2_put(b, s, at + block, pad)) {
+				b->fail = 1;
+				return 1;
+			}
+			b->inserted++;
+			b->in = end;
+			return 0;
+		}
+	}
+	/* As it is; a frame that runs on into a later message up to the end of this one. */
+	if (h2_put(b, s, at, (end < b->n ? end : b->n) - at)) {
+		b->fail = 1;
+		return 1;
+	}
+	b->in = end;
+	return 0;
+}
+
+static long h2_build_cb(__u64 i, void *c)
+{
+	return h2_frame(c) ? 1 : 0;
+}
+
+/*
+ * tx_h2 for a message of under SCAN bytes, all in s->buf: rebuilt whole into
+ * one new piece (see rebuild). 0 when done (st updated); the message is
+ * unchanged otherwise, and tx_h2 takes the message piece by piece.
+ */
+static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s, struct conn_state *st,
+				       __u32 size, __u32 off, __u32 has_tv, __u32 len)
+{
+	struct h2_build b = {.in = off, .n = size, .len = len, .has_tv = has_tv};
+
+	if (size >= SCAN || off > size)
+		return -1;
+	if (h2_put(&b, s, 0, off))
+		return -1;
+	bpf_loop(MAX_FRAMES, h2_build_cb, &b, 0);
+	if (b.fail || b.in < size)
+		return -1;
+	if (b.inserted && replace_message(msg, size, b.out))
+		return -1;
+	count_n(ST_TX_H2_INSERTED, b.inserted);
+	count_n(ST_TX_SKIPPED, b.skipped);
+	count_n(ST_TX_NO_CONTEXT, b.no_context);
+	st->tx_skip = b.in - size;
+	return 0;
+}
+
+/*
  * Walks the h2 frames of a message from `off` (the first frame header) and
  * gives every HEADERS frame the thread's value. Keeps track of a frame that
  * runs on into the next message; gives up on the connection when the frame
@@ -1261,6 +1413,8 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 		w.has_tv = 1;
 		w.len = build_insert(s, tv, 1);
 	}
+	if (!tx_h2_whole(msg, s, st, size, off, w.has_tv, w.len))
+		return;
 	bpf_loop(MAX_FRAMES, tx_walk_cb, &w, 0);
 	if (w.size != size)
 		linearize(msg);

@@ -361,9 +361,9 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
 }
 
 /// A request longer than the part of a message the add-on copies (1024
-/// bytes: b's request head to c carries a 1,500-byte header): the value is
-/// inserted into the message in place instead of the message being rebuilt
-/// whole.
+/// bytes: b's request head to c carries a 1,500-byte header), over HTTP/1.1
+/// and h2c: the value is inserted into the message in place instead of the
+/// message being rebuilt whole.
 #[test]
 fn a_request_longer_than_the_copied_part_gets_the_context() {
     let mut chain = Chain::start("large", ["h1", "h1-large", "h1"]);
@@ -372,6 +372,13 @@ fn a_request_longer_than_the_copied_part_gets_the_context() {
     let reports = chain.stop();
     assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#], "{reports:#?}");
     assert!(reports[1].contains("tx_h1_inserted=2"), "{reports:?}");
+    // The same for h2c: b's HEADERS frame to c is over 1,024 bytes.
+    let mut chain = Chain::start("large-h2", ["h2", "h2-large", "h2"]);
+    let a = chain.ports[0];
+    let got = [h2_get_python(a), h2_get_python(a)];
+    let reports = chain.stop();
+    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#], "{reports:#?}");
+    assert!(reports[1].contains("tx_h2_inserted=2"), "{reports:?}");
 }
 
 /// Several requests on one kept connection: (context header line, body) each.

@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h1-large|h2|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
+    chain_service.py h1|h1-keepalive|h1-large|h2|h2-large|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
@@ -16,7 +16,9 @@ to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
 with keep-alive and sends every request to the next hop on one connection,
 opened with the first and kept; `GET /reconnect` opens a new one (and is
 passed on, so the whole chain reconnects). `h1-large` is `h1` whose request
-head to the next hop carries a 1,500-byte `x-pad` header.
+head to the next hop carries a 1,500-byte `x-pad` header; `h2-large` is
+`h2` whose HEADERS frames to the next hop carry it (over 1,024 bytes once
+HPACK-coded).
 
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
@@ -155,7 +157,7 @@ def serve_h1(nxt, keep=False, large=False):
     server.serve_forever()
 
 
-def serve_h2(nxt, streams=1, padded=False):
+def serve_h2(nxt, streams=1, padded=False, large=False):
     import h2.config
     import h2.connection
     import h2.events
@@ -173,7 +175,8 @@ def serve_h2(nxt, streams=1, padded=False):
                 for ev in conn.receive_data(data):
                     if isinstance(ev, h2.events.RequestReceived):
                         if nxt:
-                            body = h2_get(nxt, streams=streams, padded=padded)
+                            extra = [("x-pad", "p" * LARGE_PAD)] if large else []
+                            body = h2_get(nxt, extra, streams=streams, padded=padded)
                         else:
                             values = [
                                 (v.decode() if isinstance(v, bytes) else v)
@@ -255,6 +258,9 @@ def main():
         return
     if mode == "h1-large":
         serve_h1(nxt, large=True)
+        return
+    if mode == "h2-large":
+        serve_h2(nxt, large=True)
         return
     {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
 
