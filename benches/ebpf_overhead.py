@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import queue
+import random
 import signal
 import socket
 import statistics
@@ -428,6 +429,13 @@ class Bench:
         }
 
 
+def bootstrap_median(values, draws=5000):
+    """95% interval of the median of `values` (a percentile bootstrap over the rounds; fixed seed)."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
+
+
 def fmt3(values):
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
@@ -508,7 +516,8 @@ def main():
     off, on = stats[False], stats[True]
     print("\nper hop, (with - without) / 3; in parentheses, relative to the same figure without agents.")
     print("quietest = minimum over rounds; median = median over rounds; "
-          "paired = min / median / max over rounds of that round's own difference:")
+          "paired = min / median / max over rounds of that round's own difference, "
+          "and a bootstrap interval of that median over the rounds:")
     verdict = True
     labels = (("p50 latency", "p50"), ("p99 latency", "p99"),
               ("CPU per request, /proc (services + agents)", "cpu"),
@@ -518,9 +527,11 @@ def main():
         quiet = (min(b) - min(a)) / 3
         med = (statistics.median(b) - statistics.median(a)) / 3
         paired = sorted((y - x) / 3 for x, y in zip(a, b))
+        low, high = bootstrap_median(paired)
         print(f"- {label}: quietest {quiet:+.1f} us ({(min(b) - min(a)) / min(a) * 100:+.1f}%), "
               f"median {med:+.1f} us ({(statistics.median(b) - statistics.median(a)) / statistics.median(a) * 100:+.1f}%), "
-              f"paired {paired[0]:+.1f} / {statistics.median(paired):+.1f} / {paired[-1]:+.1f} us")
+              f"paired {paired[0]:+.1f} / {statistics.median(paired):+.1f} / {paired[-1]:+.1f} us "
+              f"(95% interval of the paired median: {low:+.1f} to {high:+.1f} us)")
         if key == "p99":
             for d, base in ((quiet, min(a) / 3), (med, statistics.median(a) / 3),
                             (statistics.median(paired), statistics.median(a) / 3)):
