@@ -16,7 +16,11 @@
  * opens to the sockhash `socks`; sk_msg runs in the sending thread and
  * inserts the thread's value: after the request line (HTTP/1.x), or as a
  * literal header field without indexing at the end of a HEADERS block (h2c),
- * with the frame length rewritten.
+ * with the frame length rewritten. A message leaves in one piece: one of
+ * under SCAN bytes is rebuilt whole, a longer one gets the inserted piece
+ * and is joined again. From a connection's second message on, its socket
+ * storage (`conns`) marks it as the service's own, and the receive side
+ * passes the responses read there at once.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -1058,6 +1062,8 @@ static __always_inline void linearize(struct sk_msg_md *msg)
 		bpf_msg_pull_data(msg, 0, size, 0);
 }
 
+__noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total);
+
 /*
  * The whole message is s->buf[0, n): it is rebuilt with the value's line
  * (s->out[0, len)) at byte `at`, into one new piece that replaces it. That
@@ -1065,8 +1071,6 @@ static __always_inline void linearize(struct sk_msg_md *msg)
  * the inserted piece, then one piece again of the three (see linearize).
  * 0 on success; the message is unchanged otherwise.
  */
-__noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total);
-
 static __always_inline int rebuild(struct sk_msg_md *msg, struct scratch *s, __u32 n, __u32 at, __u32 len)
 {
 	if (at == 0 || at >= SCAN || at > n || n > SCAN || len == 0 || len > OUT_MAX)
