@@ -92,6 +92,38 @@ struct {
 } levels SEC(".maps");
 
 /*
+ * Moved on by the agent after each change to `services` or `levels`, so
+ * that every task's cached answer (`task_services`) is found again. 0: the
+ * agent keeps no such count, and nothing is cached.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} services_gen SEC(".maps");
+
+/*
+ * A task's service as current_service last found it: for the task's cgroup
+ * then, under services_gen's value then. Only the task itself writes it.
+ * A read by a task that no service is followed for (every socket read on
+ * the node) then costs no hash look-up at all.
+ */
+struct task_service {
+	__u64 cgroup;
+	__u64 key; /* the key of `services` that matched; 0: none */
+	__u32 gen;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_service);
+} task_services SEC(".maps");
+
+/*
  * Connections opened by the service, keyed by socket cookie; sk_msg is
  * attached to this map.
  */
@@ -514,13 +546,13 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 
 /* ---- receive side ---- */
 
-/* The service of the current task: its cgroup's entry in `services`, or its nearest registered ancestor's; NULL if none. */
-static __always_inline const struct copper_config *current_service(void)
+/* The entry in `services` of cgroup `id`, or of its nearest registered ancestor (its key in *key); NULL if none. */
+static __always_inline const struct copper_config *find_service(__u64 id, __u64 *key)
 {
-	__u64 id = bpf_get_current_cgroup_id();
 	const struct copper_config *cfg = bpf_map_lookup_elem(&services, &id);
 	__u32 i;
 
+	*key = id;
 	if (cfg)
 		return cfg;
 #pragma unroll
@@ -532,10 +564,36 @@ static __always_inline const struct copper_config *current_service(void)
 			return NULL;
 		id = bpf_get_current_ancestor_cgroup_id(*lv);
 		cfg = id ? bpf_map_lookup_elem(&services, &id) : NULL;
-		if (cfg)
+		if (cfg) {
+			*key = id;
 			return cfg;
+		}
 	}
 	return NULL;
+}
+
+/* The service of the current task (see find_service), cached per task. */
+static __always_inline const struct copper_config *current_service(void)
+{
+	__u64 id = bpf_get_current_cgroup_id(), key = 0;
+	__u32 zero = 0, *genp = bpf_map_lookup_elem(&services_gen, &zero);
+	/* Read before the look-ups: an answer found while the agent changes the maps is stored under the older value. */
+	__u32 gen = genp ? *genp : 0;
+	struct task_service *ts = NULL;
+	const struct copper_config *cfg;
+
+	if (gen)
+		ts = bpf_task_storage_get(&task_services, bpf_get_current_task_btf(), 0,
+					  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (ts && ts->gen == gen && ts->cgroup == id)
+		return ts->key ? bpf_map_lookup_elem(&services, &ts->key) : NULL;
+	cfg = find_service(id, &key);
+	if (ts) {
+		ts->cgroup = id;
+		ts->key = cfg ? key : 0;
+		ts->gen = gen;
+	}
+	return cfg;
 }
 
 /*

@@ -381,13 +381,60 @@ fn a_request_longer_than_the_copied_part_gets_the_context() {
     assert!(reports[1].contains("tx_h2_inserted=2"), "{reports:?}");
 }
 
+/// A task's service is cached per task: a thread that read sockets before
+/// its pod was followed must be followed once the pod is. b's thread for
+/// one kept client connection reads a request before b's pod is followed
+/// (it passes no context on), then b's waiter starts, then the same thread
+/// reads a request with a context, which must reach c.
+#[test]
+fn a_thread_is_followed_once_its_pod_is() {
+    let mut node = Node::new("late");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = compiled_agent_config(tmp.path());
+    let stderr = node.agent(&config, false);
+    let following = |n: usize, said: &mut Vec<String>| {
+        while said.iter().filter(|l| l.contains("following")).count() < n {
+            said.push(
+                stderr
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|_| panic!("the agent did not follow {n} pods: {said:#?}")),
+            );
+        }
+    };
+    let mut said = Vec::new();
+    for pod in ["a", "c"] {
+        node.sidecar(pod, &tmp.path().join(format!("{pod}.ready")));
+    }
+    following(2, &mut said);
+    let (c, c_port) = spawn_service(&node.pod("c").join("app"), "h1", None);
+    node.children.push(c);
+    let (b, b_port) = spawn_service(&node.pod("b").join("app"), "h1-keepalive-in", Some(c_port));
+    node.children.push(b);
+    let client = TcpStream::connect(("127.0.0.1", b_port)).unwrap();
+    let before = h1_kept_gets_on(&client, b_port, &["x-copper-context: /x\r\n"]);
+    node.sidecar("b", &tmp.path().join("b.ready"));
+    following(3, &mut said);
+    let after = h1_kept_gets_on(&client, b_port, &["x-copper-context: /x\r\n"]);
+    assert_eq!(before, [r#"[]"#], "b is not followed yet: {said:#?}");
+    assert_eq!(
+        after,
+        [r#"["/x/b"]"#],
+        "the same thread of b, once its pod is followed: {said:#?}"
+    );
+}
+
 /// Several requests on one kept connection: (context header line, body) each.
 fn h1_kept_gets(port: u16, extras: &[&str]) -> Vec<String> {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    h1_kept_gets_on(&s, port, extras)
+}
+
+/// The same on an open connection `s`.
+fn h1_kept_gets_on(s: &TcpStream, port: u16, extras: &[&str]) -> Vec<String> {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.set_nodelay(true).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut w = s;
+    let mut w = s.try_clone().unwrap();
     extras
         .iter()
         .map(|extra| {

@@ -200,7 +200,15 @@ impl Agent {
             takeover,
             epoch: 0,
         };
-        for name in ["services", "levels", "socks", "stats", "control", "threads"] {
+        for name in [
+            "services",
+            "levels",
+            "services_gen",
+            "socks",
+            "stats",
+            "control",
+            "threads",
+        ] {
             agent.map(name)?;
         }
         // An earlier agent's thread values are stale: nothing is sent until
@@ -518,6 +526,9 @@ impl Agent {
         let _ = self.write_levels(&levels);
     }
 
+    /// Writes the depths, then moves `services_gen` on: every change to
+    /// `services` ends here, and the tasks' cached services are then found
+    /// again.
     fn write_levels(&self, levels: &BTreeSet<u32>) -> Result<(), AgentError> {
         let map = self.map("levels")?;
         let deepest_first: Vec<u32> = levels.iter().rev().copied().collect();
@@ -527,7 +538,24 @@ impl Agent {
             map.update(&key, &value.to_ne_bytes(), MapFlags::ANY)
                 .map_err(|e| kernel_error("store the cgroup depths in map `levels`", &e))?;
         }
-        Ok(())
+        self.next_services_gen()
+    }
+
+    /// Moves `services_gen` on, past 0 (which means: nothing is cached).
+    fn next_services_gen(&self) -> Result<(), AgentError> {
+        let map = self.map("services_gen")?;
+        let key = 0u32.to_ne_bytes();
+        let now = map
+            .lookup(&key, MapFlags::ANY)
+            .map_err(|e| kernel_error("read map `services_gen`", &e))?
+            .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
+            .map_or(0, u32::from_ne_bytes);
+        let next = match now.wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        map.update(&key, &next.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| kernel_error("write map `services_gen`", &e))
     }
 
     /// The `stats` counters: (name, value).

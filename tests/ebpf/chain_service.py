@@ -1,7 +1,8 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h1-large|h2|h2-large|h2-fanout|h2-padded|h1-async [--next HOST:PORT]
+    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-padded|h1-async
+                     [--next HOST:PORT]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
@@ -15,7 +16,9 @@ with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
 to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
 with keep-alive and sends every request to the next hop on one connection,
 opened with the first and kept; `GET /reconnect` opens a new one (and is
-passed on, so the whole chain reconnects). `h1-large` is `h1` whose request
+passed on, so the whole chain reconnects). `h1-keepalive-in` answers with
+keep-alive (one thread per client connection) but calls the next hop on a
+new connection each time. `h1-large` is `h1` whose request
 head to the next hop carries a 1,500-byte `x-pad` header; `h2-large` is
 `h2` whose HEADERS frames to the next hop carry it (over 1,024 bytes once
 HPACK-coded).
@@ -127,8 +130,9 @@ class KeptConnection:
             return self.conn.getresponse().read()
 
 
-def serve_h1(nxt, keep=False, large=False):
+def serve_h1(nxt, keep=False, large=False, keep_in=False):
     kept = KeptConnection(nxt) if keep and nxt else None
+    keep = keep or keep_in
 
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive needs HTTP/1.1 answers (HTTP/1.0 ones close), and
@@ -258,6 +262,9 @@ def main():
         return
     if mode == "h1-large":
         serve_h1(nxt, large=True)
+        return
+    if mode == "h1-keepalive-in":
+        serve_h1(nxt, keep_in=True)
         return
     if mode == "h2-large":
         serve_h2(nxt, large=True)
