@@ -1068,35 +1068,43 @@ static __always_inline __u32 build_insert(struct scratch *s, struct thread_state
 	return vlen + 20;
 }
 
-/* Inserts s->out[0, len) at byte `at` of the message; 0 on success. */
-static __always_inline int insert(struct sk_msg_md *msg, struct scratch *s, __u32 at, __u32 len)
+/*
+ * Writes src[0, len) over the message's data (what msg->data points at):
+ * 8 bytes per step (few verifier states), then the rest one by one; `max`
+ * and `mask` (constants) bound the copy for the verifier. 0 on success.
+ */
+static __always_inline int write_data(struct sk_msg_md *msg, const __u8 *src, __u32 len, const __u32 max,
+				      const __u32 mask)
 {
-	__u8 *d, *e;
+	__u8 *d = (__u8 *)(long)msg->data, *e = (__u8 *)(long)msg->data_end;
 	__u32 i, k;
 
-	if (len == 0 || len > OUT_MAX)
-		return -1;
-	if (bpf_msg_push_data(msg, at, len, 0))
-		return -1;
-	if (bpf_msg_pull_data(msg, at, at + len, 0))
-		goto undo;
-	d = (__u8 *)(long)msg->data;
-	e = (__u8 *)(long)msg->data_end;
-	/* 8 bytes per step (few verifier states), then the rest one by one. */
-	for (i = 0; i + 8 <= OUT_MAX; i += 8) {
+	for (i = 0; i + 8 <= max; i += 8) {
 		if (i + 8 > len)
 			break;
 		if (d + i + 8 > e)
-			goto undo;
-		__builtin_memcpy(d + i, &s->out[i], 8);
+			return -1;
+		__builtin_memcpy(d + i, &src[i], 8);
 	}
 	for (k = 0; k < 7; k++) {
 		if (i + k >= len)
 			break;
-		if (i + k >= OUT_MAX || d + i + k + 1 > e)
-			goto undo;
-		d[i + k] = s->out[(i + k) & (OUT_BUF - 1)];
+		if (i + k >= max || d + i + k + 1 > e)
+			return -1;
+		d[i + k] = src[(i + k) & mask];
 	}
+	return 0;
+}
+
+/* Inserts s->out[0, len) at byte `at` of the message; 0 on success. */
+static __always_inline int insert(struct sk_msg_md *msg, struct scratch *s, __u32 at, __u32 len)
+{
+	if (len == 0 || len > OUT_MAX)
+		return -1;
+	if (bpf_msg_push_data(msg, at, len, 0))
+		return -1;
+	if (bpf_msg_pull_data(msg, at, at + len, 0) || write_data(msg, s->out, len, OUT_MAX, OUT_BUF - 1))
+		goto undo;
 	return 0;
 undo:
 	bpf_msg_pop_data(msg, at, len, 0);
@@ -1149,30 +1157,14 @@ static __always_inline int rebuild(struct sk_msg_md *msg, struct scratch *s, __u
 __noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total)
 {
 	struct scratch *s = get_scratch();
-	__u32 i, k;
-	__u8 *d, *e;
 
 	if (!s || total > MSG_MAX || total <= n)
 		return -1;
 	/* A new first piece: the push at an offset where a piece starts splits nothing. */
 	if (bpf_msg_push_data(msg, 0, total, 0))
 		return -1;
-	d = (__u8 *)(long)msg->data;
-	e = (__u8 *)(long)msg->data_end;
-	for (i = 0; i + 8 <= MSG_MAX; i += 8) {
-		if (i + 8 > total)
-			break;
-		if (d + i + 8 > e)
-			goto undo;
-		__builtin_memcpy(d + i, &s->msg[i], 8);
-	}
-	for (k = 0; k < 7; k++) {
-		if (i + k >= total)
-			break;
-		if (i + k >= MSG_MAX || d + i + k + 1 > e)
-			goto undo;
-		d[i + k] = s->msg[(i + k) & (MSG_BUF - 1)];
-	}
+	if (write_data(msg, s->msg, total, MSG_MAX, MSG_BUF - 1))
+		goto undo;
 	/* The old piece goes: it starts where the new one ends, so nothing is copied. */
 	if (bpf_msg_pop_data(msg, total, n, 0))
 		goto undo;
@@ -1492,17 +1484,16 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
  * A second message on a connection the service opened: from now on the
  * connection has its state, which marks it as one that brings responses.
  */
-static __always_inline struct conn_state *second_message(struct bpf_sock *sk)
+static __always_inline void second_message(struct bpf_sock *sk)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	struct conn_state *st;
 
 	if (!tp || tp->bytes_sent == 0)
-		return NULL;
+		return;
 	st = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (st)
 		st->responses = 1;
-	return st;
 }
 
 SEC("sk_msg")

@@ -392,20 +392,11 @@ fn a_thread_is_followed_once_its_pod_is() {
     let tmp = tempfile::tempdir().unwrap();
     let config = compiled_agent_config(tmp.path());
     let stderr = node.agent(&config, false);
-    let following = |n: usize, said: &mut Vec<String>| {
-        while said.iter().filter(|l| l.contains("following")).count() < n {
-            said.push(
-                stderr
-                    .recv_timeout(Duration::from_secs(30))
-                    .unwrap_or_else(|_| panic!("the agent did not follow {n} pods: {said:#?}")),
-            );
-        }
-    };
     let mut said = Vec::new();
     for pod in ["a", "c"] {
         node.sidecar(pod, &tmp.path().join(format!("{pod}.ready")));
     }
-    following(2, &mut said);
+    said_following(&stderr, 2, &mut said);
     let (c, c_port) = spawn_service(&node.pod("c").join("app"), "h1", None);
     node.children.push(c);
     let (b, b_port) = spawn_service(&node.pod("b").join("app"), "h1-keepalive-in", Some(c_port));
@@ -413,7 +404,7 @@ fn a_thread_is_followed_once_its_pod_is() {
     let client = TcpStream::connect(("127.0.0.1", b_port)).unwrap();
     let before = h1_kept_gets_on(&client, b_port, &["x-copper-context: /x\r\n"]);
     node.sidecar("b", &tmp.path().join("b.ready"));
-    following(3, &mut said);
+    said_following(&stderr, 3, &mut said);
     let after = h1_kept_gets_on(&client, b_port, &["x-copper-context: /x\r\n"]);
     assert_eq!(before, [r#"[]"#], "b is not followed yet: {said:#?}");
     assert_eq!(
@@ -827,6 +818,17 @@ fn said_until(stderr: &Receiver<String>, until: &str) -> Vec<String> {
         }
     }
     panic!("no line with `{until}` within 30 s: {said:#?}");
+}
+
+/// Reads the agent's lines into `said` until `n` of them say it follows a pod.
+fn said_following(stderr: &Receiver<String>, n: usize, said: &mut Vec<String>) {
+    while said.iter().filter(|l| l.contains("following")).count() < n {
+        said.push(
+            stderr
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("the agent did not follow {n} pods: {said:#?}")),
+        );
+    }
 }
 
 /// SIGTERM to `child`; checks it exits 0, returns the rest of `stderr`.

@@ -251,25 +251,18 @@ def main():
         sys.stdout.write(h2_get(sys.argv[2], extra).decode())
         return
     nxt = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--next" else None
-    if mode == "h2-fanout":
-        serve_h2(nxt, streams=3)
-        return
-    if mode == "h2-padded":
-        serve_h2(nxt, padded=True)
-        return
-    if mode == "h1-keepalive":
-        serve_h1(nxt, keep=True)
-        return
-    if mode == "h1-large":
-        serve_h1(nxt, large=True)
-        return
-    if mode == "h1-keepalive-in":
-        serve_h1(nxt, keep_in=True)
-        return
-    if mode == "h2-large":
-        serve_h2(nxt, large=True)
-        return
-    {"h1": serve_h1, "h2": serve_h2, "h1-async": serve_h1_async}[mode](nxt)
+    serve = {
+        "h1": serve_h1,
+        "h1-keepalive": lambda n: serve_h1(n, keep=True),
+        "h1-keepalive-in": lambda n: serve_h1(n, keep_in=True),
+        "h1-large": lambda n: serve_h1(n, large=True),
+        "h1-async": serve_h1_async,
+        "h2": serve_h2,
+        "h2-fanout": lambda n: serve_h2(n, streams=3),
+        "h2-padded": lambda n: serve_h2(n, padded=True),
+        "h2-large": lambda n: serve_h2(n, large=True),
+    }
+    serve[mode](nxt)
 
 
 if __name__ == "__main__":
