@@ -27,7 +27,7 @@ Stops every process and removes every cgroup it made, also on failure, and
 stops by itself after --max-seconds.
 
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
-       [--services python|native] [--bpf-stats] [--object FILE] [--rounds 12] [--requests 500] [--warmup 100]
+       [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE] [--rounds 12] [--requests 500] [--warmup 100]
 """
 import argparse
 import json
@@ -56,6 +56,11 @@ parser.add_argument("--services", choices=["python", "native"], default="python"
                          "--keepalive one kept connection per callee and thread), "
                          "whose hops take a tenth of the time, so that the add-on's share is larger and its "
                          "noise smaller")
+parser.add_argument("--echo-headers", action="store_true",
+                    help="native services only: each answer reports every request header (as the e2e tests' "
+                         "reports do), not only the context header; each service parses its callee's report and "
+                         "writes it into its own, so the context header's bytes then also cost JSON work at every "
+                         "service above it, which is the test service's cost, not the add-on's")
 parser.add_argument("--testsvc", default="target/release/copperc-testsvc")
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=500)
@@ -243,6 +248,8 @@ class Bench:
                           f"--no-context --lifetime {args.max_seconds + 60}")
                 if args.keepalive:
                     script += " --keep-alive"
+                if not args.echo_headers:
+                    script += " --context-only"
                 if nxt:
                     script += f" --callee next=127.0.0.1:{nxt}"
                 p = subprocess.Popen(["sh", "-c", script])
@@ -492,7 +499,8 @@ def main():
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
-          f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, services: {args.services}, "
+          f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, services: {args.services}"
+          f"{' (answers echo every header)' if args.services == 'native' and args.echo_headers else ''}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, "
           f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}, syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
     header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",

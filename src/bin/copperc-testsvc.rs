@@ -12,7 +12,7 @@
 //! copperc-testsvc --name S --listen PORT [--version V] [--entrypoint]
 //!                 [--callee NAME=HOST:PORT[,...]] [--via-sidecar HOST:PORT]
 //!                 [--lifetime SECONDS] [--work-us MICROSECONDS] [--no-context]
-//!                 [--keep-alive]
+//!                 [--keep-alive] [--context-only]
 //! ```
 //!
 //! With `--no-context` it sends no context header at all, like an
@@ -23,6 +23,13 @@
 //! `--keep-alive`, on one kept connection per callee and serving thread: a
 //! thread per client connection, each with connections of its own, as a
 //! thread-per-request service with a connection pool per worker.
+//!
+//! With `--context-only`, an answer reports the incoming context header
+//! alone instead of every request header: a service that does not copy its
+//! request into its response. Echoed headers make each header byte cost
+//! JSON work at every service above (each parses its callee's report and
+//! writes it into its own), which benches/ebpf_overhead.py would otherwise
+//! count as the add-on's cost.
 //!
 //! With `--work-us`, each request first does a fixed amount of arithmetic,
 //! as much as took that long when the service started (calibrated once,
@@ -89,6 +96,9 @@ struct Args {
     /// that thread's calls on it (HTTP/1.1 keep-alive).
     #[arg(long)]
     keep_alive: bool,
+    /// Report only the incoming context header, not every request header.
+    #[arg(long)]
+    context_only: bool,
 }
 
 struct Service {
@@ -101,6 +111,7 @@ struct Service {
     work_rounds: u64,
     no_context: bool,
     keep_alive: bool,
+    context_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -141,6 +152,7 @@ fn main() -> ExitCode {
         work_rounds,
         no_context: args.no_context,
         keep_alive: args.keep_alive,
+        context_only: args.context_only,
     });
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
@@ -348,7 +360,9 @@ fn answer(svc: &Service, head: &Head) -> Value {
     let context = format!("{incoming}/{}", svc.name);
     let mut headers = Map::new();
     for (k, v) in &head.headers {
-        headers.insert(k.clone(), Value::String(v.clone()));
+        if !svc.context_only || k == CONTEXT_HEADER {
+            headers.insert(k.clone(), Value::String(v.clone()));
+        }
     }
     let calls: Vec<Value> = svc
         .callees
