@@ -29,6 +29,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* One load or store of the whole value, which the compiler may not split. */
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 #define AF_INET 2
 #define AF_INET6 10
 
@@ -93,8 +97,8 @@ struct {
 
 /*
  * Moved on by the agent after each change to `services` or `levels`, so
- * that every task's cached answer (`task_services`) is found again. 0: the
- * agent keeps no such count, and nothing is cached.
+ * that every cgroup's cached answer (`cgroup_services`) is found again. 0:
+ * the agent keeps no such count, and nothing is cached.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -104,24 +108,30 @@ struct {
 } services_gen SEC(".maps");
 
 /*
- * A task's service as current_service last found it: for the task's cgroup
- * then, under services_gen's value then. Only the task itself writes it.
- * A read by a task that no service is followed for (every socket read on
- * the node) then costs no hash look-up at all.
+ * A cgroup's service as current_service last found it, for the tasks in
+ * that cgroup: a read by a task that no service is followed for (every
+ * socket read on the node) then costs no hash look-up at all. Kept per
+ * cgroup, not per task, so that a thread started for one connection does
+ * not pay for an entry of its own (an allocation, and a free when it ends).
+ *
+ * One 64-bit word, `services_gen` in the high half and where the service
+ * is in the low half (CACHED_*), so that tasks of the cgroup that write it
+ * at once on two CPUs leave one of their answers, never a mix of two.
  */
-struct task_service {
-	__u64 cgroup;
-	__u64 key; /* the key of `services` that matched; 0: none */
-	__u32 gen;
-	__u32 pad;
+#define CACHED_NONE 0	      /* no service */
+#define CACHED_OWN 1	      /* the cgroup itself is registered */
+#define CACHED_DEPTH(d) ((d) + 2) /* its ancestor at depth d is */
+
+struct cgroup_service {
+	__u64 answer;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct task_service);
-} task_services SEC(".maps");
+	__type(value, struct cgroup_service);
+} cgroup_services SEC(".maps");
 
 /*
  * Connections opened by the service, keyed by socket cookie; sk_msg is
@@ -547,14 +557,16 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 /* ---- receive side ---- */
 
 /* The entry in `services` of cgroup `id`, or of its nearest registered ancestor (its key in *key); NULL if none. */
-static __always_inline const struct copper_config *find_service(__u64 id, __u64 *key)
+static __always_inline const struct copper_config *find_service(__u64 id, __u32 *where)
 {
 	const struct copper_config *cfg = bpf_map_lookup_elem(&services, &id);
 	__u32 i;
 
-	*key = id;
-	if (cfg)
+	*where = CACHED_NONE;
+	if (cfg) {
+		*where = CACHED_OWN;
 		return cfg;
+	}
 #pragma unroll
 	for (i = 0; i < MAX_LEVELS; i++) {
 		__u32 k = i;
@@ -565,34 +577,40 @@ static __always_inline const struct copper_config *find_service(__u64 id, __u64 
 		id = bpf_get_current_ancestor_cgroup_id(*lv);
 		cfg = id ? bpf_map_lookup_elem(&services, &id) : NULL;
 		if (cfg) {
-			*key = id;
+			*where = CACHED_DEPTH(*lv);
 			return cfg;
 		}
 	}
 	return NULL;
 }
 
-/* The service of the current task (see find_service), cached per task. */
+/* The service of the current task (see find_service), cached per cgroup. */
 static __always_inline const struct copper_config *current_service(void)
 {
-	__u64 id = bpf_get_current_cgroup_id(), key = 0;
 	__u32 zero = 0, *genp = bpf_map_lookup_elem(&services_gen, &zero);
 	/* Read before the look-ups: an answer found while the agent changes the maps is stored under the older value. */
-	__u32 gen = genp ? *genp : 0;
-	struct task_service *ts = NULL;
+	__u64 gen = genp ? *genp : 0, answer, id;
+	struct cgroup_service *cs = NULL;
 	const struct copper_config *cfg;
+	__u32 where;
 
 	if (gen)
-		ts = bpf_task_storage_get(&task_services, bpf_get_current_task_btf(), 0,
+		cs = bpf_cgrp_storage_get(&cgroup_services, bpf_get_current_task_btf()->cgroups->dfl_cgrp, 0,
 					  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts && ts->gen == gen && ts->cgroup == id)
-		return ts->key ? bpf_map_lookup_elem(&services, &ts->key) : NULL;
-	cfg = find_service(id, &key);
-	if (ts) {
-		ts->cgroup = id;
-		ts->key = cfg ? key : 0;
-		ts->gen = gen;
+	if (cs) {
+		answer = READ_ONCE(cs->answer);
+		if (answer >> 32 == gen) {
+			where = (__u32)answer;
+			if (where == CACHED_NONE)
+				return NULL;
+			id = where == CACHED_OWN ? bpf_get_current_cgroup_id()
+						 : bpf_get_current_ancestor_cgroup_id(where - 2);
+			return bpf_map_lookup_elem(&services, &id);
+		}
 	}
+	cfg = find_service(bpf_get_current_cgroup_id(), &where);
+	if (cs)
+		WRITE_ONCE(cs->answer, gen << 32 | where);
 	return cfg;
 }
 

@@ -381,7 +381,7 @@ fn a_request_longer_than_the_copied_part_gets_the_context() {
     assert!(reports[1].contains("tx_h2_inserted=2"), "{reports:?}");
 }
 
-/// A task's service is cached per task: a thread that read sockets before
+/// A task's service is cached per cgroup: a thread that read sockets before
 /// its pod was followed must be followed once the pod is. b's thread for
 /// one kept client connection reads a request before b's pod is followed
 /// (it passes no context on), then b's waiter starts, then the same thread
