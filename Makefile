@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf eval fuzz clean
+.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf bench-ebpf-floor eval fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -16,6 +16,7 @@ help:
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
 	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain, and each program's cost per call (root)"
+	@echo "make bench-ebpf-floor  the same chains with programs that return at once: what the hooks cost by themselves (root)"
 	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
@@ -87,6 +88,22 @@ bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc
+# The add-on's object built with -DCOPPER_FLOOR=1: its sk_msg and socket
+# receive programs return at once (see ebpf/copper_ctx.bpf.c), so that a run
+# with it measures the hooks themselves: sockops and the sockhash entry of
+# each connection, the sockhash's send path, the receive hook's call. The
+# flags are build.rs's.
+FLOOR_OBJ := $(BUILD)/ebpf/copper_floor.bpf.o
+BPF_ARCH := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
+$(FLOOR_OBJ): ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h | apt-deps
+	mkdir -p $(BUILD)/ebpf
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(BUILD)/ebpf/vmlinux.h
+	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -DCOPPER_FLOOR=1 \
+		-I $(BUILD)/ebpf -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/copper_floor.unlinked.o
+	bpftool gen object $@ $(BUILD)/ebpf/copper_floor.unlinked.o
+bench-ebpf-floor: build deps $(FLOOR_OBJ)
+	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --floor --object $(FLOOR_OBJ)
+	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive --floor --object $(FLOOR_OBJ)
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md
 # and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to

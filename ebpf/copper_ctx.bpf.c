@@ -29,6 +29,16 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * Built with -DCOPPER_FLOOR=1 only for a benchmark (`make
+ * build/ebpf/copper_floor.bpf.o`, benches/ebpf_overhead.py --floor): the
+ * sk_msg and socket receive programs then return at once, which leaves what
+ * the hooks cost before the programs do anything.
+ */
+#ifndef COPPER_FLOOR
+#define COPPER_FLOOR 0
+#endif
+
 /* One load or store of the whole value, which the compiler may not split. */
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
@@ -1004,7 +1014,7 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	struct pt_regs *regs;
 	long id;
 
-	if (ret <= 0 || (flags & COPPER_MSG_PEEK) || !sk)
+	if (COPPER_FLOOR || ret <= 0 || (flags & COPPER_MSG_PEEK) || !sk)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
@@ -1523,7 +1533,7 @@ int copper_sk_msg(struct sk_msg_md *msg)
 	__u32 size = msg->size, n;
 	__u8 *d, *e;
 
-	if (!sk || size == 0)
+	if (COPPER_FLOOR || !sk || size == 0)
 		return SK_PASS;
 	st = bpf_sk_storage_get(&conns, sk, 0, 0);
 	if (st && st->tx_proto == P_DESYNC)
