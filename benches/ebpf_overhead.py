@@ -11,7 +11,10 @@ deployment that k8s/ emits) one `copperc agent --config` follows the three
 services: each service's folder is a pod with a `wait` cgroup, where
 `copperc await-agent` announces the pod, and an `app` cgroup, where the
 service runs. With `--mode per-service` each service has its own `copperc
-agent --service` (a is the entry point). Every window sends WARMUP unmeasured
+agent --service` (a is the entry point). Every window waits SETTLE seconds
+(both configurations: attaching and detaching the add-on set off kernel work
+that goes on for a while after the agent says it is attached, and that
+would otherwise be counted in the next window), then sends WARMUP unmeasured
 requests, then REQUESTS sequential requests from one client on loopback (a
 new connection each, as the services open one per hop) and records each
 request's latency at the client: end to end, through 3 hops. It checks every
@@ -27,7 +30,7 @@ Stops every process and removes every cgroup it made, also on failure, and
 stops by itself after --max-seconds.
 
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
-       [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 500] [--warmup 100]
+       [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 500] [--warmup 100] [--settle 1]
 """
 import argparse
 import json
@@ -66,6 +69,9 @@ parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=500)
 parser.add_argument("--warmup", type=int, default=100)
 parser.add_argument("--max-seconds", type=int, default=170)
+parser.add_argument("--settle", type=float, default=1.0,
+                    help="seconds to wait before each window's warm-up (both configurations), so that what attaching "
+                         "or detaching the add-on sets off in the kernel has ended")
 parser.add_argument("--keepalive", action="store_true",
                     help="every hop, the client's included, keeps one connection open and sends all requests on it "
                          "(reopened at the start of each window, so that the add-on sees it open); without it, "
@@ -408,6 +414,7 @@ class Bench:
         want = b'["/a/b"]' if with_agents and not args.floor else b"[]"
         if with_agents:
             self.start_agents()
+        time.sleep(args.settle)
         self.window(args.warmup, want)
         progs_before = copper_programs() if with_agents and args.bpf_stats else {}
         before = self.cpu_snapshot()
@@ -507,7 +514,7 @@ def main():
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
-          f"(+{args.warmup} warm-up each), client -> a -> b -> c over HTTP/1.1 on loopback, services: {args.services}"
+          f"(+{args.warmup} warm-up each, after {args.settle:g} s to settle), client -> a -> b -> c over HTTP/1.1 on loopback, services: {args.services}"
           f"{' (answers echo every header)' if args.services == 'native' and args.echo_headers else ''}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, "
           f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}"
