@@ -19,7 +19,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
 pub use super::error::AgentError;
 use super::error::{kernel_error, start_capture, take_log, take_log_mentions};
 pub use super::hooks::{HookChoice, SyscallHooks};
-use super::hooks::{SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, kernel_has_btf_name};
+use super::hooks::{SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, kernel_has_btf_name, missing_kernel_needs};
 
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
@@ -170,6 +170,18 @@ impl Agent {
             return Err(AgentError::NoBtf(
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
             ));
+        }
+        // The built-in object's needs, named before libbpf's less telling
+        // refusal; an object given with --object is libbpf's to judge.
+        if object.is_none() {
+            let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
+            if let Some(what) = missing_kernel_needs(&btf).first() {
+                return Err(AgentError::Kernel {
+                    step: "load the eBPF programs".into(),
+                    detail: format!("this kernel has no {what}"),
+                    log: Vec::new(),
+                });
+            }
         }
         start_capture(verbose);
 

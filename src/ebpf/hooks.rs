@@ -66,10 +66,69 @@ pub const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
 
 /// Whether the running kernel's BTF has a type (or other string) `name`.
 pub fn kernel_has_btf_name(name: &[u8]) -> bool {
-    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| {
-        btf.windows(name.len() + 2).any(|w| {
-            // A whole NUL-terminated string of the string table.
-            w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name
-        })
-    })
+    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf_has_name(&btf, name))
+}
+
+/// Whether `btf` holds `name` as a whole string of its string table.
+fn btf_has_name(btf: &[u8], name: &[u8]) -> bool {
+    btf.windows(name.len() + 2)
+        .any(|w| w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name)
+}
+
+/// What the built-in object needs of the kernel beyond BTF, each as a name
+/// in the kernel's BTF and what to tell a user whose kernel lacks it.
+pub const NEEDED_KERNEL_NAMES: [(&str, &str); 1] = [(
+    "BPF_MAP_TYPE_CGRP_STORAGE",
+    "cgroup storage (BPF_MAP_TYPE_CGRP_STORAGE, Linux 6.2 and later), where the add-on caches each cgroup's service",
+)];
+
+/// The needs of NEEDED_KERNEL_NAMES that `btf` (a kernel's BTF) lacks.
+pub fn missing_kernel_needs(btf: &[u8]) -> Vec<&'static str> {
+    NEEDED_KERNEL_NAMES
+        .iter()
+        .filter(|(name, _)| !btf_has_name(btf, name.as_bytes()))
+        .map(|(_, what)| *what)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A string table as BTF holds it: NUL-separated, NUL first.
+    fn strings(names: &[&str]) -> Vec<u8> {
+        let mut out = vec![0u8];
+        for n in names {
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn a_kernel_without_cgroup_storage_is_named_as_such() {
+        let old = strings(&["BPF_MAP_TYPE_TASK_STORAGE", "BPF_MAP_TYPE_CGRP_STORAGE_X"]);
+        let missing = missing_kernel_needs(&old);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(missing[0].contains("Linux 6.2"), "{missing:?}");
+        let new = strings(&["BPF_MAP_TYPE_TASK_STORAGE", "BPF_MAP_TYPE_CGRP_STORAGE"]);
+        assert!(missing_kernel_needs(&new).is_empty());
+    }
+
+    #[test]
+    fn only_whole_strings_count() {
+        let btf = strings(&["XBPF_MAP_TYPE_CGRP_STORAGE"]);
+        assert!(!btf_has_name(&btf, b"BPF_MAP_TYPE_CGRP_STORAGE"));
+    }
+
+    /// The need named above is the built-in object's: it has the map.
+    #[test]
+    fn the_object_has_the_cgroup_storage_map() {
+        let object = crate::ebpf::OBJECT;
+        assert!(
+            object
+                .windows(b"cgroup_services".len())
+                .any(|w| w == b"cgroup_services")
+        );
+    }
 }
