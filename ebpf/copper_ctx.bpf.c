@@ -956,13 +956,26 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		} else {
 			if (!method_len(s, n))
 				return 0;
-			if (n > first &&
-			    bpf_probe_read_user(&s->buf[first], masked(n - first, SCAN - 1), (void *)(p.buf + first)))
-				return 0;
-			nl = find_byte(s, 0, n, '\n');
+			/*
+			 * An entry point ignores the context of a request from
+			 * outside, so the request line is all it reads: no search of
+			 * the head for a header that a client seldom sends (a
+			 * browser's head is often longer than a kilobyte).
+			 */
+			nl = cfg->entrypoint ? find_byte(s, 0, first, '\n') : ~0U;
+			if (nl == ~0U) {
+				if (n > first && bpf_probe_read_user(&s->buf[first], masked(n - first, SCAN - 1),
+								     (void *)(p.buf + first)))
+					return 0;
+				nl = find_byte(s, 0, n, '\n');
+			}
 			if (nl == ~0U || !is_request_line(s, n, nl))
 				return 0;
-			rx_h1(s, n, nl, &req);
+			if (cfg->entrypoint) {
+				req.seen = 1;
+				count(ST_RX_H1_REQUEST);
+			} else
+				rx_h1(s, n, nl, &req);
 		}
 	}
 	if (st)

@@ -344,18 +344,24 @@ fn h2_get_python(port: u16) -> String {
 fn http1_context_reaches_c_and_forged_header_is_ignored() {
     let mut chain = Chain::start("h1", ["h1", "h1", "h1"]);
     let (a, b) = (chain.ports[0], chain.ports[1]);
+    // A browser's head: longer than the 128 bytes the add-on first copies.
+    let long_head = format!("cookie: {}\r\nx-copper-context: /evil\r\n", "c".repeat(1500));
     let got = [
         // The client forges a context; the entry point a ignores it.
         h1_get(a, "x-copper-context: /evil\r\n"),
         h1_get(a, ""),
+        h1_get(a, &long_head),
         // b is not an entry point: a request without a context carries none on.
         h1_get(b, ""),
     ];
     let reports = chain.stop();
-    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
-    assert!(reports[0].contains("tx_h1_inserted=2"), "{reports:?}");
+    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
     assert!(
-        reports[1].contains("tx_h1_inserted=2") && reports[1].contains("tx_no_context=1"),
+        reports[0].contains("rx_h1_requests=3 ") && reports[0].contains("tx_h1_inserted=3"),
+        "{reports:?}"
+    );
+    assert!(
+        reports[1].contains("tx_h1_inserted=3") && reports[1].contains("tx_no_context=1"),
         "{reports:?}"
     );
 }
