@@ -346,6 +346,9 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     let (a, b) = (chain.ports[0], chain.ports[1]);
     // A browser's head: longer than the 128 bytes the add-on first copies.
     let long_head = format!("cookie: {}\r\nx-copper-context: /evil\r\n", "c".repeat(1500));
+    let deep_lines: String = (0..16)
+        .map(|i| format!("x-h{i}: {}\r\n", "v".repeat(3 * i + 1)))
+        .collect();
     let got = [
         // The client forges a context; the entry point a ignores it.
         h1_get(a, "x-copper-context: /evil\r\n"),
@@ -353,15 +356,22 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
         h1_get(a, &long_head),
         // b is not an entry point: a request without a context carries none on.
         h1_get(b, ""),
+        // A context further down, after lines of every length modulo 8
+        // (the search passes 8 bytes without a line feed in one step).
+        h1_get(b, &format!("{deep_lines}x-copper-context: /a\r\n")),
     ];
     let reports = chain.stop();
-    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
+    assert_eq!(
+        got,
+        [r#"["/a/b"]"#, r#"["/a/b"]"#, r#"["/a/b"]"#, "[]", r#"["/a/b"]"#],
+        "{reports:#?}"
+    );
     assert!(
         reports[0].contains("rx_h1_requests=3 ") && reports[0].contains("tx_h1_inserted=3"),
         "{reports:?}"
     );
     assert!(
-        reports[1].contains("tx_h1_inserted=3") && reports[1].contains("tx_no_context=1"),
+        reports[1].contains("tx_h1_inserted=4") && reports[1].contains("tx_no_context=1"),
         "{reports:?}"
     );
 }
