@@ -88,6 +88,7 @@ bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc
+	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc --entrypoint
 # The add-on's object built with -DCOPPER_FLOOR=1: its sk_msg and socket
 # receive programs return at once (see ebpf/copper_ctx.bpf.c), so that a run
 # with it measures the hooks themselves: sockops and the sockhash entry of

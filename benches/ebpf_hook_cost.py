@@ -22,6 +22,10 @@ loopback TCP:
   add-on inserts it);
 - request read, context fifth: the context line comes after four others (as
   a proxy in between may forward it);
+- request read, no context, 1,000-byte head: a head like a browser's (user
+  agent, cookies) without a context line, as from a caller the add-on does
+  not follow (searched to its end) or, with `--entrypoint`, from outside
+  (only its request line is read);
 - request sent, kept connection: it sends a request on one kept TCP
   connection, so the add-on inserts its value (sk_msg);
 - request sent, new connection: a new TCP connection per request (sockops
@@ -41,8 +45,11 @@ read" loop also sends the request on that connection, through sk_msg.
 Needs root, cgroup v2, BTF and `cargo build --release`. Stops the agent and
 removes its cgroup, also on failure.
 
+With `--entrypoint` the agent follows the folder as an entry point, which
+ignores a context from outside: the request reads then measure that path.
+
 Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
-       [--wall-rounds 2]
+       [--wall-rounds 2] [--entrypoint]
 """
 import argparse
 import os
@@ -66,6 +73,8 @@ parser.add_argument("-n", type=int, default=100000, help="operations per case (a
 parser.add_argument("--wall-rounds", type=int, default=2,
                     help="rounds of the loops without and with the agent (statistics off), timed at the process "
                          "that runs them: what the add-on adds to each operation, the kernel's paths included")
+parser.add_argument("--entrypoint", action="store_true",
+                    help="the agent follows the folder as an entry point (`copperc agent --entrypoint`)")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
@@ -76,6 +85,8 @@ CTX_FIRST = b"GET /items HTTP/1.1\r\nx-copper-context: /a/b\r\nHost: c\r\nUser-A
 CTX_FIFTH = (b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\nAccept: */*\r\n"
              b"x-request-id: 42\r\nx-copper-context: /a/b\r\n\r\n")
 REQUEST = b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\n\r\n"
+BROWSER = (b"GET /items HTTP/1.1\r\nHost: shop\r\nUser-Agent: " + b"m" * 120 + b"\r\nAccept: */*\r\n"
+           b"Accept-Language: en\r\ncookie: " + b"c" * 760 + b"\r\nx-request-id: 42\r\n\r\n")
 # h2c: the client preface and an empty SETTINGS frame open a connection.
 H2_OPEN = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 # A GET's header block: :method GET, :scheme http, :path / (indexed), :authority c (literal).
@@ -95,6 +106,7 @@ CASES = [
     ("request read, context first", "read-first", ["copper_sock_recv"]),
     ("request read, context fifth", "read-fifth", ["copper_sock_recv"]),
     ("h2c request read (HEADERS frame, context last)", "read-h2", ["copper_sock_recv"]),
+    ("request read, no context, 1,000-byte head", "read-browser", ["copper_sock_recv"]),
     ("request sent, kept connection", "send-kept", ["copper_sk_msg"]),
     ("request sent, new connection", "send-new", ["copper_sk_msg", "copper_sockops"]),
     ("h2c request sent, kept connection (HEADERS frame)", "send-h2", ["copper_sk_msg"]),
@@ -131,7 +143,8 @@ def loop_case(case, n, port, join):
         # The thread's value (/a/bench) comes from a request it read.
         a.sendall(CTX_FIRST)
         b.recv(65536)
-    payload = {"read-outside": RESPONSE, "read-first": CTX_FIRST, "read-fifth": CTX_FIFTH}.get(case)
+    payload = {"read-outside": RESPONSE, "read-first": CTX_FIRST, "read-fifth": CTX_FIFTH,
+               "read-browser": BROWSER}.get(case)
     if case == "read-response":
         out, peer = tcp_pair()
     elif case in ("send-kept", "send-h2"):
@@ -223,9 +236,10 @@ def check_counters(lines):
     counters = dict(kv.split("=", 1) for kv in last.split("detached; ", 1)[-1].split() if "=" in kv)
     n, new = args.n, args.n // 10
     want = {
-        "rx_h1_requests": 2 * n + 2,  # read-first, read-fifth, and the value read before each sending case
+        "rx_h1_requests": 3 * n + 2,  # read-first, -fifth, -browser, and the value read before each sending case
         "rx_h2_requests": n,
-        "rx_with_context": 3 * n + 3,
+        # An entry point counts no context of a request from outside, but h2c's.
+        "rx_with_context": n if args.entrypoint else 3 * n + 3,
         "tx_h1_inserted": n + new,
         "tx_h2_inserted": n,
     }
@@ -237,6 +251,8 @@ def check_counters(lines):
 def start_agent(folder):
     """One agent on the folder; returns it and the queue of its stderr lines."""
     cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
+    if args.entrypoint:
+        cmd.append("--entrypoint")
     if args.object:
         cmd += ["--object", args.object]
     agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
