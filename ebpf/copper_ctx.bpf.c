@@ -144,6 +144,14 @@ struct {
 } cgroup_services SEC(".maps");
 
 /*
+ * 0 on a kernel without cgroup storage (before Linux 6.2): the agent then
+ * sets this before loading and does not create `cgroup_services`, and the
+ * verifier drops the code that uses it, so nothing is cached. In a section
+ * of its own, so that it is the first and only value there.
+ */
+const volatile __u32 cgroup_cache SEC(".rodata.cache") = 1;
+
+/*
  * Connections opened by the service, keyed by socket cookie; sk_msg is
  * attached to this map.
  */
@@ -613,7 +621,7 @@ static __always_inline const struct copper_config *current_service(void)
 	const struct copper_config *cfg;
 	__u32 where;
 
-	if (gen)
+	if (gen && cgroup_cache)
 		cs = bpf_cgrp_storage_get(&cgroup_services, bpf_get_current_task_btf()->cgroups->dfl_cgrp, 0,
 					  BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (cs) {

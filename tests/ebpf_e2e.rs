@@ -96,18 +96,20 @@ impl Chain {
     /// cgroup before it opens a socket), in `modes` (chain_service.py's first
     /// argument) for a, b and c.
     fn start(tag: &str, modes: [&str; 3]) -> Chain {
-        Chain::start_named(tag, modes, ["a", "b", "c"], None, "auto")
+        Chain::start_named(tag, modes, ["a", "b", "c"], None, "auto", &[])
     }
 
     /// The same with other service names (the cgroup folders stay a, b, c),
-    /// and optionally with an Envoy sidecar in front of one service (b or c)
-    /// that routes on a context regex (see `start_envoy`).
+    /// optionally with an Envoy sidecar in front of one service (b or c)
+    /// that routes on a context regex (see `start_envoy`), and with
+    /// `agent_env` set for the agents.
     fn start_named(
         tag: &str,
         modes: [&str; 3],
         names: [&str; 3],
         envoy: Option<(&str, &str)>,
         syscall_hooks: &str,
+        agent_env: &[(&str, &str)],
     ) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
@@ -131,7 +133,8 @@ impl Chain {
                 service,
                 "--cgroup",
             ])
-            .arg(&dir);
+            .arg(&dir)
+            .envs(agent_env.iter().copied());
             if name == "a" {
                 cmd.arg("--entrypoint");
             }
@@ -514,7 +517,7 @@ fn every_set_of_receive_hooks_carries_the_context() {
         ("tracepoints", "syscall tracepoints"),
         ("tp-btf", "tp_btf sys_enter/sys_exit"),
     ] {
-        let mut chain = Chain::start_named(&format!("hooks-{hooks}"), ["h1"; 3], ["a", "b", "c"], None, hooks);
+        let mut chain = Chain::start_named(&format!("hooks-{hooks}"), ["h1"; 3], ["a", "b", "c"], None, hooks, &[]);
         let (a, b) = (chain.ports[0], chain.ports[1]);
         let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(b, "")];
         let first_lines: Vec<String> = chain.first_lines.clone();
@@ -525,12 +528,40 @@ fn every_set_of_receive_hooks_carries_the_context() {
             "{hooks}: the agents did not attach {said}: {first_lines:#?}"
         );
 
-        let mut chain = Chain::start_named(&format!("hooks-h2-{hooks}"), ["h2"; 3], ["a", "b", "c"], None, hooks);
+        let mut chain = Chain::start_named(
+            &format!("hooks-h2-{hooks}"),
+            ["h2"; 3],
+            ["a", "b", "c"],
+            None,
+            hooks,
+            &[],
+        );
         let (a, b) = (chain.ports[0], chain.ports[1]);
         let got = [h2_get_nghttp(a, &["x-copper-context: /evil"]), h2_get_python(b)];
         let reports = chain.stop();
         assert_eq!(got, [r#"["/a/b"]"#, "[]"], "h2c, {hooks}: {reports:#?}");
     }
+}
+
+/// On a kernel without cgroup storage (before Linux 6.2, where the socket
+/// receive hook is missing too) the agent loads the object without its
+/// per-cgroup cache of services, and with the syscall tracepoints: forced
+/// here by the agent's COPPERC_AGENT_NO_CGROUP_STORAGE.
+#[test]
+fn without_cgroup_storage_the_context_still_flows() {
+    let env = [("COPPERC_AGENT_NO_CGROUP_STORAGE", "1")];
+    let mut chain = Chain::start_named("nocgs", ["h1"; 3], ["a", "b", "c"], None, "tracepoints", &env);
+    let (a, b) = (chain.ports[0], chain.ports[1]);
+    let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(a, ""), h1_get(b, "")];
+    let first_lines = chain.first_lines.clone();
+    let reports = chain.stop();
+    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
+    assert!(
+        first_lines
+            .iter()
+            .all(|l| l.contains("no cache of each cgroup's service")),
+        "the agents did not load without the cache: {first_lines:#?}"
+    );
 }
 
 #[test]
@@ -616,7 +647,7 @@ fn long_contexts_use_two_byte_lengths() {
     let b = format!("b{}", "y".repeat(62));
     let want = format!(r#"["/{a}/{b}"]"#);
     for mode in ["h1", "h2"] {
-        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], None, "auto");
+        let mut chain = Chain::start_named(&format!("long-{mode}"), [mode; 3], [&a, &b, "c"], None, "auto", &[]);
         let port = chain.ports[0];
         let got = if mode == "h1" {
             h1_get(port, "")
@@ -634,7 +665,7 @@ fn envoy_sidecar_matches_the_context_header() {
     // the header a's add-on inserted (a regex match, as the Envoy emitter
     // does), and b's add-on still reads the context from the request Envoy
     // re-wrote, so c sees /a/b.
-    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], Some(("b", "/a")), "auto");
+    let mut chain = Chain::start_named("envoy", ["h1"; 3], ["a", "b", "c"], Some(("b", "/a")), "auto", &[]);
     let a = chain.ports[0];
     assert_eq!(h1_get(a, "x-copper-context: /evil\r\n"), r#"["/a/b"]"#);
     let reports = chain.stop();
@@ -644,7 +675,7 @@ fn envoy_sidecar_matches_the_context_header() {
 #[test]
 fn envoy_sidecar_refuses_a_request_without_context() {
     // b called without a context sends none on: Envoy in front of c answers 403.
-    let mut chain = Chain::start_named("envoy403", ["h1"; 3], ["a", "b", "c"], Some(("c", "/a/b")), "auto");
+    let mut chain = Chain::start_named("envoy403", ["h1"; 3], ["a", "b", "c"], Some(("c", "/a/b")), "auto", &[]);
     assert_eq!(h1_get(chain.ports[1], ""), "no match");
     assert_eq!(h1_get(chain.ports[0], ""), r#"["/a/b"]"#);
     chain.stop();

@@ -28,7 +28,15 @@ pub const EXIT_KERNEL: u8 = 3;
 
 /// What the agent attached, for its first line.
 fn hooks(agent: &Agent) -> String {
-    format!("sockops, sk_msg, {}", agent.syscall_hooks())
+    format!(
+        "sockops, sk_msg, {}{}",
+        agent.syscall_hooks(),
+        if agent.service_cache() {
+            ""
+        } else {
+            "; no cache of each cgroup's service: the kernel has no cgroup storage (Linux 6.2)"
+        }
+    )
 }
 
 fn stop_flag(signals: &[i32]) -> Result<Arc<AtomicBool>, u8> {

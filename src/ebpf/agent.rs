@@ -19,7 +19,9 @@ use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
 pub use super::error::AgentError;
 use super::error::{kernel_error, start_capture, take_log, take_log_mentions};
 pub use super::hooks::{HookChoice, SyscallHooks};
-use super::hooks::{SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, kernel_has_btf_name, missing_kernel_needs};
+use super::hooks::{
+    NO_CGROUP_STORAGE_ENV, SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, has_cgroup_storage, kernel_has_btf_name,
+};
 
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
@@ -53,8 +55,12 @@ pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(20
 pub const THREADS_ONE_SERVICE: u32 = 4096;
 
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
-/// loads it.
-fn open_and_load(bytes: &[u8], pins: Option<&PinDir>, threads: Option<u32>) -> Result<Object, libbpf_rs::Error> {
+/// loads it; says whether it caches each cgroup's service.
+fn open_and_load(
+    bytes: &[u8],
+    pins: Option<&PinDir>,
+    threads: Option<u32>,
+) -> Result<(Object, bool), libbpf_rs::Error> {
     let mut open = ObjectBuilder::default().open_memory(bytes)?;
     if let Some(n) = threads {
         for mut map in open.maps_mut() {
@@ -73,17 +79,35 @@ fn open_and_load(bytes: &[u8], pins: Option<&PinDir>, threads: Option<u32>) -> R
             }
         }
     }
+    // Without cgroup storage (before Linux 6.2) the object caches nothing:
+    // its switch goes off and the cache's map is not created, which the
+    // verifier then finds used only in code it drops.
+    let cache = std::env::var_os(NO_CGROUP_STORAGE_ENV).is_none()
+        && std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| has_cgroup_storage(&btf));
+    if !cache {
+        for mut map in open.maps_mut() {
+            match map.name().to_str() {
+                Some("cgroup_services") => map.set_autocreate(false)?,
+                Some(".rodata.cache") => {
+                    if let Some(value) = map.initial_value_mut() {
+                        value.fill(0);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     if let Some(p) = pins {
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
-            // Per-CPU working memory and read-only constants: nothing to
-            // hand on.
-            if name != "scratch" && !name.starts_with('.') {
+            // Per-CPU working memory, read-only constants and a map not
+            // created: nothing to hand on.
+            if name != "scratch" && !name.starts_with('.') && map.autocreate() {
                 map.set_pin_path(p.map(&name))?;
             }
         }
     }
-    open.load()
+    open.load().map(|o| (o, cache))
 }
 
 /// A cgroup whose tasks the loaded object follows as one service.
@@ -106,6 +130,8 @@ pub struct Agent {
     links: Vec<Link>,
     object: Object,
     syscall_hooks: SyscallHooks,
+    /// See `service_cache`.
+    service_cache: bool,
     pins: Option<PinDir>,
     /// What loading found of an earlier agent's pins, for the first line.
     pub takeover: Option<String>,
@@ -171,25 +197,13 @@ impl Agent {
                 "/sys/kernel/btf/vmlinux is missing: the kernel was built without BTF (CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE and tp_btf)".into(),
             ));
         }
-        // The built-in object's needs, named before libbpf's less telling
-        // refusal; an object given with --object is libbpf's to judge.
-        if object.is_none() {
-            let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
-            if let Some(what) = missing_kernel_needs(&btf).first() {
-                return Err(AgentError::Kernel {
-                    step: "load the eBPF programs".into(),
-                    detail: format!("this kernel has no {what}"),
-                    log: Vec::new(),
-                });
-            }
-        }
         start_capture(verbose);
 
         let bytes = object.unwrap_or(OBJECT);
         let pins = pins.map(PinDir::prepare).transpose()?;
         let had_pins = pins.as_ref().is_some_and(|p| p.map("socks").exists());
         let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
-        let object = match open_and_load(bytes, pins.as_ref(), threads) {
+        let (object, service_cache) = match open_and_load(bytes, pins.as_ref(), threads) {
             Ok(o) => o,
             Err(e) if had_pins && (e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")) => {
                 // Pins of an object with other maps (another version):
@@ -208,6 +222,7 @@ impl Agent {
             links: Vec::new(),
             object,
             syscall_hooks: SyscallHooks::TpBtf { why: String::new() },
+            service_cache,
             pins,
             takeover,
             epoch: 0,
@@ -391,6 +406,12 @@ impl Agent {
     }
 
     /// Which syscall hooks are attached, and why.
+    /// Whether the object caches each cgroup's service (not on a kernel
+    /// without cgroup storage).
+    pub fn service_cache(&self) -> bool {
+        self.service_cache
+    }
+
     pub fn syscall_hooks(&self) -> &SyscallHooks {
         &self.syscall_hooks
     }

@@ -75,21 +75,15 @@ fn btf_has_name(btf: &[u8], name: &[u8]) -> bool {
         .any(|w| w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name)
 }
 
-/// What the built-in object needs of the kernel beyond BTF, each as a name
-/// in the kernel's BTF and what to tell a user whose kernel lacks it.
-pub const NEEDED_KERNEL_NAMES: [(&str, &str); 1] = [(
-    "BPF_MAP_TYPE_CGRP_STORAGE",
-    "cgroup storage (BPF_MAP_TYPE_CGRP_STORAGE, Linux 6.2 and later), where the add-on caches each cgroup's service",
-)];
-
-/// The needs of NEEDED_KERNEL_NAMES that `btf` (a kernel's BTF) lacks.
-pub fn missing_kernel_needs(btf: &[u8]) -> Vec<&'static str> {
-    NEEDED_KERNEL_NAMES
-        .iter()
-        .filter(|(name, _)| !btf_has_name(btf, name.as_bytes()))
-        .map(|(_, what)| *what)
-        .collect()
+/// Whether `btf` (a kernel's BTF) has cgroup storage (Linux 6.2 and
+/// later), where the object caches each cgroup's service.
+pub fn has_cgroup_storage(btf: &[u8]) -> bool {
+    btf_has_name(btf, b"BPF_MAP_TYPE_CGRP_STORAGE")
 }
+
+/// Set in the agent's environment, the agent loads the object as on a
+/// kernel without cgroup storage, so that the tests can run that path here.
+pub const NO_CGROUP_STORAGE_ENV: &str = "COPPERC_AGENT_NO_CGROUP_STORAGE";
 
 #[cfg(test)]
 mod tests {
@@ -106,13 +100,11 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_without_cgroup_storage_is_named_as_such() {
+    fn cgroup_storage_is_found_by_its_map_type_name() {
         let old = strings(&["BPF_MAP_TYPE_TASK_STORAGE", "BPF_MAP_TYPE_CGRP_STORAGE_X"]);
-        let missing = missing_kernel_needs(&old);
-        assert_eq!(missing.len(), 1, "{missing:?}");
-        assert!(missing[0].contains("Linux 6.2"), "{missing:?}");
+        assert!(!has_cgroup_storage(&old));
         let new = strings(&["BPF_MAP_TYPE_TASK_STORAGE", "BPF_MAP_TYPE_CGRP_STORAGE"]);
-        assert!(missing_kernel_needs(&new).is_empty());
+        assert!(has_cgroup_storage(&new));
     }
 
     #[test]
