@@ -80,6 +80,8 @@ parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
 args = parser.parse_args()
 
+# Seconds between attaching or detaching the agent and the timed loops.
+SETTLE = 1.0
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
 CTX_FIRST = b"GET /items HTTP/1.1\r\nx-copper-context: /a/b\r\nHost: c\r\nUser-Agent: bench\r\n\r\n"
 CTX_FIFTH = (b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\nAccept: */*\r\n"
@@ -314,6 +316,7 @@ def main():
     try:
         sink = Sink()
         agent, lines = start_agent(folder)
+        time.sleep(SETTLE)
         run_cases(folder, sink.port, program_rows)
         stop_agent(agent)
         check_counters(lines)
@@ -323,6 +326,9 @@ def main():
         for r in range(args.wall_rounds):
             for with_agent in ((False, True) if r % 2 == 0 else (True, False)):
                 agent = start_agent(folder)[0] if with_agent else None
+                # As in ebpf_overhead.py: what attaching or detaching sets
+                # off in the kernel ends before the loops are timed.
+                time.sleep(SETTLE)
                 walls[with_agent].append(run_cases(folder, sink.port))
                 stop_agent(agent)
                 agent = None
