@@ -131,6 +131,7 @@ struct {
 #define CACHED_NONE 0	      /* no service */
 #define CACHED_OWN 1	      /* the cgroup itself is registered */
 #define CACHED_DEPTH(d) ((d) + 2) /* its ancestor at depth d is */
+#define CACHED_DEPTH_OF(w) ((w) - 2)
 
 struct cgroup_service {
 	__u64 answer;
@@ -583,7 +584,7 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 
 /* ---- receive side ---- */
 
-/* The entry in `services` of cgroup `id`, or of its nearest registered ancestor (its key in *key); NULL if none. */
+/* The entry in `services` of cgroup `id`, or of its nearest registered ancestor (where it is in *where: CACHED_*); NULL if none. */
 static __always_inline const struct copper_config *find_service(__u64 id, __u32 *where)
 {
 	const struct copper_config *cfg = bpf_map_lookup_elem(&services, &id);
@@ -631,7 +632,7 @@ static __always_inline const struct copper_config *current_service(void)
 			if (where == CACHED_NONE)
 				return NULL;
 			id = where == CACHED_OWN ? bpf_get_current_cgroup_id()
-						 : bpf_get_current_ancestor_cgroup_id(where - 2);
+						 : bpf_get_current_ancestor_cgroup_id(CACHED_DEPTH_OF(where));
 			return bpf_map_lookup_elem(&services, &id);
 		}
 	}
@@ -689,9 +690,8 @@ static __always_inline int hdr_name_at(struct scratch *s, __u32 i, __u32 end)
 	return B(s, i + HDR_LEN) == ':';
 }
 
-/* One byte per step from `line`: a header line that starts after it. */
 /*
- * One step of the search for the context line: from h->line, eight bytes
+ * One step of the search for the context line: from s->hdr_at, eight bytes
  * that hold no line feed at once (a word test), else on to the first line
  * feed in them, and at a line feed, the line after it. A head without the
  * header (a request from a caller the add-on does not follow) is thus

@@ -20,7 +20,7 @@ pub use super::error::AgentError;
 use super::error::{kernel_error, start_capture, take_log, take_log_mentions};
 pub use super::hooks::{HookChoice, SyscallHooks};
 use super::hooks::{
-    NO_CGROUP_STORAGE_ENV, SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, has_cgroup_storage, kernel_has_btf_name,
+    NO_CGROUP_STORAGE_ENV, SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, btf_has_name, has_cgroup_storage, kernel_btf,
 };
 
 use super::cgroup::cgroup_level;
@@ -69,10 +69,11 @@ fn open_and_load(
             }
         }
     }
+    let btf = kernel_btf();
     // A tp_btf program needs its tracepoint in the kernel's BTF to load at
     // all; without it (before Linux 6.4) the object loads without the
     // socket hook, and the agent falls back to the syscall hooks.
-    if !kernel_has_btf_name(b"btf_trace_sock_recv_length") {
+    if !btf_has_name(&btf, b"btf_trace_sock_recv_length") {
         for mut prog in open.progs_mut() {
             if SOCKET_PROGS.iter().any(|n| prog.name() == *n) {
                 prog.set_autoload(false);
@@ -82,8 +83,7 @@ fn open_and_load(
     // Without cgroup storage (before Linux 6.2) the object caches nothing:
     // its switch goes off and the cache's map is not created, which the
     // verifier then finds used only in code it drops.
-    let cache = std::env::var_os(NO_CGROUP_STORAGE_ENV).is_none()
-        && std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| has_cgroup_storage(&btf));
+    let cache = std::env::var_os(NO_CGROUP_STORAGE_ENV).is_none() && has_cgroup_storage(&btf);
     if !cache {
         for mut map in open.maps_mut() {
             match map.name().to_str() {
@@ -405,13 +405,13 @@ impl Agent {
         Ok(links)
     }
 
-    /// Which syscall hooks are attached, and why.
     /// Whether the object caches each cgroup's service (not on a kernel
     /// without cgroup storage).
     pub fn service_cache(&self) -> bool {
         self.service_cache
     }
 
+    /// Which syscall hooks are attached, and why.
     pub fn syscall_hooks(&self) -> &SyscallHooks {
         &self.syscall_hooks
     }

@@ -64,13 +64,15 @@ pub const SOCKET_PROGS: [&str; 1] = ["copper_sock_recv"];
 /// Their fallback without tracefs.
 pub const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];
 
-/// Whether the running kernel's BTF has a type (or other string) `name`.
-pub fn kernel_has_btf_name(name: &[u8]) -> bool {
-    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf_has_name(&btf, name))
+/// The running kernel's BTF (empty when it has none): read once per load,
+/// then asked for names with `btf_has_name`.
+pub fn kernel_btf() -> Vec<u8> {
+    std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default()
 }
 
-/// Whether `btf` holds `name` as a whole string of its string table.
-fn btf_has_name(btf: &[u8], name: &[u8]) -> bool {
+/// Whether `btf` holds `name` (a type or other string) as a whole string of
+/// its string table.
+pub fn btf_has_name(btf: &[u8], name: &[u8]) -> bool {
     btf.windows(name.len() + 2)
         .any(|w| w[0] == 0 && w[w.len() - 1] == 0 && &w[1..w.len() - 1] == name)
 }
@@ -113,7 +115,8 @@ mod tests {
         assert!(!btf_has_name(&btf, b"BPF_MAP_TYPE_CGRP_STORAGE"));
     }
 
-    /// The need named above is the built-in object's: it has the map.
+    /// The map the agent leaves uncreated without cgroup storage is the
+    /// built-in object's.
     #[test]
     fn the_object_has_the_cgroup_storage_map() {
         let object = crate::ebpf::OBJECT;
