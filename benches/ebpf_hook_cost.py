@@ -75,6 +75,9 @@ parser.add_argument("--wall-rounds", type=int, default=2,
                          "that runs them: what the add-on adds to each operation, the kernel's paths included")
 parser.add_argument("--entrypoint", action="store_true",
                     help="the agent follows the folder as an entry point (`copperc agent --entrypoint`)")
+parser.add_argument("--cases", help="run only these cases, by the names of CASES' second column, comma-separated "
+                    "(read-outside, read-response, read-first, read-fifth, read-h2, read-browser, send-kept, "
+                    "send-new, send-h2): to measure one change to one path quickly")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
@@ -237,13 +240,17 @@ def check_counters(lines):
     last = next((l for l in reversed(said) if " detached; " in l), "")
     counters = dict(kv.split("=", 1) for kv in last.split("detached; ", 1)[-1].split() if "=" in kv)
     n, new = args.n, args.n // 10
+    ran = {c for _, c, _ in selected_cases()}
+    runs = lambda *cases: sum(1 for c in cases if c in ran)  # noqa: E731
+    sends = runs("send-kept", "send-new", "send-h2")  # each reads a value first, with its context
     want = {
-        "rx_h1_requests": 3 * n + 2,  # read-first, -fifth, -browser, and the value read before each sending case
-        "rx_h2_requests": n,
+        "rx_h1_requests": runs("read-first", "read-fifth", "read-browser") * n + sends,
+        "rx_h2_requests": runs("read-h2") * n,
         # An entry point counts no context of a request from outside, but h2c's.
-        "rx_with_context": n if args.entrypoint else 3 * n + 3,
-        "tx_h1_inserted": n + new,
-        "tx_h2_inserted": n,
+        "rx_with_context": runs("read-h2") * n if args.entrypoint
+        else runs("read-first", "read-fifth", "read-h2") * n + sends,
+        "tx_h1_inserted": runs("send-kept") * n + runs("send-new") * new,
+        "tx_h2_inserted": runs("send-h2") * n,
     }
     short = {k: (counters.get(k), v) for k, v in want.items() if int(counters.get(k, -1)) < v}
     if short:
@@ -273,11 +280,21 @@ def stop_agent(agent):
         agent.wait(timeout=30)
 
 
+def selected_cases():
+    if not args.cases:
+        return CASES
+    wanted = args.cases.split(",")
+    unknown = set(wanted) - {c for _, c, _ in CASES}
+    if unknown:
+        sys.exit(f"error: no such case: {', '.join(sorted(unknown))}")
+    return [row for row in CASES if row[1] in wanted]
+
+
 def run_cases(folder, port, on_case=None):
     """Runs every case once; returns {case: loop ns per operation}. With on_case, reads the programs'
     statistics around each run and calls on_case(case, n, before, after)."""
     wall = {}
-    for _, case, _ in CASES:
+    for _, case, _ in selected_cases():
         n = args.n // 10 if case == "send-new" else args.n
         join = [] if case == "read-outside" else ["--join", folder]
         before = programs() if on_case else None
@@ -352,7 +369,7 @@ def main():
               f"rounds of each, alternating): what the add-on adds, the kernel's paths included:\n")
         print("| case | ns per operation without agent | with agent | added |")
         print("|---|---|---|---|")
-        for label, case, _ in CASES:
+        for label, case, _ in selected_cases():
             if case == "send-new":
                 continue  # the sink's thread per connection, not the add-on, sets that loop's pace
             off = statistics.median(w[case] for w in walls[False])

@@ -182,14 +182,18 @@ struct h2_rx {
  *   reads there are responses (`responses`), which the socket receive hook
  *   passes at once; for h2c, where the next sent frame starts. A connection
  *   per call gets none, which saves an allocation per call.
- * - an h2c server connection seen by the socket receive hook (`rx`).
+ * - a server connection that the socket receive hook read a request from:
+ *   the thread that read it (`reader`), so that sockops can tell that
+ *   thread when the connection ends (see copper_sockops); for h2c, its
+ *   frame state (`rx`).
  */
 struct conn_state {
 	struct h2_rx rx;
 	__u32 tx_proto;  /* P_OPEN, P_H2, P_DESYNC */
 	__u32 tx_skip;   /* h2c: bytes of the last sent frame still to come */
 	__u32 responses; /* the service opened it: it reads responses here */
-	__u32 pad;
+	__u32 h2_server; /* an h2c server connection: `rx` holds its frame state */
+	__u64 reader;    /* pid_tgid of the thread that last read a request here; 0: none */
 };
 
 struct {
@@ -428,14 +432,30 @@ struct find_ctx {
 	__u8 ch;
 };
 
+/* Some byte of `w` is zero: exact as to whether one is, not as to which. */
+#define HAS_ZERO_BYTE(w) ((((w) - 0x0101010101010101ULL) & ~(w) & 0x8080808080808080ULL) != 0)
+
+/*
+ * Eight bytes without `ch` are passed with one word test (a request line is
+ * some tens of bytes), the eight that hold it one by one.
+ */
 static long find_byte_cb(__u64 i, void *c)
 {
 	struct find_ctx *f = c;
 	struct scratch *s = f->s;
 	__u32 at = f->start + (__u32)i * STEP, k;
+	__u64 w;
 
-	if (!s)
+	if (!s || at >= f->end || at >= SCAN)
 		return 1;
+	if (at + STEP <= f->end) {
+		barrier_var(at);
+		if (at > SCAN_BUF - STEP)
+			return 1;
+		w = *(__u64 *)&s->buf[at];
+		if (!HAS_ZERO_BYTE(w ^ (0x0101010101010101ULL * f->ch)))
+			return 0;
+	}
 #pragma unroll
 	for (k = 0; k < STEP; k++) {
 		if (at + k >= f->end || at + k >= SCAN)
@@ -455,6 +475,12 @@ static __always_inline __u32 find_byte(struct scratch *s, __u32 start, __u32 end
 
 	bpf_loop(SCAN / STEP, find_byte_cb, &f, 0);
 	return f.pos;
+}
+
+/* A byte of a context value: a name's [a-z0-9-], or the `/` before one. */
+static __always_inline int value_byte(__u8 ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '/';
 }
 
 struct valid_ctx {
@@ -478,7 +504,7 @@ static long valid_cb(__u64 i, void *c)
 		if (at + k >= v->len)
 			return 1;
 		ch = B(s, v->start + at + k);
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '/')) {
+		if (!value_byte(ch)) {
 			v->bad = 1;
 			return 1;
 		}
@@ -495,6 +521,54 @@ static __always_inline int valid_value(struct scratch *s, __u32 start, __u32 len
 		return 0;
 	bpf_loop(VAL_MAX / STEP + 1, valid_cb, &v, 0);
 	return !v.bad;
+}
+
+struct value_ctx {
+	struct scratch *s;
+	__u32 start;
+	__u32 end;
+	__u32 cr; /* result: the carriage return that ends a valid value, or ~0 */
+};
+
+static long value_end_cb(__u64 i, void *c)
+{
+	struct value_ctx *v = c;
+	struct scratch *s = v->s;
+	__u32 at = v->start + (__u32)i * STEP, k;
+	__u8 ch;
+
+	if (!s)
+		return 1;
+#pragma unroll
+	for (k = 0; k < STEP; k++) {
+		if (at + k >= v->end || at + k >= SCAN)
+			return 1;
+		ch = B(s, at + k);
+		if (ch == '\r') {
+			v->cr = at + k;
+			return 1;
+		}
+		if (!value_byte(ch))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The end (a carriage return) of the context value that starts at
+ * buf[start], before `end`, in one pass that also checks its bytes; ~0 if
+ * it is not a valid value (see valid_value).
+ */
+static __always_inline __u32 value_end(struct scratch *s, __u32 start, __u32 end)
+{
+	struct value_ctx v = {.s = s, .start = start, .end = end, .cr = ~0U};
+
+	if (start >= end || B(s, start) != '/')
+		return ~0U;
+	if (end > start + VAL_MAX + 1)
+		v.end = start + VAL_MAX + 1;
+	bpf_loop(VAL_MAX / STEP + 1, value_end_cb, &v, 0);
+	return v.cr;
 }
 
 /* Length of an HTTP method token followed by a space at buf[0], or 0. */
@@ -547,17 +621,30 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
  * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
  * sends from now on, or clears it when nothing valid can be sent.
  */
-static __always_inline void start_request(const struct copper_config *cfg, __u64 conn,
+static __always_inline void start_request(const struct copper_config *cfg, __u64 conn, struct sock *sk,
 					  struct scratch *s, __u32 v0, __u32 vlen, int have)
 {
 	struct thread_state *ts = this_thread(1);
 	struct copper_control *c = get_control();
 	__u32 nl = cfg->name_len;
+	struct conn_state *cs;
 
 	if (!ts || !c)
 		return;
-	if (ts->last_conn != NO_CONN && ts->last_conn != conn)
-		ts->mux = 1;
+	if (ts->last_conn != conn) {
+		if (ts->last_conn != NO_CONN)
+			ts->mux = 1;
+		/*
+		 * The thread's first request on this connection. At the socket,
+		 * nothing sees the connection close but sockops, which must then
+		 * find this thread (the syscall hooks see close(2) themselves).
+		 */
+		if (sk) {
+			cs = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (cs)
+				cs->reader = bpf_get_current_pid_tgid();
+		}
+	}
 	ts->last_conn = conn;
 	ts->len = 0;
 	if (ts->mux) {
@@ -703,7 +790,7 @@ static long hdr_cb(__u64 idx, void *c)
 	struct hdr_ctx *h = c;
 	struct scratch *s = h->s;
 	__u32 i, k;
-	__u64 w, v;
+	__u64 w;
 
 	if (!s)
 		return 1;
@@ -718,9 +805,8 @@ static long hdr_cb(__u64 idx, void *c)
 		barrier_var(i);
 		if (i > SCAN_BUF - 8)
 			return 1;
-		__builtin_memcpy(&w, &s->buf[i], 8);
-		v = w ^ 0x0a0a0a0a0a0a0a0aULL;
-		if (!((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL)) {
+		w = *(__u64 *)&s->buf[i];
+		if (!HAS_ZERO_BYTE(w ^ 0x0a0a0a0a0a0a0a0aULL)) {
 			s->hdr_at = i + 8;
 			return 0;
 		}
@@ -774,8 +860,8 @@ static __always_inline void rx_h1(struct scratch *s, __u32 n, __u32 nl, struct r
 	v0 = h.pos + HDR_LEN + 1;
 	if (v0 < n && (B(s, v0) == ' ' || B(s, v0) == '\t'))
 		v0++;
-	cr = v0 < n ? find_byte(s, v0, n, '\r') : ~0U;
-	if (cr == ~0U || cr <= v0 || !valid_value(s, v0, cr - v0))
+	cr = value_end(s, v0, n);
+	if (cr == ~0U || cr <= v0)
 		return;
 	r->v0 = v0;
 	r->vlen = cr - v0;
@@ -929,14 +1015,19 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 
 	if (ret <= 0 || !r)
 		return 0;
+	/*
+	 * A connection the service opened brings responses: passed before the
+	 * service is looked up, which costs more than this (a socket that has
+	 * no state, most of them, costs a pointer read here).
+	 */
+	cs = sk ? bpf_sk_storage_get(&conns, sk, 0, 0) : NULL;
+	if (cs && cs->responses)
+		return 0;
 	cfg = current_service();
 	if (!cfg)
 		return 0;
 	if (sk) {
-		cs = bpf_sk_storage_get(&conns, sk, 0, 0);
-		if (cs && cs->responses)
-			return 0;
-		st = cs ? &cs->rx : NULL;
+		st = cs && cs->h2_server ? &cs->rx : NULL;
 		conn = bpf_get_socket_cookie(sk);
 	} else {
 		conn = conn_of_fd(bpf_get_current_pid_tgid(), (__u32)EXIT_ARG1(r));
@@ -996,6 +1087,11 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 
 			if (sk) {
 				cs = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+				if (cs) {
+					cs->h2_server = 1;
+					cs->rx.skip = 0;
+					cs->rx.desync = 0;
+				}
 				st = cs ? &cs->rx : NULL;
 			} else {
 				bpf_map_update_elem(&h2_rx_fds, &conn, &fresh, BPF_ANY);
@@ -1035,7 +1131,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		return 0;
 	if (req.valid)
 		count(ST_RX_CONTEXT);
-	start_request(cfg, conn, s, req.v0, req.vlen, req.valid);
+	start_request(cfg, conn, sk, s, req.v0, req.vlen, req.valid);
 	return 0;
 }
 
@@ -1067,8 +1163,8 @@ int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
  * At the socket: every receive on a socket of the machine, after the data
  * reached the caller's buffer (inside read/recvfrom/recvmsg). The read's
  * arguments are in the task's saved user registers, and the socket's
- * cookie names the connection for its whole life, so no hook on close is
- * needed, and no syscall is traced: other syscalls cost nothing.
+ * cookie names the connection for its whole life; sockops sees it end
+ * (server_conn_ended). No syscall is traced: other syscalls cost nothing.
  */
 #define COPPER_MSG_PEEK 2
 
@@ -1111,17 +1207,54 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 
 /* ---- send side ---- */
 
+/*
+ * A server connection of the service that leaves ESTABLISHED (either end
+ * closed it): the thread that read requests there is no longer tied to it,
+ * so that its next connection does not make it one that serves two at once
+ * (`mux`), as a thread of a pool or of a server that serves connections one
+ * after the other would otherwise be.
+ */
+static __always_inline void server_conn_ended(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct conn_state *st;
+	struct thread_state *ts;
+	__u64 reader, conn;
+
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&conns, sk, 0, 0);
+	if (!st || !st->reader)
+		return;
+	reader = st->reader;
+	st->reader = 0;
+	ts = bpf_map_lookup_elem(&threads, &reader);
+	conn = bpf_get_socket_cookie(skops);
+	if (ts && ts->last_conn == conn)
+		ts->last_conn = NO_CONN;
+}
+
 SEC("sockops")
 int copper_sockops(struct bpf_sock_ops *skops)
 {
 	__u64 key;
 
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
-		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
-	key = bpf_get_socket_cookie(skops);
-	bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		key = bpf_get_socket_cookie(skops);
+		bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		/* Its state changes, for server_conn_ended. */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[0] == BPF_TCP_ESTABLISHED)
+			server_conn_ended(skops);
+		break;
+	}
 	return 1;
 }
 
@@ -1223,22 +1356,72 @@ static __always_inline void linearize(struct sk_msg_md *msg)
 __noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total);
 
 /*
+ * Writes s->buf[from, from + cnt) (or s->out[0, cnt) if `out`) at byte `pos`
+ * of the message's data, 8 bytes a step, and byte by byte only within 8
+ * bytes of its end: a step may write up to 7 bytes past pos + cnt, which the
+ * copy of what follows there overwrites. 0 on success. A global function:
+ * the verifier walks it once, where inlined at three places, each of its
+ * exits (a different known packet range) would be a state of its own.
+ */
+__noinline int put_bytes(struct sk_msg_md *msg, __u32 pos, __u32 from, __u32 cnt, int out)
+{
+	struct scratch *s = get_scratch();
+	const __u8 *src;
+	__u8 *d, *e, *p;
+	__u32 i, k;
+
+	if (!s || !msg || pos > MSG_MAX || from >= SCAN || cnt > SCAN)
+		return -1;
+	src = out ? s->out : &s->buf[masked(from, SCAN - 1)];
+	pos = masked(pos, 2 * SCAN - 1);
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	for (i = 0; i < SCAN; i += 8) {
+		if (i >= cnt)
+			return 0;
+		p = d + pos + i;
+		if (p + 8 > e)
+			break;
+		/* One 8-byte load and store (memcpy would go byte by byte, the alignment being unknown). */
+		*(__u64 *)p = *(const __u64 *)&src[i & (SCAN - 1)];
+	}
+	for (k = 0; k < 7; k++) {
+		if (i + k >= cnt)
+			return 0;
+		p = d + pos + i + k;
+		if (p + 1 > e)
+			return -1;
+		*p = src[(i + k) & (SCAN - 1)];
+	}
+	return i + k >= cnt ? 0 : -1;
+}
+
+/*
  * The whole message is s->buf[0, n): it is rebuilt with the value's line
  * (s->out[0, len)) at byte `at`, into one new piece that replaces it. That
  * takes one page allocation, where an insertion in the middle takes two:
  * the inserted piece, then one piece again of the three (see linearize).
- * 0 on success; the message is unchanged otherwise.
+ * The new piece is written straight from s->buf and s->out. 0 on success;
+ * the message is unchanged otherwise.
  */
-static __always_inline int rebuild(struct sk_msg_md *msg, struct scratch *s, __u32 n, __u32 at, __u32 len)
+static __always_inline int rebuild(struct sk_msg_md *msg, __u32 n, __u32 at, __u32 len)
 {
 	if (at == 0 || at >= SCAN || at > n || n > SCAN || len == 0 || len > OUT_MAX)
 		return -1;
-	bpf_probe_read_kernel(s->msg, masked(at, SCAN - 1), s->buf);
-	bpf_probe_read_kernel(&s->msg[masked(at, SCAN - 1)], masked(len, OUT_BUF - 1), s->out);
-	if (n > at)
-		bpf_probe_read_kernel(&s->msg[masked(at + len, 2 * SCAN - 1)], masked(n - at, SCAN - 1),
-				      &s->buf[masked(at, SCAN - 1)]);
-	return replace_message(msg, n, n + len);
+	/* A new first piece: the push at an offset where a piece starts splits nothing. */
+	if (bpf_msg_push_data(msg, 0, n + len, 0))
+		return -1;
+	/* In this order: each copy overwrites what the one before wrote past its end. */
+	if (put_bytes(msg, 0, 0, at, 0) || put_bytes(msg, at, 0, len, 1) ||
+	    (n > at && put_bytes(msg, at + len, at, n - at, 0)))
+		goto undo;
+	/* The old piece goes: it starts where the new one ends, so nothing is copied. */
+	if (bpf_msg_pop_data(msg, n + len, n, 0))
+		goto undo;
+	return 0;
+undo:
+	bpf_msg_pop_data(msg, 0, n + len, 0);
+	return -1;
 }
 
 /*
@@ -1286,7 +1469,7 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 		count(ST_TX_SKIPPED);
 		return;
 	}
-	if (n == msg->size && !rebuild(msg, s, n, nl + 1, len)) {
+	if (n == msg->size && !rebuild(msg, n, nl + 1, len)) {
 		count(ST_TX_H1_INSERTED);
 		return;
 	}
@@ -1621,7 +1804,10 @@ int copper_sk_msg(struct sk_msg_md *msg)
 	if (!s)
 		return SK_PASS;
 	n = size < SCAN ? size : SCAN;
-	if (bpf_msg_pull_data(msg, 0, n, 0))
+	/* Most messages are one piece already: no helper call then. */
+	d = (__u8 *)(long)msg->data;
+	e = (__u8 *)(long)msg->data_end;
+	if (d + masked(n, 2 * SCAN - 1) > e && bpf_msg_pull_data(msg, 0, n, 0))
 		return SK_PASS;
 	d = (__u8 *)(long)msg->data;
 	e = (__u8 *)(long)msg->data_end;

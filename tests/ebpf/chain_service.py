@@ -33,7 +33,7 @@ import json
 import socket
 import socketserver
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 HEADER = "x-copper-context"
 # h1-large: the request head to the next hop is longer than what the add-on copies (1024 bytes).
@@ -130,7 +130,7 @@ class KeptConnection:
             return self.conn.getresponse().read()
 
 
-def serve_h1(nxt, keep=False, large=False, keep_in=False):
+def serve_h1(nxt, keep=False, large=False, keep_in=False, serial=False):
     kept = KeptConnection(nxt) if keep and nxt else None
     keep = keep or keep_in
 
@@ -156,7 +156,8 @@ def serve_h1(nxt, keep=False, large=False, keep_in=False):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    # serial: one thread serves every connection, one after the other.
+    server = (HTTPServer if serial else ThreadingHTTPServer)(("127.0.0.1", 0), Handler)
     print("PORT", server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -256,6 +257,7 @@ def main():
         "h1-keepalive": lambda n: serve_h1(n, keep=True),
         "h1-keepalive-in": lambda n: serve_h1(n, keep_in=True),
         "h1-large": lambda n: serve_h1(n, large=True),
+        "h1-serial": lambda n: serve_h1(n, serial=True),
         "h1-async": serve_h1_async,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
