@@ -426,9 +426,8 @@ static __always_inline __u32 masked(__u32 x, __u32 m)
 
 struct find_ctx {
 	struct scratch *s;
-	__u32 start;
 	__u32 end;
-	__u32 pos; /* result, or ~0 */
+	__u32 word; /* result: the first word (or last bytes) that may hold ch, or ~0 */
 	__u8 ch;
 };
 
@@ -436,45 +435,60 @@ struct find_ctx {
 #define HAS_ZERO_BYTE(w) ((((w) - 0x0101010101010101ULL) & ~(w) & 0x8080808080808080ULL) != 0)
 
 /*
- * Eight bytes without `ch` are passed with one word test (a request line is
- * some tens of bytes), the eight that hold it one by one.
+ * One step tests FIND_WORDS words at once for `ch` (a request line is some
+ * tens of bytes): several a step, since each step is a call, whose return
+ * costs more than a word's test on CPUs with return-stack mitigations. It
+ * stops at the first word that holds `ch`, or at the last bytes, fewer than
+ * a word (f->word); find_byte then looks at that word's bytes.
  */
-static long find_byte_cb(__u64 i, void *c)
+#define FIND_WORDS 4
+
+static long find_word_cb(__u64 i, void *c)
 {
 	struct find_ctx *f = c;
 	struct scratch *s = f->s;
-	__u32 at = f->start + (__u32)i * STEP, k;
-	__u64 w;
+	__u64 pattern = 0x0101010101010101ULL * f->ch, w;
+	__u32 at = (__u32)i * STEP * FIND_WORDS, j;
 
-	if (!s || at >= f->end || at >= SCAN)
+	if (!s)
 		return 1;
-	if (at + STEP <= f->end) {
-		barrier_var(at);
-		if (at > SCAN_BUF - STEP)
-			return 1;
-		w = *(__u64 *)&s->buf[at];
-		if (!HAS_ZERO_BYTE(w ^ (0x0101010101010101ULL * f->ch)))
-			return 0;
-	}
 #pragma unroll
-	for (k = 0; k < STEP; k++) {
-		if (at + k >= f->end || at + k >= SCAN)
+	for (j = 0; j < FIND_WORDS; j++, at += STEP) {
+		if (at >= f->end || at >= SCAN)
 			return 1;
-		if (B(s, at + k) == f->ch) {
-			f->pos = at + k;
+		if (at + STEP > f->end) {
+			f->word = at;
+			return 1;
+		}
+		/* A word of the 8-aligned buffer, indexed as such: clang loads it at once, where a cast of &buf[at] goes byte by byte. */
+		w = ((const __u64 *)s->buf)[masked(at / STEP, SCAN / STEP - 1)];
+		if (HAS_ZERO_BYTE(w ^ pattern)) {
+			f->word = at;
 			return 1;
 		}
 	}
 	return 0;
 }
 
-/* First position of `ch` in buf[start, end), or ~0. */
-static __always_inline __u32 find_byte(struct scratch *s, __u32 start, __u32 end, __u8 ch)
+/* First position of `ch` in buf[0, end), or ~0. */
+static __always_inline __u32 find_byte(struct scratch *s, __u32 end, __u8 ch)
 {
-	struct find_ctx f = {.s = s, .start = start, .end = end, .pos = ~0U, .ch = ch};
+	struct find_ctx f = {.s = s, .end = end, .word = ~0U, .ch = ch};
+	__u32 k, at;
 
-	bpf_loop(SCAN / STEP, find_byte_cb, &f, 0);
-	return f.pos;
+	bpf_loop(SCAN / (STEP * FIND_WORDS), find_word_cb, &f, 0);
+	at = f.word;
+	if (at >= SCAN)
+		return ~0U;
+	/* The word's test is exact: `ch` is in it, unless it is the last bytes. */
+#pragma unroll
+	for (k = 0; k < STEP; k++) {
+		if (at + k >= end)
+			return ~0U;
+		if (B(s, at + k) == ch)
+			return at + k;
+	}
+	return ~0U;
 }
 
 /* A byte of a context value: a name's [a-z0-9-], or the `/` before one. */
@@ -1109,12 +1123,12 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 			 * the head for a header that a client seldom sends (a
 			 * browser's head is often longer than a kilobyte).
 			 */
-			nl = cfg->entrypoint ? find_byte(s, 0, first, '\n') : ~0U;
+			nl = cfg->entrypoint ? find_byte(s, first, '\n') : ~0U;
 			if (nl == ~0U) {
 				if (n > first && bpf_probe_read_user(&s->buf[first], masked(n - first, SCAN - 1),
 								     (void *)(p.buf + first)))
 					return 0;
-				nl = find_byte(s, 0, n, '\n');
+				nl = find_byte(s, n, '\n');
 			}
 			if (nl == ~0U || !is_request_line(s, n, nl))
 				return 0;
@@ -1456,7 +1470,7 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 
 	if (!method_len(s, n))
 		return;
-	nl = find_byte(s, 0, n, '\n');
+	nl = find_byte(s, n, '\n');
 	if (nl == ~0U || !is_request_line(s, n, nl))
 		return;
 	tv = thread_value();
