@@ -182,10 +182,7 @@ struct h2_rx {
  *   reads there are responses (`responses`), which the socket receive hook
  *   passes at once; for h2c, where the next sent frame starts. A connection
  *   per call gets none, which saves an allocation per call.
- * - a server connection that the socket receive hook read a request from:
- *   the thread that read it (`reader`), so that sockops can tell that
- *   thread when the connection ends (see copper_sockops); for h2c, its
- *   frame state (`rx`).
+ * - an h2c server connection seen by the socket receive hook (`rx`).
  */
 struct conn_state {
 	struct h2_rx rx;
@@ -193,7 +190,6 @@ struct conn_state {
 	__u32 tx_skip;   /* h2c: bytes of the last sent frame still to come */
 	__u32 responses; /* the service opened it: it reads responses here */
 	__u32 h2_server; /* an h2c server connection: `rx` holds its frame state */
-	__u64 reader;    /* pid_tgid of the thread that last read a request here; 0: none */
 };
 
 struct {
@@ -635,30 +631,17 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
  * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
  * sends from now on, or clears it when nothing valid can be sent.
  */
-static __always_inline void start_request(const struct copper_config *cfg, __u64 conn, struct sock *sk,
+static __always_inline void start_request(const struct copper_config *cfg, __u64 conn,
 					  struct scratch *s, __u32 v0, __u32 vlen, int have)
 {
 	struct thread_state *ts = this_thread(1);
 	struct copper_control *c = get_control();
 	__u32 nl = cfg->name_len;
-	struct conn_state *cs;
 
 	if (!ts || !c)
 		return;
-	if (ts->last_conn != conn) {
-		if (ts->last_conn != NO_CONN)
-			ts->mux = 1;
-		/*
-		 * The thread's first request on this connection. At the socket,
-		 * nothing sees the connection close but sockops, which must then
-		 * find this thread (the syscall hooks see close(2) themselves).
-		 */
-		if (sk) {
-			cs = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-			if (cs)
-				cs->reader = bpf_get_current_pid_tgid();
-		}
-	}
+	if (ts->last_conn != NO_CONN && ts->last_conn != conn)
+		ts->mux = 1;
 	ts->last_conn = conn;
 	ts->len = 0;
 	if (ts->mux) {
@@ -1145,7 +1128,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		return 0;
 	if (req.valid)
 		count(ST_RX_CONTEXT);
-	start_request(cfg, conn, sk, s, req.v0, req.vlen, req.valid);
+	start_request(cfg, conn, s, req.v0, req.vlen, req.valid);
 	return 0;
 }
 
@@ -1174,13 +1157,34 @@ int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
 }
 
 /*
+ * The current thread is done with the connection `sk` (it closed it, or
+ * read its end): it is no longer tied to it, so that its next connection
+ * does not mark it `mux`, as a thread of a pool or of a server that serves
+ * connections one after the other would otherwise be. The syscall hooks see
+ * close(2) instead (on_close).
+ */
+static __always_inline int on_conn_end(const struct sock *sk)
+{
+	struct thread_state *ts;
+
+	if (!sk || !current_service())
+		return 0;
+	ts = this_thread(0);
+	if (ts && ts->last_conn != NO_CONN && ts->last_conn == bpf_get_socket_cookie((void *)sk))
+		ts->last_conn = NO_CONN;
+	return 0;
+}
+
+/*
  * At the socket: every receive on a socket of the machine, after the data
  * reached the caller's buffer (inside read/recvfrom/recvmsg). The read's
  * arguments are in the task's saved user registers, and the socket's
- * cookie names the connection for its whole life; sockops sees it end
- * (server_conn_ended). No syscall is traced: other syscalls cost nothing.
+ * cookie names the connection for its whole life; its end is seen here
+ * (a read of the peer's end) and by copper_sock_state (a close by the
+ * thread). No syscall is traced: other syscalls cost nothing.
  */
 #define COPPER_MSG_PEEK 2
+#define COPPER_ECONNRESET 104
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
@@ -1188,7 +1192,11 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	struct pt_regs *regs;
 	long id;
 
-	if (COPPER_FLOOR || ret <= 0 || (flags & COPPER_MSG_PEEK) || !sk)
+	if (COPPER_FLOOR || (flags & COPPER_MSG_PEEK) || !sk)
+		return 0;
+	if (ret == 0 || ret == -COPPER_ECONNRESET)
+		return on_conn_end(sk);
+	if (ret < 0)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
@@ -1197,6 +1205,28 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
 	return on_exit(id, ret, regs, sk);
+}
+
+/*
+ * A TCP connection of the machine changes state. One that leaves
+ * ESTABLISHED other than for CLOSE_WAIT, or leaves CLOSE_WAIT, was closed
+ * (or shut down) at this end, in the task that did it: a thread that closes
+ * the connection it read requests from is untied from it here. (ESTABLISHED
+ * to CLOSE_WAIT is the peer's close, seen wherever its segment is
+ * processed; a thread that goes on reading then reads the end, which
+ * unties it in copper_sock_recv.) The tracepoint runs on every state change
+ * of every connection, so the states are tested before anything is looked
+ * up. fentry on tcp_close would run once per close, but some kernels refuse
+ * fentry programs where they load tracepoint ones.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(copper_sock_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (COPPER_FLOOR)
+		return 0;
+	if (!(oldstate == TCP_ESTABLISHED && newstate != TCP_CLOSE_WAIT) && oldstate != TCP_CLOSE_WAIT)
+		return 0;
+	return on_conn_end(sk);
 }
 
 /* Without tracefs: every syscall; the others return at once. */
@@ -1221,54 +1251,17 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 
 /* ---- send side ---- */
 
-/*
- * A server connection of the service that leaves ESTABLISHED (either end
- * closed it): the thread that read requests there is no longer tied to it,
- * so that its next connection does not make it one that serves two at once
- * (`mux`), as a thread of a pool or of a server that serves connections one
- * after the other would otherwise be.
- */
-static __always_inline void server_conn_ended(struct bpf_sock_ops *skops)
-{
-	struct bpf_sock *sk = skops->sk;
-	struct conn_state *st;
-	struct thread_state *ts;
-	__u64 reader, conn;
-
-	if (!sk)
-		return;
-	st = bpf_sk_storage_get(&conns, sk, 0, 0);
-	if (!st || !st->reader)
-		return;
-	reader = st->reader;
-	st->reader = 0;
-	ts = bpf_map_lookup_elem(&threads, &reader);
-	conn = bpf_get_socket_cookie(skops);
-	if (ts && ts->last_conn == conn)
-		ts->last_conn = NO_CONN;
-}
-
 SEC("sockops")
 int copper_sockops(struct bpf_sock_ops *skops)
 {
 	__u64 key;
 
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
-	switch (skops->op) {
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		key = bpf_get_socket_cookie(skops);
-		bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
-		break;
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		/* Its state changes, for server_conn_ended. */
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-		break;
-	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[0] == BPF_TCP_ESTABLISHED)
-			server_conn_ended(skops);
-		break;
-	}
+	key = bpf_get_socket_cookie(skops);
+	bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
 	return 1;
 }
 

@@ -380,30 +380,34 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
 }
 
 /// One thread that serves its connections one after the other (b: Python's
-/// `HTTPServer`, HTTP/1.0, which closes each connection after its answer):
-/// a closed connection is no longer the thread's, so the next one does not
-/// make it a thread that serves two at once (`mux`), and every request
-/// carries its context on. Over each set of receive hooks: the socket hook
-/// learns of the close from sockops, the syscall hooks from close(2).
+/// `HTTPServer`): a connection that ended is no longer the thread's, so the
+/// next one does not make it a thread that serves two at once (`mux`), and
+/// every request carries its context on. b closes each connection after
+/// its answer (HTTP/1.0), or keeps it until a closes it (HTTP/1.1, b reads
+/// the end); over each set of receive hooks: at the socket, b's close is
+/// seen by `copper_sock_state` and the end read by `copper_sock_recv`; the
+/// syscall hooks see close(2).
 #[test]
 fn a_thread_that_serves_connections_one_after_another_passes_each_context() {
     for hooks in ["socket", "tracepoints"] {
-        let mut chain = Chain::start_named(
-            &format!("serial-{hooks}"),
-            ["h1", "h1-serial", "h1"],
-            ["a", "b", "c"],
-            None,
-            hooks,
-            &[],
-        );
-        let a = chain.ports[0];
-        let got: Vec<String> = (0..4).map(|_| h1_get(a, "")).collect();
-        let reports = chain.stop();
-        assert_eq!(got, vec![r#"["/a/b"]"#; 4], "{hooks}: {reports:#?}");
-        assert!(
-            reports[1].contains("rx_ambiguous=0") && reports[1].contains("tx_h1_inserted=4"),
-            "{hooks}: {reports:?}"
-        );
+        for (mode, closes) in [("h1-serial", "b closes"), ("h1-serial-keepalive-in", "a closes")] {
+            let mut chain = Chain::start_named(
+                &format!("serial-{hooks}-{}", mode.len()),
+                ["h1", mode, "h1"],
+                ["a", "b", "c"],
+                None,
+                hooks,
+                &[],
+            );
+            let a = chain.ports[0];
+            let got: Vec<String> = (0..4).map(|_| h1_get(a, "")).collect();
+            let reports = chain.stop();
+            assert_eq!(got, vec![r#"["/a/b"]"#; 4], "{hooks}, {closes}: {reports:#?}");
+            assert!(
+                reports[1].contains("rx_ambiguous=0") && reports[1].contains("tx_h1_inserted=4"),
+                "{hooks}, {closes}: {reports:?}"
+            );
+        }
     }
 }
 

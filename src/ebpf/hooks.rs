@@ -58,8 +58,9 @@ pub const TRACEPOINT_PROGS: [&str; 4] = [
     "copper_exit_recvmsg",
 ];
 
-/// At the socket: no syscall traced.
-pub const SOCKET_PROGS: [&str; 1] = ["copper_sock_recv"];
+/// At the socket: no syscall traced. `copper_sock_state` sees a thread close
+/// a connection (the syscall hooks see close(2) instead).
+pub const SOCKET_PROGS: [&str; 2] = ["copper_sock_recv", "copper_sock_state"];
 
 /// Their fallback without tracefs.
 pub const TP_BTF_PROGS: [&str; 2] = ["copper_sys_enter", "copper_sys_exit"];

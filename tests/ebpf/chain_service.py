@@ -258,6 +258,7 @@ def main():
         "h1-keepalive-in": lambda n: serve_h1(n, keep_in=True),
         "h1-large": lambda n: serve_h1(n, large=True),
         "h1-serial": lambda n: serve_h1(n, serial=True),
+        "h1-serial-keepalive-in": lambda n: serve_h1(n, keep_in=True, serial=True),
         "h1-async": serve_h1_async,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
