@@ -37,7 +37,10 @@ pub enum SyscallHooks {
 impl fmt::Display for SyscallHooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SyscallHooks::Socket => f.write_str("socket receive hook (tp_btf sock_recv_length), no syscall traced"),
+            SyscallHooks::Socket => f.write_str(
+                "socket receive hook (tp_btf sock_recv_length) and connection state hook (tp_btf \
+                 inet_sock_set_state), no syscall traced",
+            ),
             SyscallHooks::Tracepoints { mounted: None } => f.write_str("syscall tracepoints"),
             SyscallHooks::Tracepoints { mounted: Some(p) } => {
                 write!(f, "syscall tracepoints; mounted tracefs at {}", p.display())
