@@ -809,12 +809,19 @@ impl Node {
     /// `copperc agent --config` with this node's pins (or none); returns
     /// its stderr lines.
     fn agent(&mut self, config: &Path, pins: bool) -> Receiver<String> {
+        self.agent_with(config, pins, "50", &[])
+    }
+
+    /// The same with a search of /proc every `scan_interval` ms where it
+    /// has no exec events, and `env` set for it.
+    fn agent_with(&mut self, config: &Path, pins: bool, scan_interval: &str, env: &[(&str, &str)]) -> Receiver<String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
         // Only this test's pods: tests run side by side on one machine.
-        cmd.args(["agent", "--scan-interval", "50", "--pods-under"])
+        cmd.args(["agent", "--scan-interval", scan_interval, "--pods-under"])
             .arg(&self.root)
             .arg("--config")
-            .arg(config);
+            .arg(config)
+            .envs(env.iter().copied());
         if pins {
             cmd.arg("--pin-dir").arg(&self.pins);
         } else {
@@ -969,6 +976,53 @@ fn compiled_agent_config(dir: &Path) -> PathBuf {
     let config = dir.join("config.json");
     std::fs::write(&config, cm["data"]["config.json"].as_str().unwrap()).unwrap();
     config
+}
+
+/// The node-wide agent learns of a new pod when its waiter (a `copperc`
+/// process) starts, from the kernel's exec events (Linux 6.6 and later),
+/// not from a search of /proc on a timer: with searches a minute apart, a
+/// waiter that starts after the agent is followed within seconds. Without
+/// exec events (forced here), the search every interval finds it.
+#[test]
+fn node_wide_agent_finds_new_pods_by_exec_events_or_by_search() {
+    let mut node = Node::new("exec");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = compiled_agent_config(tmp.path());
+    let release = String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
+    let mut numbers = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    assert!(
+        (major, minor) >= (6, 6),
+        "this test needs exec events filtered by type (Linux 6.6 or later); the kernel is {release}"
+    );
+    for (pod, interval, env, said) in [
+        (
+            "c",
+            "60000",
+            vec![],
+            "when a `copperc` process starts (the kernel's process connector)",
+        ),
+        (
+            "b",
+            "100",
+            vec![("COPPERC_AGENT_NO_EXEC_EVENTS", "1")],
+            "by a search of /proc every 100 ms (no exec events: COPPERC_AGENT_NO_EXEC_EVENTS is set)",
+        ),
+    ] {
+        let stderr = node.agent_with(&config, false, interval, &env);
+        let first = stderr.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        assert!(first.contains(said), "{first}");
+        // After the agent's first search.
+        std::thread::sleep(Duration::from_millis(500));
+        let ready = tmp.path().join(format!("{pod}.ready"));
+        let (code, err) = await_agent(&node.pod(pod).join("wait"), pod, &ready, 10);
+        assert_eq!(code, Some(0), "await-agent for `{pod}` ({said}): {err}");
+        let followed = said_until(&stderr, "following").pop().unwrap();
+        assert!(followed.contains(&format!("as `{pod}`")), "{followed}");
+        let mut agent = node.children.pop().unwrap();
+        let _ = Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status();
+        let _ = agent.wait();
+    }
 }
 
 #[test]

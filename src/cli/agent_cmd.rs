@@ -15,13 +15,20 @@ use nix::unistd::Pid;
 use super::SyscallHookArg;
 use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice, RENEW_EVERY};
-use crate::ebpf::node::{self, NodeConfig, SERVICE_ENV};
+use crate::ebpf::exec_events::{ExecEvents, Seen};
+use crate::ebpf::node::{self, NO_EXEC_EVENTS_ENV, NodeConfig, SERVICE_ENV};
 
 /// How long a restarted node-wide agent waits before it removes the pinned
 /// links of pods it did not find again.
 const PRUNE_AFTER: Duration = Duration::from_secs(30);
-/// How soon the node-wide loop notices a stop signal.
+/// How soon the node-wide loop notices a stop signal, and a waiter's exec.
 const TICK: Duration = Duration::from_millis(50);
+/// With exec events: how often /proc is searched all the same, for a waiter
+/// whose event was missed.
+const SEARCH_ANYWAY: Duration = Duration::from_secs(30);
+/// With exec events: how soon a waiter found before it listened for the
+/// answer is looked at again (it installs its handler just after it starts).
+const RETRY_UNANSWERED: Duration = Duration::from_millis(200);
 
 /// Exit code when the kernel refuses the add-on.
 pub const EXIT_KERNEL: u8 = 3;
@@ -188,8 +195,27 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             return exit_code(&e);
         }
     };
+    let interval = Duration::from_millis(args.scan_interval);
+    let mut events = if std::env::var_os(NO_EXEC_EVENTS_ENV).is_some() {
+        Err(format!("{NO_EXEC_EVENTS_ENV} is set"))
+    } else {
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        ExecEvents::open(&release).map_err(|e| e.to_string())
+    };
+    let discovery = match &events {
+        Ok(_) => format!(
+            "pods found when a `copperc` process starts (the kernel's process connector), and by a search of /proc every {}s",
+            SEARCH_ANYWAY.as_secs()
+        ),
+        Err(why) => format!(
+            "pods found by a search of /proc every {} ms (no exec events: {why})",
+            interval.as_millis()
+        ),
+    };
     eprintln!(
-        "copperc agent: node-wide for {} services ({}), cgroups under {}; waiting for pods that run `copperc await-agent`; SIGTERM or SIGINT detaches",
+        "copperc agent: node-wide for {} services ({}), cgroups under {}; waiting for pods that run `copperc await-agent`; {discovery}; SIGTERM or SIGINT detaches",
         cfg.services.len(),
         hooks(&agent),
         root.display()
@@ -199,12 +225,34 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     }
     let under = args.pods_under.clone().unwrap_or_else(|| root.clone());
     let mut state = NodeState::default();
-    let interval = Duration::from_millis(args.scan_interval);
     let started = Instant::now();
     let mut pruned = false;
     let mut last_renewal = Instant::now();
+    let mut last_search: Option<Instant> = None;
+    let mut last_gone_check = Instant::now();
+    // A waiter found before it listens for the agent's signal: searched for
+    // again until it is answered.
+    let mut unanswered = false;
     while !stop.load(Ordering::Relaxed) {
-        scan(&mut agent, &cfg, &root, &under, &mut state);
+        let now = Instant::now();
+        let since = last_search.map(|t| now.duration_since(t));
+        let due = match (&mut events, since) {
+            (_, None) => true,
+            (Err(_), Some(d)) => d >= interval,
+            (Ok(ev), Some(d)) => {
+                ev.look(Path::new("/proc")) != Seen::Nothing
+                    || (unanswered && d >= interval.min(RETRY_UNANSWERED))
+                    || d >= SEARCH_ANYWAY
+            }
+        };
+        if due {
+            unanswered = scan(&mut agent, &cfg, &root, &under, &mut state);
+            last_search = Some(Instant::now());
+            last_gone_check = Instant::now();
+        } else if last_gone_check.elapsed() >= interval {
+            forget_gone(&mut agent);
+            last_gone_check = Instant::now();
+        }
         // By then every running pod's waiter has been found again: the other
         // pinned links belong to pods that went away while no agent ran.
         if !pruned && started.elapsed() >= PRUNE_AFTER {
@@ -214,19 +262,15 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
                 eprintln!("copperc agent: removed {n} pinned links of pods that are gone");
             }
         }
-        let until = Instant::now() + interval;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            // Every RENEW_EVERY (the deadline is ALIVE_FOR ahead), whatever
-            // the scan interval, not on every tick: each renewal is a
-            // syscall on a node that serves requests.
-            if last_renewal.elapsed() >= RENEW_EVERY {
-                if let Err(e) = agent.keep_alive() {
-                    eprintln!("copperc agent: warning: {e}");
-                }
-                last_renewal = Instant::now();
+        // Every RENEW_EVERY (the deadline is ALIVE_FOR ahead), not on every
+        // tick: each renewal is a syscall on a node that serves requests.
+        if last_renewal.elapsed() >= RENEW_EVERY {
+            if let Err(e) = agent.keep_alive() {
+                eprintln!("copperc agent: warning: {e}");
             }
-            std::thread::sleep(TICK.min(interval));
+            last_renewal = Instant::now();
         }
+        std::thread::sleep(TICK.min(interval));
     }
     let what = format!("{} cgroups", agent.registered().count());
     let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -243,17 +287,23 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     EXIT_OK
 }
 
-/// One pass: follows the pods of new waiters, answers them, and forgets the
-/// pods whose cgroup is gone.
-fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &mut NodeState) {
+/// One search of /proc: follows the pods of new waiters, answers them, and
+/// forgets the pods whose cgroup is gone. Whether a waiter was found that
+/// does not listen for the answer yet.
+fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &mut NodeState) -> bool {
     let waiters = node::find_waiters(Path::new("/proc"));
     let live: BTreeSet<(i32, u64)> = waiters.iter().map(|w| (w.pid, w.start_time)).collect();
     state.signalled.retain(|k| live.contains(k));
     state.warned.retain(|k| live.contains(k));
+    let mut unanswered = false;
     for w in &waiters {
         let key = (w.pid, w.start_time);
+        if state.signalled.contains(&key) || state.warned.contains(&key) {
+            continue;
+        }
         // Not listening yet: the next scan looks again.
-        if state.signalled.contains(&key) || state.warned.contains(&key) || !w.listening {
+        if !w.listening {
+            unanswered = true;
             continue;
         }
         // Another part of the tree: not this agent's to follow, nor to warn about.
@@ -302,6 +352,13 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &
             }
         }
     }
+    forget_gone(agent);
+    unanswered
+}
+
+/// Forgets the pods whose cgroup is gone: a look at each followed folder,
+/// cheap enough for every interval, whatever finds new pods.
+fn forget_gone(agent: &mut Agent) {
     let gone: Vec<(u64, PathBuf)> = agent
         .registered()
         .filter(|(_, p, _)| !p.exists())

@@ -241,7 +241,9 @@ pub struct AgentArgs {
     /// kubelet's `kubepods.slice`). Default: the whole hierarchy.
     #[arg(long, value_name = "PATH", requires = "config")]
     pub pods_under: Option<std::path::PathBuf>,
-    /// Node-wide: how often /proc is searched for new pods, in milliseconds.
+    /// Node-wide: how often /proc is searched for new pods, in milliseconds, where the kernel
+    /// gives no exec events (before Linux 6.6); with them, /proc is searched when a `copperc`
+    /// process starts.
     #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub scan_interval: u64,
     /// Which hooks capture incoming contexts: `auto` takes the socket receive hook

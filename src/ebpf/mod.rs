@@ -4,11 +4,12 @@
 //! errors (`error`) and receive hooks (`hooks`), the cgroup v2 tree as the
 //! loader sees it (`cgroup`), tracefs (`tracefs`), the pins that let a new
 //! agent take over (`pins`), and the node-wide mode that finds the pods of a
-//! Kubernetes node (`node`).
+//! Kubernetes node (`node`), told of new ones by exec events (`exec_events`).
 
 pub mod agent;
 pub mod cgroup;
 pub mod error;
+pub mod exec_events;
 pub mod hooks;
 pub mod node;
 pub mod pins;

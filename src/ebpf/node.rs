@@ -122,6 +122,10 @@ pub fn start_time(stat: &str) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// In the node-wide agent's environment: no exec events, /proc is searched
+/// every `--scan-interval` (as on a kernel without them).
+pub const NO_EXEC_EVENTS_ENV: &str = "COPPERC_AGENT_NO_EXEC_EVENTS";
+
 /// The name (`comm`) of a waiter's process: the sidecar runs the `copperc`
 /// binary.
 pub const WAITER_COMM: &str = "copperc";
