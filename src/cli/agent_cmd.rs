@@ -239,11 +239,18 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         let due = match (&mut events, since) {
             (_, None) => true,
             (Err(_), Some(d)) => d >= interval,
-            (Ok(ev), Some(d)) => {
-                ev.look(Path::new("/proc")) != Seen::Nothing
-                    || (unanswered && d >= interval.min(RETRY_UNANSWERED))
-                    || d >= SEARCH_ANYWAY
-            }
+            (Ok(ev), Some(d)) => match ev.look(Path::new("/proc")) {
+                Seen::Waiter | Seen::Lost => true,
+                Seen::Broken => {
+                    eprintln!(
+                        "copperc agent: warning: the kernel's exec events stopped; searching /proc every {} ms",
+                        interval.as_millis()
+                    );
+                    events = Err("they stopped".into());
+                    true
+                }
+                Seen::Nothing => (unanswered && d >= interval.min(RETRY_UNANSWERED)) || d >= SEARCH_ANYWAY,
+            },
         };
         if due {
             unanswered = scan(&mut agent, &cfg, &root, &under, &mut state);

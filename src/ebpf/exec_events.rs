@@ -38,6 +38,8 @@ pub enum Seen {
     Waiter,
     /// The socket overflowed (`ENOBUFS`): events were lost.
     Lost,
+    /// The socket failed otherwise: no more events will come.
+    Broken,
 }
 
 /// A subscription to the node's exec events.
@@ -85,7 +87,7 @@ impl ExecEvents {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return seen,
                 Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => seen = Seen::Lost,
-                Err(_) => return Seen::Lost,
+                Err(_) => return Seen::Broken,
             }
         }
     }
