@@ -13,7 +13,7 @@ use std::path::Path;
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_CONNECTOR};
 
-use super::node::WAITER_COMM;
+use super::node::named_as_waiter;
 
 /// The connector's process events (`CN_IDX_PROC`, `CN_VAL_PROC`).
 const CN_IDX_PROC: u32 = 1;
@@ -78,11 +78,11 @@ impl ExecEvents {
             self.buf.clear();
             match self.socket.recv(&mut self.buf, 0) {
                 Ok(_) => {
-                    for tgid in exec_tgids(&self.buf) {
-                        let comm = std::fs::read(proc_root.join(tgid.to_string()).join("comm")).unwrap_or_default();
-                        if comm.trim_ascii_end() == WAITER_COMM.as_bytes() {
-                            seen = Seen::Waiter;
-                        }
+                    if exec_tgids(&self.buf)
+                        .iter()
+                        .any(|tgid| named_as_waiter(&proc_root.join(tgid.to_string())))
+                    {
+                        seen = Seen::Waiter;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return seen,

@@ -130,6 +130,12 @@ pub const NO_EXEC_EVENTS_ENV: &str = "COPPERC_AGENT_NO_EXEC_EVENTS";
 /// binary.
 pub const WAITER_COMM: &str = "copperc";
 
+/// Whether the process of `proc_dir` (`/proc/<pid>`) is named as a waiter;
+/// false once it has ended.
+pub fn named_as_waiter(proc_dir: &Path) -> bool {
+    std::fs::read(proc_dir.join("comm")).is_ok_and(|comm| comm.trim_ascii_end() == WAITER_COMM.as_bytes())
+}
+
 /// The waiters among the processes of `proc_root` (normally `/proc`), by
 /// pid. Processes that end while they are read are skipped.
 ///
@@ -146,7 +152,7 @@ pub fn find_waiters(proc_root: &Path) -> Vec<Waiter> {
         .filter_map(|e| {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let dir = e.path();
-            if std::fs::read(dir.join("comm")).ok()?.trim_ascii_end() != WAITER_COMM.as_bytes() {
+            if !named_as_waiter(&dir) {
                 return None;
             }
             let service = service_of(&std::fs::read(dir.join("environ")).ok()?)?;
