@@ -274,6 +274,8 @@ struct scratch {
 	 * instructions).
 	 */
 	__u32 hdr_at;
+	/* See forget(). */
+	__u32 forgotten;
 };
 
 struct {
@@ -412,6 +414,49 @@ static __always_inline __u32 masked(__u32 x, __u32 m)
 }
 
 /*
+ * Copies `size` bytes (a constant multiple of 8) from src to dst, both in
+ * maps, a word a step, in line: for a few words, less than a helper call
+ * costs. Word accesses that are not aligned are allowed where the add-on
+ * runs (x86-64, arm64). A macro, since clang unrolls the loop only with
+ * `size` known; the barrier keeps it from making the loop a memcpy call.
+ */
+#define COPY_WORDS(dst, src, size)                                                               \
+	do {                                                                                     \
+		__u32 i_;                                                                        \
+		_Pragma("unroll") for (i_ = 0; i_ < (size); i_ += 8)                             \
+		{                                                                                \
+			*(__u64 *)((__u8 *)(dst) + i_) = *(const __u64 *)((const __u8 *)(src) + i_); \
+			barrier();                                                               \
+		}                                                                                \
+	} while (0)
+
+/*
+ * A context value of `len` (<= 255) bytes from src to dst: a short one
+ * (most are) as 64 bytes whatever its length, which the caller has room
+ * for and writes over or ignores past `len` (a copy that stopped at one of
+ * several steps would have what follows verified once for each); a longer
+ * one by the helper.
+ */
+#define COPY_VALUE(dst, src, len)                                          \
+	do {                                                               \
+		if ((len) <= 64)                                           \
+			COPY_WORDS(dst, src, 64);                          \
+		else                                                       \
+			bpf_probe_read_kernel(dst, masked(len, 255), src); \
+	} while (0)
+
+/*
+ * x, as a number the verifier knows nothing of: a search that returns from
+ * one of several places in line would otherwise have what follows it
+ * verified once for each of them (each gives x a range of its own).
+ */
+static __always_inline __u32 forget(struct scratch *s, __u32 x)
+{
+	WRITE_ONCE(s->forgotten, x);
+	return READ_ONCE(s->forgotten);
+}
+
+/*
  * ---- scanning the scratch buffer ----
  *
  * bpf_loop callbacks, verified once whatever the length; each step looks at
@@ -422,6 +467,7 @@ static __always_inline __u32 masked(__u32 x, __u32 m)
 
 struct find_ctx {
 	struct scratch *s;
+	__u32 start; /* the first word the callback looks at (a multiple of STEP) */
 	__u32 end;
 	__u32 word; /* result: the first word (or last bytes) that may hold ch, or ~0 */
 	__u8 ch;
@@ -444,7 +490,7 @@ static long find_word_cb(__u64 i, void *c)
 	struct find_ctx *f = c;
 	struct scratch *s = f->s;
 	__u64 pattern = 0x0101010101010101ULL * f->ch, w;
-	__u32 at = (__u32)i * STEP * FIND_WORDS, j;
+	__u32 at = f->start + (__u32)i * STEP * FIND_WORDS, j;
 
 	if (!s)
 		return 1;
@@ -466,14 +512,39 @@ static long find_word_cb(__u64 i, void *c)
 	return 0;
 }
 
+/*
+ * Words tested in line before the search goes on in bpf_loop: most request
+ * lines are shorter, and a bpf_loop call and its callback's return cost
+ * more than these tests.
+ */
+#define INLINE_WORDS 8
+
 /* First position of `ch` in buf[0, end), or ~0. */
 static __always_inline __u32 find_byte(struct scratch *s, __u32 end, __u8 ch)
 {
-	struct find_ctx f = {.s = s, .end = end, .word = ~0U, .ch = ch};
-	__u32 k, at;
+	struct find_ctx f = {.s = s, .start = INLINE_WORDS * STEP, .end = end, .word = ~0U, .ch = ch};
+	__u64 pattern = 0x0101010101010101ULL * ch, w;
+	__u32 j, k, at = ~0U;
 
-	bpf_loop(SCAN / (STEP * FIND_WORDS), find_word_cb, &f, 0);
-	at = f.word;
+#pragma unroll
+	for (j = 0; j < INLINE_WORDS; j++) {
+		if (j * STEP >= end)
+			return ~0U;
+		if (j * STEP + STEP > end) {
+			at = j * STEP;
+			break;
+		}
+		w = ((const __u64 *)s->buf)[j];
+		if (HAS_ZERO_BYTE(w ^ pattern)) {
+			at = j * STEP;
+			break;
+		}
+	}
+	if (at == ~0U) {
+		bpf_loop(SCAN / (STEP * FIND_WORDS), find_word_cb, &f, 0);
+		at = f.word;
+	}
+	at = forget(s, at);
 	if (at >= SCAN)
 		return ~0U;
 	/* The word's test is exact: `ch` is in it, unless it is the last bytes. */
@@ -533,6 +604,9 @@ static __always_inline int valid_value(struct scratch *s, __u32 start, __u32 len
 	return !v.bad;
 }
 
+/* Bytes of a context value (with its carriage return) checked before bpf_loop takes over. */
+#define INLINE_VALUE 16
+
 struct value_ctx {
 	struct scratch *s;
 	__u32 start;
@@ -571,12 +645,25 @@ static long value_end_cb(__u64 i, void *c)
  */
 static __always_inline __u32 value_end(struct scratch *s, __u32 start, __u32 end)
 {
-	struct value_ctx v = {.s = s, .start = start, .end = end, .cr = ~0U};
+	struct value_ctx v = {.s = s, .start = start + INLINE_VALUE, .end = end, .cr = ~0U};
+	__u32 k;
+	__u8 ch;
 
 	if (start >= end || B(s, start) != '/')
 		return ~0U;
 	if (end > start + VAL_MAX + 1)
 		v.end = start + VAL_MAX + 1;
+	/* A short value (most are) is checked in line: see INLINE_WORDS. */
+#pragma unroll
+	for (k = 1; k < INLINE_VALUE; k++) {
+		if (start + k >= v.end || start + k >= SCAN)
+			return ~0U;
+		ch = B(s, start + k);
+		if (ch == '\r')
+			return forget(s, start + k);
+		if (!value_byte(ch))
+			return ~0U;
+	}
 	bpf_loop(VAL_MAX / STEP + 1, value_end_cb, &v, 0);
 	return v.cr;
 }
@@ -658,10 +745,10 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 	if (vlen) {
 		if (v0 >= SCAN)
 			return;
-		bpf_probe_read_kernel(ts->val, masked(vlen, 255), &s->buf[masked(v0, SCAN - 1)]);
+		COPY_VALUE(ts->val, &s->buf[masked(v0, SCAN - 1)], vlen);
 	}
 	ts->val[masked(vlen, 255)] = '/';
-	bpf_probe_read_kernel(&ts->val[masked(vlen + 1, 255)], NAME_BUF, (const void *)cfg->name);
+	COPY_WORDS(&ts->val[masked(vlen + 1, 255)], cfg->name, NAME_BUF);
 	ts->epoch = c->epoch;
 	ts->len = vlen + 1 + nl;
 }
@@ -1286,7 +1373,7 @@ static __always_inline __u32 build_insert(struct scratch *s, struct thread_state
 			s->out[19] = vlen - 127;
 			hdr = 20;
 		}
-		bpf_probe_read_kernel(&s->out[masked(hdr, 31)], masked(vlen, 255), tv->val);
+		COPY_VALUE(&s->out[masked(hdr, 31)], tv->val, vlen);
 		return hdr + vlen;
 	}
 #pragma unroll
@@ -1294,7 +1381,7 @@ static __always_inline __u32 build_insert(struct scratch *s, struct thread_state
 		s->out[i] = HDR_NAME[i];
 	s->out[16] = ':';
 	s->out[17] = ' ';
-	bpf_probe_read_kernel(&s->out[18], masked(vlen, 255), tv->val);
+	COPY_VALUE(&s->out[18], tv->val, vlen);
 	s->out[masked(18 + vlen, OUT_BUF - 1)] = '\r';
 	s->out[masked(19 + vlen, OUT_BUF - 1)] = '\n';
 	return vlen + 20;

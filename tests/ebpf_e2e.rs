@@ -302,10 +302,15 @@ fn start_envoy(upstream: u16, regex: &str) -> (Child, u16) {
 /// One HTTP/1.1 GET from outside every cgroup, `extra` header lines first
 /// (where the add-on puts its own); returns the body.
 fn h1_get(port: u16, extra: &str) -> String {
+    h1_get_path(port, "/", extra)
+}
+
+/// `h1_get` of `path`.
+fn h1_get_path(port: u16, path: &str, extra: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     // One write: a request head split over several reads carries no context.
-    let head = format!("GET / HTTP/1.1\r\n{extra}Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let head = format!("GET {path} HTTP/1.1\r\n{extra}Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     s.write_all(head.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
@@ -506,6 +511,18 @@ fn h1_kept_gets_on(s: &TcpStream, port: u16, extras: &[&str]) -> Vec<String> {
 /// request: b's connection to c brings responses only, which the add-on
 /// passes at once from its second request on, while b's connection from the
 /// client keeps bringing requests, each of which sets what b sends next.
+#[test]
+fn a_long_request_line_carries_the_context() {
+    // The request line is found in line within its first 64 bytes, and by a
+    // bounded loop after them: a path of 150 bytes takes the loop, at every
+    // read (b, c) and every send (a, b). h1-keepalive passes the path on.
+    let mut chain = Chain::start("longline", ["h1-keepalive"; 3]);
+    let path = format!("/{}", "p".repeat(149));
+    let got = h1_get_path(chain.ports[0], &path, "");
+    let reports = chain.stop();
+    assert_eq!(got, r#"["/a/b"]"#, "{reports:#?}");
+}
+
 #[test]
 fn kept_connections_carry_each_requests_own_context() {
     let mut chain = Chain::start("kept", ["h1-keepalive", "h1-keepalive", "h1"]);
