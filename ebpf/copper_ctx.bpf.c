@@ -234,6 +234,24 @@ struct {
 } threads SEC(".maps");
 
 /*
+ * The same state in task storage: found from the task without hashing,
+ * allocated only for a thread that reads a request, and freed with the
+ * thread (`start` is not used). Where the kernel lets sk_msg programs use
+ * task storage (the agent tries), the agent leaves this switch on and does
+ * not create `threads`; otherwise it turns it off and does not create
+ * `tasks`, and the verifier drops the code that uses the map (see
+ * cgroup_cache).
+ */
+const volatile __u32 task_storage SEC(".rodata.tasks") = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_state);
+} tasks SEC(".maps");
+
+/*
  * A connection a thread reads from: the socket's cookie when the read is
  * seen at the socket (copper_sock_recv), else (tgid, fd) with the top bit
  * set (the syscall hooks, which also see close).
@@ -339,14 +357,19 @@ static __always_inline struct scratch *get_scratch(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-/* The current thread's state, created if `create`. */
+/* The current thread's state, created if `create` (a new one is all zeros but `start`: NO_CONN, no value). */
 static __always_inline struct thread_state *this_thread(int create)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	__u64 start = bpf_get_current_task_btf()->start_time;
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	__u64 tid, start;
+	struct thread_state *ts;
 	struct scratch *s;
 
+	if (task_storage)
+		return bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0,
+					    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	tid = bpf_get_current_pid_tgid();
+	start = bpf_get_current_task_btf()->start_time;
+	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (ts && ts->start == start)
 		return ts;
 	if (!create)

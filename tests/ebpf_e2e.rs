@@ -519,8 +519,11 @@ fn a_long_request_line_carries_the_context() {
     let mut chain = Chain::start("longline", ["h1-keepalive"; 3]);
     let path = format!("/{}", "p".repeat(149));
     let got = h1_get_path(chain.ports[0], &path, "");
+    let first_lines = chain.first_lines.clone();
     let reports = chain.stop();
     assert_eq!(got, r#"["/a/b"]"#, "{reports:#?}");
+    // On this kernel the threads' state is in task storage.
+    assert!(first_lines.iter().all(|l| !l.contains("LRU hash")), "{first_lines:#?}");
 }
 
 #[test]
@@ -597,8 +600,13 @@ fn every_set_of_receive_hooks_carries_the_context() {
 /// per-cgroup cache of services, and with the syscall tracepoints: forced
 /// here by the agent's COPPERC_AGENT_NO_CGROUP_STORAGE.
 #[test]
-fn without_cgroup_storage_the_context_still_flows() {
-    let env = [("COPPERC_AGENT_NO_CGROUP_STORAGE", "1")];
+fn as_on_an_older_kernel_the_context_still_flows() {
+    // No cgroup storage (Linux 6.2), no task storage for sk_msg, and the
+    // syscall tracepoints (no socket receive hook before Linux 6.4).
+    let env = [
+        ("COPPERC_AGENT_NO_CGROUP_STORAGE", "1"),
+        ("COPPERC_AGENT_NO_TASK_STORAGE", "1"),
+    ];
     let mut chain = Chain::start_named("nocgs", ["h1"; 3], ["a", "b", "c"], None, "tracepoints", &env);
     let (a, b) = (chain.ports[0], chain.ports[1]);
     let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(a, ""), h1_get(b, "")];
@@ -608,8 +616,8 @@ fn without_cgroup_storage_the_context_still_flows() {
     assert!(
         first_lines
             .iter()
-            .all(|l| l.contains("no cache of each cgroup's service")),
-        "the agents did not load without the cache: {first_lines:#?}"
+            .all(|l| l.contains("no cache of each cgroup's service") && l.contains("threads' state in an LRU hash")),
+        "the agents did not load without the cache and task storage: {first_lines:#?}"
     );
 }
 

@@ -36,12 +36,17 @@ pub const EXIT_KERNEL: u8 = 3;
 /// What the agent attached, for its first line.
 fn hooks(agent: &Agent) -> String {
     format!(
-        "sockops, sk_msg, {}{}",
+        "sockops, sk_msg, {}{}{}",
         agent.syscall_hooks(),
         if agent.service_cache() {
             ""
         } else {
             "; no cache of each cgroup's service: the kernel has no cgroup storage (Linux 6.2)"
+        },
+        if agent.task_storage() {
+            ""
+        } else {
+            "; threads' state in an LRU hash: task storage is off or not usable by sk_msg here"
         }
     )
 }

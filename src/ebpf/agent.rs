@@ -20,7 +20,8 @@ pub use super::error::AgentError;
 use super::error::{kernel_error, start_capture, take_log, take_log_mentions};
 pub use super::hooks::{HookChoice, SyscallHooks};
 use super::hooks::{
-    NO_CGROUP_STORAGE_ENV, SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, btf_has_name, has_cgroup_storage, kernel_btf,
+    NO_CGROUP_STORAGE_ENV, NO_TASK_STORAGE_ENV, SOCKET_PROGS, TP_BTF_PROGS, TRACEPOINT_PROGS, btf_has_name,
+    has_cgroup_storage, has_task_storage, kernel_btf,
 };
 
 use super::cgroup::cgroup_level;
@@ -54,14 +55,56 @@ pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(20
 /// reads its next request.
 pub const THREADS_ONE_SERVICE: u32 = 4096;
 
+/// What a loaded object does where kernels differ.
+#[derive(Clone, Copy, Debug)]
+struct Features {
+    /// It caches each cgroup's service (cgroup storage).
+    service_cache: bool,
+    /// It keeps the threads' state in task storage, not in `threads`.
+    task_storage: bool,
+}
+
+/// `open_and_load` with the threads' state in task storage where the kernel
+/// has it; if that object does not load (a kernel whose sk_msg programs may
+/// not use task storage), again with the LRU hash.
+fn load_object(
+    bytes: &[u8],
+    pins: Option<&PinDir>,
+    threads: Option<u32>,
+) -> Result<(Object, Features), libbpf_rs::Error> {
+    let tasks = std::env::var_os(NO_TASK_STORAGE_ENV).is_none() && has_task_storage(&kernel_btf());
+    if tasks {
+        if let Ok(o) = open_and_load(bytes, pins, threads, true) {
+            return Ok(o);
+        }
+        take_log();
+    }
+    open_and_load(bytes, pins, threads, false)
+}
+
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
-/// loads it; says whether it caches each cgroup's service.
+/// loads it, with the threads' state in task storage if `tasks`.
 fn open_and_load(
     bytes: &[u8],
     pins: Option<&PinDir>,
     threads: Option<u32>,
-) -> Result<(Object, bool), libbpf_rs::Error> {
+    tasks: bool,
+) -> Result<(Object, Features), libbpf_rs::Error> {
     let mut open = ObjectBuilder::default().open_memory(bytes)?;
+    // One of the two places for the threads' state is not created: the
+    // verifier drops the code that would use it (see `.rodata.cache`).
+    for mut map in open.maps_mut() {
+        match map.name().to_str() {
+            Some("threads") if tasks => map.set_autocreate(false)?,
+            Some("tasks") if !tasks => map.set_autocreate(false)?,
+            Some(".rodata.tasks") if !tasks => {
+                if let Some(value) = map.initial_value_mut() {
+                    value.fill(0);
+                }
+            }
+            _ => {}
+        }
+    }
     if let Some(n) = threads {
         for mut map in open.maps_mut() {
             if map.name() == "threads" {
@@ -107,7 +150,15 @@ fn open_and_load(
             }
         }
     }
-    open.load().map(|o| (o, cache))
+    open.load().map(|o| {
+        (
+            o,
+            Features {
+                service_cache: cache,
+                task_storage: tasks,
+            },
+        )
+    })
 }
 
 /// A cgroup whose tasks the loaded object follows as one service.
@@ -130,8 +181,8 @@ pub struct Agent {
     links: Vec<Link>,
     object: Object,
     syscall_hooks: SyscallHooks,
-    /// See `service_cache`.
-    service_cache: bool,
+    /// See `service_cache` and `task_storage`.
+    features: Features,
     pins: Option<PinDir>,
     /// What loading found of an earlier agent's pins, for the first line.
     pub takeover: Option<String>,
@@ -203,7 +254,7 @@ impl Agent {
         let pins = pins.map(PinDir::prepare).transpose()?;
         let had_pins = pins.as_ref().is_some_and(|p| p.map("socks").exists());
         let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
-        let (object, service_cache) = match open_and_load(bytes, pins.as_ref(), threads) {
+        let (object, features) = match load_object(bytes, pins.as_ref(), threads) {
             Ok(o) => o,
             Err(e) if had_pins && (e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")) => {
                 // Pins of an object with other maps (another version):
@@ -213,7 +264,7 @@ impl Agent {
                         .map_err(|e| AgentError::Config(format!("cannot remove the pinned maps: {e}")))?;
                 }
                 takeover = Some("replaced the pinned maps of an incompatible earlier object".into());
-                open_and_load(bytes, pins.as_ref(), threads).map_err(|e| kernel_error("load the eBPF programs", &e))?
+                load_object(bytes, pins.as_ref(), threads).map_err(|e| kernel_error("load the eBPF programs", &e))?
             }
             Err(e) => return Err(kernel_error("load the eBPF programs", &e)),
         };
@@ -222,12 +273,13 @@ impl Agent {
             links: Vec::new(),
             object,
             syscall_hooks: SyscallHooks::TpBtf { why: String::new() },
-            service_cache,
+            features,
             pins,
             takeover,
             epoch: 0,
         };
-        for name in ["services", "levels", "socks", "stats", "control", "threads"] {
+        let threads = if features.task_storage { "tasks" } else { "threads" };
+        for name in ["services", "levels", "socks", "stats", "control", threads] {
             agent.map(name)?;
         }
         // An earlier agent's thread values are stale: nothing is sent until
@@ -408,7 +460,14 @@ impl Agent {
     /// Whether the object caches each cgroup's service (not on a kernel
     /// without cgroup storage).
     pub fn service_cache(&self) -> bool {
-        self.service_cache
+        self.features.service_cache
+    }
+
+    /// Whether the object keeps the threads' state in task storage (not on
+    /// a kernel whose sk_msg programs may not use it, nor with
+    /// `COPPERC_AGENT_NO_TASK_STORAGE` set).
+    pub fn task_storage(&self) -> bool {
+        self.features.task_storage
     }
 
     /// Which syscall hooks are attached, and why.

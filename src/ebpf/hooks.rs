@@ -91,6 +91,17 @@ pub fn has_cgroup_storage(btf: &[u8]) -> bool {
 /// kernel without cgroup storage, so that the tests can run that path here.
 pub const NO_CGROUP_STORAGE_ENV: &str = "COPPERC_AGENT_NO_CGROUP_STORAGE";
 
+/// Whether the kernel has task storage (Linux 5.11 and later); whether its
+/// sk_msg programs may use it, only loading tells.
+pub fn has_task_storage(btf: &[u8]) -> bool {
+    btf_has_name(btf, b"BPF_MAP_TYPE_TASK_STORAGE")
+}
+
+/// Set in the agent's environment, the agent keeps the threads' state in
+/// the LRU hash `threads`, as on a kernel whose sk_msg programs may not use
+/// task storage, so that the tests can run that path here.
+pub const NO_TASK_STORAGE_ENV: &str = "COPPERC_AGENT_NO_TASK_STORAGE";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +122,14 @@ mod tests {
         assert!(!has_cgroup_storage(&old));
         let new = strings(&["BPF_MAP_TYPE_TASK_STORAGE", "BPF_MAP_TYPE_CGRP_STORAGE"]);
         assert!(has_cgroup_storage(&new));
+    }
+
+    #[test]
+    fn task_storage_is_found_by_its_map_type_name() {
+        let old = strings(&["BPF_MAP_TYPE_INODE_STORAGE", "BPF_MAP_TYPE_TASK_STORAGE_X"]);
+        assert!(!has_task_storage(&old));
+        let new = strings(&["BPF_MAP_TYPE_INODE_STORAGE", "BPF_MAP_TYPE_TASK_STORAGE"]);
+        assert!(has_task_storage(&new));
     }
 
     #[test]
