@@ -49,10 +49,10 @@ pub const ALIVE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a pinning agent renews the deadline: a fifth of `ALIVE_FOR`.
 pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Entries of the map `threads` when the object follows one service
-/// (`copperc agent --service`): the object's 65,536 are sized for a node
-/// and lock 28 MB. A thread whose entry is evicted sends nothing until it
-/// reads its next request.
+/// Entries of the map `threads` (where it is used instead of task storage)
+/// when the object follows one service (`copperc agent --service`): the
+/// object's 65,536 are sized for a node and lock 28 MB. A thread whose
+/// entry is evicted sends nothing until it reads its next request.
 pub const THREADS_ONE_SERVICE: u32 = 4096;
 
 /// What a loaded object does where kernels differ.
