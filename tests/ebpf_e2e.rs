@@ -1182,10 +1182,17 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
 /// deadline: after it, the threads' stale values are not sent.
 #[test]
 fn restarted_node_agent_keeps_following_kept_connections() {
-    for (tag, pins, killed) in [
-        ("keep-pins", true, false),
-        ("keep-nopins", false, false),
-        ("keep-killed", true, true),
+    // keep-hash: the restarted agent keeps the threads' state in the LRU
+    // hash, not in task storage (as on a kernel whose sk_msg may not use
+    // it), and the pin of the map it does not use goes. A socket keeps the
+    // sk_msg program it joined the sockhash with (the kernel copies it into
+    // the socket's psock), which looks in the other map: the connections
+    // kept across the switch send nothing, and never a stale value.
+    for (tag, pins, killed, hash) in [
+        ("keep-pins", true, false, false),
+        ("keep-nopins", false, false, false),
+        ("keep-killed", true, true, false),
+        ("keep-hash", true, false, true),
     ] {
         let mut node = Node::new(tag);
         let tmp = tempfile::tempdir().unwrap();
@@ -1222,7 +1229,19 @@ fn restarted_node_agent_keeps_following_kept_connections() {
         } else {
             terminate(&mut node.children[0], &stderr);
         }
-        let stderr = node.agent(&config, pins);
+        let maps = node.pins.join("maps");
+        if pins {
+            assert!(
+                maps.join("tasks").exists() && !maps.join("threads").exists(),
+                "{tag}: the threads' state is in task storage"
+            );
+        }
+        let env: &[(&str, &str)] = if hash {
+            &[("COPPERC_AGENT_NO_TASK_STORAGE", "1")]
+        } else {
+            &[]
+        };
+        let stderr = node.agent_with(&config, pins, "50", env);
         let mut said = Vec::new();
         while said.iter().filter(|l: &&String| l.contains("following")).count() < 3 {
             said.push(
@@ -1231,8 +1250,16 @@ fn restarted_node_agent_keeps_following_kept_connections() {
                     .unwrap_or_else(|_| panic!("{tag}: the restarted agent did not follow the 3 pods: {said:#?}")),
             );
         }
+        if hash {
+            assert!(
+                maps.join("threads").exists() && !maps.join("tasks").exists(),
+                "{tag}: the unused map's pin is gone"
+            );
+        }
         let after = h1_get(a, "");
-        if pins {
+        if hash {
+            assert_eq!(after, "[]", "{tag}: the earlier sk_msg program finds no value");
+        } else if pins {
             assert_eq!(after, r#"["/a/b"]"#, "{tag}: the kept connections stay followed");
         } else {
             assert_eq!(

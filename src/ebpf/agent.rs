@@ -278,9 +278,25 @@ impl Agent {
             takeover,
             epoch: 0,
         };
-        let threads = if features.task_storage { "tasks" } else { "threads" };
+        let (threads, unused) = if features.task_storage {
+            ("tasks", "threads")
+        } else {
+            ("threads", "tasks")
+        };
         for name in ["services", "levels", "socks", "stats", "control", threads] {
             agent.map(name)?;
+        }
+        // An earlier agent that kept the threads' state in the other map
+        // left its pin: nothing uses it now.
+        if let Some(p) = &agent.pins {
+            match std::fs::remove_file(p.map(unused)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(AgentError::Config(format!(
+                        "cannot remove the unused pinned map `{unused}`: {e}"
+                    )));
+                }
+                _ => {}
+            }
         }
         // An earlier agent's thread values are stale: nothing is sent until
         // this agent's receive hooks are attached, and then only values
