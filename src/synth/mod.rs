@@ -1,5 +1,6 @@
 //! Synthetic, Alibaba-shaped call graphs and matching Copper policies, for
-//! benchmarks and scale tests.
+//! benchmarks and scale tests; and placement-shaped MaxSAT instances for
+//! the solver's own benchmarks and tests (`maxsat`).
 //!
 //! ```text
 //! let g = generate_graph(&GraphSpec::new(20_000, 7));
@@ -70,6 +71,7 @@ mod bodies;
 mod dist;
 mod graph;
 mod json;
+mod maxsat;
 mod names;
 mod patterns;
 mod policy;
@@ -83,5 +85,6 @@ mod tests;
 
 pub use self::graph::generate_graph;
 pub use self::json::graph_json;
+pub use self::maxsat::{PlacementShape, placement_instance};
 pub use self::policy::generate_policies;
 pub use self::spec::{GraphSpec, PolicySpec, SynthGraph, SynthService};

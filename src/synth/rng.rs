@@ -16,6 +16,8 @@ use rand_chacha::ChaCha8Rng;
 pub(super) const STREAM_GRAPH: u64 = 0x6772_6170_6800_0001;
 /// Stream tag for the policies.
 pub(super) const STREAM_POLICIES: u64 = 0x706f_6c69_6300_0002;
+/// Stream tag for the MaxSAT instances of `maxsat`.
+pub(super) const STREAM_MAXSAT: u64 = 0x6d61_7873_6174_0003;
 
 /// One million: probabilities are integers in parts per million.
 pub(super) const PPM: u32 = 1_000_000;

@@ -393,68 +393,6 @@ fn matched_pairs(n: usize, p: usize, seed: u64) -> (usize, usize, Vec<usize>) {
     (per.iter().sum(), all.len(), per)
 }
 
-/// The brief's scale point: run with
-/// `cargo test --release -- --ignored --nocapture report_20k`.
-#[test]
-#[ignore]
-fn report_20k() {
-    for seed in [1, 2, 3] {
-        let t = std::time::Instant::now();
-        let g = graph(20_000, seed);
-        let gen_time = t.elapsed();
-        let s = stats(&g);
-        println!(
-            "seed {seed}: generate_graph {gen_time:?}; calls/service {:.2}, callers {:.2}, leaves {:.2}, \
-             fan-out median {} max {}, hub in-share {:.2}, top-1% in-share {:.2}, max in-degree {}, \
-             depth hist {:?}, self-loops {}, (SCCs>1, largest) {:?}",
-            s.calls_per_service,
-            s.callers_share,
-            s.leaf_share,
-            s.fanout_median,
-            s.fanout_max,
-            s.hub_in_share,
-            s.top1pct_in_share,
-            s.max_in,
-            s.depth_hist,
-            s.self_loops,
-            (s.sccs.len(), s.sccs.iter().max())
-        );
-        let t = std::time::Instant::now();
-        let text = generate_policies(&g, &PolicySpec::new(1000, seed));
-        println!("seed {seed}: generate_policies(1000) {:?}", t.elapsed());
-        let (names, out) = (name_map(&g), adjacency(&g));
-        let mut by: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
-        for (_, pat) in policies(&text) {
-            let m = Matcher::new(&pat, &names).matched(&g, &out).len();
-            let shape: Vec<&str> = pat
-                .split(' ')
-                .map(|w| match w {
-                    ".*" | ".+" | "|" => w,
-                    _ if w.starts_with("!(") => "!(x",
-                    _ if w.starts_with('(') => "(x",
-                    _ if w.ends_with(')') => "x)",
-                    _ => "x",
-                })
-                .collect();
-            let e = by.entry(shape.join(" ")).or_default();
-            e.0 += 1;
-            e.1 += m;
-        }
-        for (shape, (n, m)) in by {
-            println!("    {shape:24} {n:4} policies, mean {:.1} calls", m as f64 / n as f64);
-        }
-        let (pairs, distinct, mut per) = matched_pairs(20_000, 1000, seed);
-        per.sort_unstable();
-        println!(
-            "seed {seed}: 1000 policies match {pairs} (policy, call) pairs, {distinct} distinct calls; \
-             per policy median {} p90 {} max {}",
-            per[per.len() / 2],
-            per[per.len() * 9 / 10],
-            per[per.len() - 1]
-        );
-    }
-}
-
 /// The generator's own count of each pattern's matches agrees with the
 /// reference matcher.
 #[test]

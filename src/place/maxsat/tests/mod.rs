@@ -1,7 +1,7 @@
 //! Tests of the MaxSAT module: unit tests, property tests against brute
-//! force, WCNF round trips, and an ignored timing harness.
+//! force, WCNF round trips. Its timings are criterion benchmarks
+//! (`benches/place.rs`, group `maxsat`).
 
-mod bench;
 mod brute;
 mod generate;
 mod prop;

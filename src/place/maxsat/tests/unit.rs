@@ -254,18 +254,46 @@ fn saturating_weights() {
 
 #[test]
 fn medium_placement_is_optimal_and_consistent() {
-    use super::generate::{Shape, placement};
-    let shape = Shape {
+    use crate::synth::{PlacementShape, placement_instance};
+    let shape = PlacementShape {
         services: 600,
         coverage: 700,
         hubs: 1,
         hub_services: 150,
         max_cluster: 40,
-        ..Shape::default()
+        ..PlacementShape::default()
     };
     for seed in 1..=3 {
-        let inst = placement(seed, &shape);
+        let inst = placement_instance(seed, &shape);
         let (cost, model) = optimal(&inst);
         assert_eq!(inst.cost(&model), cost);
     }
+}
+
+/// A deadline on an instance of 20,000 services in one component (a
+/// gateway joins every cluster), which takes a few hundred ms to solve to
+/// optimality: the answer by the deadline is a feasible placement whose
+/// cost is the model's and is not below the proven bound.
+#[test]
+fn a_deadline_on_one_large_component_gives_a_feasible_bounded_answer() {
+    use crate::synth::{PlacementShape, placement_instance};
+    let shape = PlacementShape {
+        gateway: true,
+        ..PlacementShape::hard()
+    };
+    let inst = placement_instance(7, &shape);
+    let opts = Options {
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(50)),
+    };
+    let (solution, lower_bound) = match solve(&inst, &opts) {
+        Outcome::Optimal(s) => {
+            let lb = s.lower_bound;
+            (s, lb)
+        }
+        Outcome::Feasible { solution, lower_bound } => (solution, lower_bound),
+        Outcome::Unsatisfiable { .. } => panic!("a planted placement satisfies every clause"),
+    };
+    assert!(inst.is_feasible(&solution.model));
+    assert_eq!(inst.cost(&solution.model), solution.cost);
+    assert!(lower_bound <= solution.cost, "{lower_bound} > {}", solution.cost);
 }
