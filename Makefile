@@ -83,7 +83,7 @@ bench: build deps
 	$(VENV)/bin/python benches/scale_table.py --copperc target/release/copperc
 
 # Overhead of the eBPF context add-on (docs/evaluation.md); needs root and
-# cgroup v2, takes about a minute.
+# cgroup v2, takes about 6 minutes.
 bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive

@@ -30,7 +30,7 @@ Stops every process and removes every cgroup it made, also on failure, and
 stops by itself after --max-seconds.
 
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
-       [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 500] [--warmup 100] [--settle 1]
+       [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 2000] [--warmup 100] [--settle 1]
 """
 import argparse
 import json
@@ -66,7 +66,9 @@ parser.add_argument("--echo-headers", action="store_true",
                          "service above it, which is the test service's cost, not the add-on's")
 parser.add_argument("--testsvc", default="target/release/copperc-testsvc")
 parser.add_argument("--rounds", type=int, default=12)
-parser.add_argument("--requests", type=int, default=500)
+parser.add_argument("--requests", type=int, default=2000,
+                    help="measured requests a window; the p99 of fewer than 1,000 moves by more than the add-on "
+                         "costs, and the script then gives no verdict on the target")
 parser.add_argument("--warmup", type=int, default=100)
 parser.add_argument("--max-seconds", type=int, default=170)
 parser.add_argument("--settle", type=float, default=1.0,
@@ -542,7 +544,11 @@ def main():
     print("quietest = minimum over rounds; median = median over rounds; "
           "paired = min / median / max over rounds of that round's own difference, "
           "and a bootstrap interval of that median over the rounds:")
-    verdict = True
+    # "met": the three p99 estimates and the upper end of the paired
+    # median's interval are all under both bounds; "not shown": the three
+    # estimates are, the interval's upper end is not (more rounds or longer
+    # windows tell); "not met": an estimate is not.
+    verdict, shown = True, True
     labels = (("p50 latency", "p50"), ("p99 latency", "p99"),
               ("CPU per request, /proc (services + agents)", "cpu"),
               ("CPU per request, cgroup cpu.stat (services)", "cg"))
@@ -557,9 +563,11 @@ def main():
               f"paired {paired[0]:+.1f} / {statistics.median(paired):+.1f} / {paired[-1]:+.1f} us "
               f"(95% interval of the paired median: {low:+.1f} to {high:+.1f} us)")
         if key == "p99":
+            under = lambda d, base: d < 3 and d / base < 0.05  # noqa: E731
             for d, base in ((quiet, min(a) / 3), (med, statistics.median(a) / 3),
                             (statistics.median(paired), statistics.median(a) / 3)):
-                verdict = verdict and d < 3 and d / base < 0.05
+                verdict = verdict and under(d, base)
+            shown = under(high, statistics.median(a) / 3)
     if args.per_round:
         print("\neach round, in the order run: configuration, p50 us, p99 us")
         for r in range(args.rounds):
@@ -573,8 +581,12 @@ def main():
     if args.floor:
         print("\nfloor object: no context was carried, so the target does not apply to this run")
     else:
-        print(f"\ntarget (under 3 us and under 5% at p99 per hop, by all three estimates): "
-              f"{'met' if verdict else 'not met'}")
+        outcome = ("met" if shown else "not shown: the three estimates are under, the upper end of the paired "
+                   "interval is not (run more rounds, or more requests a window)") if verdict else "not met"
+        if args.requests < 1000 or args.rounds < 8:
+            outcome = "no verdict: it takes at least 8 rounds of 1,000 requests or more"
+        print(f"\ntarget (under 3 us and under 5% at p99 per hop, by all three estimates and the paired "
+              f"interval): {outcome}")
 
 if __name__ == "__main__":
     try:
