@@ -568,6 +568,12 @@ def main():
                             (statistics.median(paired), statistics.median(a) / 3)):
                 verdict = verdict and under(d, base)
             shown = under(high, statistics.median(a) / 3)
+    # The shape of the difference along the distribution: whether the add-on
+    # costs a fixed amount per request, or more in slower requests.
+    pooled = {w: sorted(v for x in results[w] for v in x["lat"]) for w in (False, True)}
+    print("\nper hop along the distribution of all requests (with - without) / 3, us: " + ", ".join(
+        f"p{q:g} {(percentile(pooled[True], q) - percentile(pooled[False], q)) / 3e3:+.1f}"
+        for q in (10, 25, 50, 75, 90, 95, 99, 99.9)))
     if args.per_round:
         print("\neach round, in the order run: configuration, p50 us, p99 us")
         for r in range(args.rounds):
