@@ -1181,6 +1181,51 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
 /// killed (SIGKILL) cannot pause the object, but stops renewing its
 /// deadline: after it, the threads' stale values are not sent.
 #[test]
+fn pinned_maps_of_another_object_are_replaced_and_task_storage_kept() {
+    // An earlier object pinned a `tasks` map of another kind: the agent
+    // replaces the pins and says so, rather than loading with the LRU hash
+    // (which would not reuse that pin) as on a kernel without task storage
+    // for sk_msg.
+    let mut node = Node::new("pinfit");
+    let maps = node.pins.join("maps");
+    std::fs::create_dir_all(&maps).unwrap();
+    // `socks` as the object has it (so that the hash's object would load
+    // with it), `tasks` not.
+    for (name, kind, value, entries) in [("socks", "sockhash", "8", "65535"), ("tasks", "hash", "4", "16")] {
+        let path = maps.join(name);
+        let out = Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(&path)
+            .args([
+                "type", kind, "key", "8", "value", value, "entries", entries, "name", name,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+        assert!(
+            out.status.success(),
+            "bpftool map create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = compiled_agent_config(tmp.path());
+    let stderr = node.agent(&config, true);
+    let first = stderr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the agent's first line");
+    let second = stderr
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the agent's second line");
+    let n = node.children.len() - 1;
+    terminate(&mut node.children[n], &stderr);
+    assert!(first.contains("node-wide") && !first.contains("LRU hash"), "{first}");
+    assert!(
+        second.contains("replaced the pinned maps of an incompatible earlier object"),
+        "{second}"
+    );
+}
+
+#[test]
 fn restarted_node_agent_keeps_following_kept_connections() {
     // keep-hash: the restarted agent keeps the threads' state in the LRU
     // hash, not in task storage (as on a kernel whose sk_msg may not use

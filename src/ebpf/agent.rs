@@ -66,7 +66,9 @@ struct Features {
 
 /// `open_and_load` with the threads' state in task storage where the kernel
 /// has it; if that object does not load (a kernel whose sk_msg programs may
-/// not use task storage), again with the LRU hash.
+/// not use task storage), again with the LRU hash. Pinned maps that do not
+/// fit are the caller's to handle (`pins_do_not_fit`), not a reason for the
+/// hash.
 fn load_object(
     bytes: &[u8],
     pins: Option<&PinDir>,
@@ -74,12 +76,21 @@ fn load_object(
 ) -> Result<(Object, Features), libbpf_rs::Error> {
     let tasks = std::env::var_os(NO_TASK_STORAGE_ENV).is_none() && has_task_storage(&kernel_btf());
     if tasks {
-        if let Ok(o) = open_and_load(bytes, pins, threads, true) {
-            return Ok(o);
+        match open_and_load(bytes, pins, threads, true) {
+            Ok(o) => return Ok(o),
+            Err(e) if pins_do_not_fit(&e) => return Err(e),
+            Err(_) => {
+                take_log();
+            }
         }
-        take_log();
     }
     open_and_load(bytes, pins, threads, false)
+}
+
+/// The load failed because a pinned map of an earlier agent does not fit
+/// this object's (another version's maps).
+fn pins_do_not_fit(e: &libbpf_rs::Error) -> bool {
+    e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")
 }
 
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
@@ -256,7 +267,7 @@ impl Agent {
         let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
         let (object, features) = match load_object(bytes, pins.as_ref(), threads) {
             Ok(o) => o,
-            Err(e) if had_pins && (e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")) => {
+            Err(e) if had_pins && pins_do_not_fit(&e) => {
                 // Pins of an object with other maps (another version):
                 // start afresh, which loses the connections they followed.
                 if let Some(p) = &pins {
