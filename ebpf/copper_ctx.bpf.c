@@ -1476,18 +1476,16 @@ __noinline int replace_message(struct sk_msg_md *msg, __u32 n, __u32 total);
  * Writes s->buf[from, from + cnt) (or s->out[0, cnt) if `out`) at byte `pos`
  * of the message's data, 8 bytes a step, and byte by byte only within 8
  * bytes of its end: a step may write up to 7 bytes past pos + cnt, which the
- * copy of what follows there overwrites. 0 on success. A global function:
- * the verifier walks it once, where inlined at three places, each of its
- * exits (a different known packet range) would be a state of its own.
+ * copy of what follows there overwrites. 0 on success.
  */
-__noinline int put_bytes(struct sk_msg_md *msg, __u32 pos, __u32 from, __u32 cnt, int out)
+static __always_inline int put_bytes(struct sk_msg_md *msg, struct scratch *s, __u32 pos, __u32 from, __u32 cnt,
+				     int out)
 {
-	struct scratch *s = get_scratch();
 	const __u8 *src;
 	__u8 *d, *e, *p;
 	__u32 i, k;
 
-	if (!s || !msg || pos > MSG_MAX || from >= SCAN || cnt > SCAN)
+	if (pos > MSG_MAX || from >= SCAN || cnt > SCAN)
 		return -1;
 	src = out ? s->out : &s->buf[masked(from, SCAN - 1)];
 	pos = masked(pos, 2 * SCAN - 1);
@@ -1514,6 +1512,25 @@ __noinline int put_bytes(struct sk_msg_md *msg, __u32 pos, __u32 from, __u32 cnt
 }
 
 /*
+ * Writes the rebuilt message into its new piece: s->buf[0, at), the value's
+ * line s->out[0, len), then s->buf[at, n), in this order, since each copy
+ * overwrites what the one before wrote past its end. 0 on success. A global
+ * function: the verifier walks it once (inlined, each of its exits, with a
+ * different known packet range, would be a state of its own), and one call
+ * costs less than a call per copy.
+ */
+__noinline int put_message(struct sk_msg_md *msg, __u32 at, __u32 len, __u32 n)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s || !msg)
+		return -1;
+	if (put_bytes(msg, s, 0, 0, at, 0) || put_bytes(msg, s, at, 0, len, 1))
+		return -1;
+	return n > at ? put_bytes(msg, s, at + len, at, n - at, 0) : 0;
+}
+
+/*
  * The whole message is s->buf[0, n): it is rebuilt with the value's line
  * (s->out[0, len)) at byte `at`, into one new piece that replaces it. That
  * takes one page allocation, where an insertion in the middle takes two:
@@ -1528,9 +1545,7 @@ static __always_inline int rebuild(struct sk_msg_md *msg, __u32 n, __u32 at, __u
 	/* A new first piece: the push at an offset where a piece starts splits nothing. */
 	if (bpf_msg_push_data(msg, 0, n + len, 0))
 		return -1;
-	/* In this order: each copy overwrites what the one before wrote past its end. */
-	if (put_bytes(msg, 0, 0, at, 0) || put_bytes(msg, at, 0, len, 1) ||
-	    (n > at && put_bytes(msg, at + len, at, n - at, 0)))
+	if (put_message(msg, at, len, n))
 		goto undo;
 	/* The old piece goes: it starts where the new one ends, so nothing is copied. */
 	if (bpf_msg_pop_data(msg, n + len, n, 0))
