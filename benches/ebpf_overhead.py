@@ -534,7 +534,7 @@ def main():
         pooled = sorted(v for x in rounds for v in x["lat"])
         cpu = [x["svc_cpu"] + x["agent_cpu"] for x in rounds]
         cg = [x["cg_cpu"] for x in rounds]
-        stats[with_agents] = {"p50": p50s, "p99": p99s, "cpu": cpu, "cg": cg}
+        stats[with_agents] = {"p50": p50s, "p99": p99s, "cpu": cpu, "cg": cg, "pooled": pooled}
         row = ["with agents" if with_agents else "without agents", fmt3(p50s), fmt3(p99s),
                f"{percentile(pooled, 50) / 1e3:.1f}", f"{percentile(pooled, 99) / 1e3:.1f}",
                fmt3([x["svc_cpu"] for x in rounds]), fmt3([x["agent_cpu"] for x in rounds]), fmt3(cg)]
@@ -570,9 +570,8 @@ def main():
             shown = under(high, statistics.median(a) / 3)
     # The shape of the difference along the distribution: whether the add-on
     # costs a fixed amount per request, or more in slower requests.
-    pooled = {w: sorted(v for x in results[w] for v in x["lat"]) for w in (False, True)}
     print("\nper hop along the distribution of all requests (with - without) / 3, us: " + ", ".join(
-        f"p{q:g} {(percentile(pooled[True], q) - percentile(pooled[False], q)) / 3e3:+.1f}"
+        f"p{q:g} {(percentile(on['pooled'], q) - percentile(off['pooled'], q)) / 3e3:+.1f}"
         for q in (10, 25, 50, 75, 90, 95, 99, 99.9)))
     if args.per_round:
         print("\neach round, in the order run: configuration, p50 us, p99 us")

@@ -508,26 +508,42 @@ struct find_ctx {
  */
 #define FIND_WORDS 4
 
+enum { WORD_NEXT, WORD_HERE, WORD_NONE };
+
+/*
+ * The word at `at` (a multiple of STEP) of buf[0, end): WORD_NONE past the
+ * end, WORD_HERE if it may hold the byte repeated in `pattern` (exactly so,
+ * unless it is the last bytes, fewer than a word), else WORD_NEXT.
+ */
+static __always_inline int word_test(struct scratch *s, __u32 at, __u32 end, __u64 pattern)
+{
+	__u64 w;
+
+	if (at >= end || at >= SCAN)
+		return WORD_NONE;
+	if (at + STEP > end)
+		return WORD_HERE;
+	/* A word of the 8-aligned buffer, indexed as such: clang loads it at once, where a cast of &buf[at] goes byte by byte. */
+	w = ((const __u64 *)s->buf)[masked(at / STEP, SCAN / STEP - 1)];
+	return HAS_ZERO_BYTE(w ^ pattern) ? WORD_HERE : WORD_NEXT;
+}
+
 static long find_word_cb(__u64 i, void *c)
 {
 	struct find_ctx *f = c;
 	struct scratch *s = f->s;
-	__u64 pattern = 0x0101010101010101ULL * f->ch, w;
+	__u64 pattern = 0x0101010101010101ULL * f->ch;
 	__u32 at = f->start + (__u32)i * STEP * FIND_WORDS, j;
+	int r;
 
 	if (!s)
 		return 1;
 #pragma unroll
 	for (j = 0; j < FIND_WORDS; j++, at += STEP) {
-		if (at >= f->end || at >= SCAN)
+		r = word_test(s, at, f->end, pattern);
+		if (r == WORD_NONE)
 			return 1;
-		if (at + STEP > f->end) {
-			f->word = at;
-			return 1;
-		}
-		/* A word of the 8-aligned buffer, indexed as such: clang loads it at once, where a cast of &buf[at] goes byte by byte. */
-		w = ((const __u64 *)s->buf)[masked(at / STEP, SCAN / STEP - 1)];
-		if (HAS_ZERO_BYTE(w ^ pattern)) {
+		if (r == WORD_HERE) {
 			f->word = at;
 			return 1;
 		}
@@ -546,19 +562,16 @@ static long find_word_cb(__u64 i, void *c)
 static __always_inline __u32 find_byte(struct scratch *s, __u32 end, __u8 ch)
 {
 	struct find_ctx f = {.s = s, .start = INLINE_WORDS * STEP, .end = end, .word = ~0U, .ch = ch};
-	__u64 pattern = 0x0101010101010101ULL * ch, w;
+	__u64 pattern = 0x0101010101010101ULL * ch;
 	__u32 j, k, at = ~0U;
+	int r;
 
 #pragma unroll
 	for (j = 0; j < INLINE_WORDS; j++) {
-		if (j * STEP >= end)
+		r = word_test(s, j * STEP, end, pattern);
+		if (r == WORD_NONE)
 			return ~0U;
-		if (j * STEP + STEP > end) {
-			at = j * STEP;
-			break;
-		}
-		w = ((const __u64 *)s->buf)[j];
-		if (HAS_ZERO_BYTE(w ^ pattern)) {
+		if (r == WORD_HERE) {
 			at = j * STEP;
 			break;
 		}
@@ -637,25 +650,42 @@ struct value_ctx {
 	__u32 cr; /* result: the carriage return that ends a valid value, or ~0 */
 };
 
+enum { VALUE_NEXT, VALUE_END, VALUE_BAD };
+
+/*
+ * Byte `at` of a context value that must end before `end`: VALUE_END (the
+ * carriage return that ends it), VALUE_BAD (past the end, or a byte no
+ * value has), else VALUE_NEXT.
+ */
+static __always_inline int value_step(struct scratch *s, __u32 at, __u32 end)
+{
+	__u8 ch;
+
+	if (at >= end || at >= SCAN)
+		return VALUE_BAD;
+	ch = B(s, at);
+	if (ch == '\r')
+		return VALUE_END;
+	return value_byte(ch) ? VALUE_NEXT : VALUE_BAD;
+}
+
 static long value_end_cb(__u64 i, void *c)
 {
 	struct value_ctx *v = c;
 	struct scratch *s = v->s;
 	__u32 at = v->start + (__u32)i * STEP, k;
-	__u8 ch;
+	int r;
 
 	if (!s)
 		return 1;
 #pragma unroll
 	for (k = 0; k < STEP; k++) {
-		if (at + k >= v->end || at + k >= SCAN)
-			return 1;
-		ch = B(s, at + k);
-		if (ch == '\r') {
+		r = value_step(s, at + k, v->end);
+		if (r == VALUE_END) {
 			v->cr = at + k;
 			return 1;
 		}
-		if (!value_byte(ch))
+		if (r == VALUE_BAD)
 			return 1;
 	}
 	return 0;
@@ -670,7 +700,7 @@ static __always_inline __u32 value_end(struct scratch *s, __u32 start, __u32 end
 {
 	struct value_ctx v = {.s = s, .start = start + INLINE_VALUE, .end = end, .cr = ~0U};
 	__u32 k;
-	__u8 ch;
+	int r;
 
 	if (start >= end || B(s, start) != '/')
 		return ~0U;
@@ -679,12 +709,10 @@ static __always_inline __u32 value_end(struct scratch *s, __u32 start, __u32 end
 	/* A short value (most are) is checked in line: see INLINE_WORDS. */
 #pragma unroll
 	for (k = 1; k < INLINE_VALUE; k++) {
-		if (start + k >= v.end || start + k >= SCAN)
-			return ~0U;
-		ch = B(s, start + k);
-		if (ch == '\r')
+		r = value_step(s, start + k, v.end);
+		if (r == VALUE_END)
 			return forget(s, start + k);
-		if (!value_byte(ch))
+		if (r == VALUE_BAD)
 			return ~0U;
 	}
 	bpf_loop(VAL_MAX / STEP + 1, value_end_cb, &v, 0);

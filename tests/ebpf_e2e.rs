@@ -17,6 +17,7 @@
     reason = "test code: a panic is a failure report"
 )]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -197,11 +198,8 @@ impl Chain {
         self.agents.clear();
         // Nothing stays attached to the cgroups.
         for name in ["a", "b", "c"] {
-            let out = Command::new("bpftool")
-                .args(["cgroup", "show"])
-                .arg(self.root.join(name))
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+            let folder = self.root.join(name);
+            let out = bpftool(&["cgroup".as_ref(), "show".as_ref(), folder.as_os_str()]);
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(
                 !text.contains("sock_ops"),
@@ -318,6 +316,14 @@ fn h1_get_path(port: u16, path: &str, extra: &str) -> String {
     resp.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
+}
+
+/// Runs bpftool, which `make deps` installs.
+fn bpftool(args: &[&OsStr]) -> std::process::Output {
+    Command::new("bpftool")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"))
 }
 
 /// One h2c GET (prior knowledge) from outside every cgroup with nghttp.
@@ -877,11 +883,7 @@ impl Node {
 
     /// Whether a sockops program is attached to `pod`'s cgroup.
     fn sockops_attached(&self, pod: &str) -> bool {
-        let out = Command::new("bpftool")
-            .args(["cgroup", "show"])
-            .arg(self.pod(pod))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+        let out = bpftool(&["cgroup".as_ref(), "show".as_ref(), self.pod(pod).as_os_str()]);
         String::from_utf8_lossy(&out.stdout).contains("sock_ops")
     }
 
@@ -1193,14 +1195,14 @@ fn pinned_maps_of_another_object_are_replaced_and_task_storage_kept() {
     // with it), `tasks` not.
     for (name, kind, value, entries) in [("socks", "sockhash", "8", "65535"), ("tasks", "hash", "4", "16")] {
         let path = maps.join(name);
-        let out = Command::new("bpftool")
-            .args(["map", "create"])
-            .arg(&path)
-            .args([
+        let mut args: Vec<&OsStr> = vec!["map".as_ref(), "create".as_ref(), path.as_os_str()];
+        args.extend(
+            [
                 "type", kind, "key", "8", "value", value, "entries", entries, "name", name,
-            ])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run bpftool ({e}): run `make deps`"));
+            ]
+            .map(OsStr::new),
+        );
+        let out = bpftool(&args);
         assert!(
             out.status.success(),
             "bpftool map create {name}: {}",
