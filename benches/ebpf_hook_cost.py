@@ -69,6 +69,10 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--copperc", default="target/release/copperc")
 parser.add_argument("--object", help="an eBPF object for the agent to load instead of the one built into copperc "
                                         "(`copperc agent --object`), to compare two versions of the programs")
+parser.add_argument("--floor", action="store_true",
+                    help="--object is the floor object (`make build/ebpf/copper_floor.bpf.o`, whose sk_msg and socket "
+                         "receive programs return at once): its counters must stay at 0. What the wall-time table "
+                         "then adds is what joining the sockhash and the hooks cost, without the programs' work")
 parser.add_argument("-n", type=int, default=100000, help="operations per case (a tenth for new connections)")
 parser.add_argument("--wall-rounds", type=int, default=2,
                     help="rounds of the loops without and with the agent (statistics off), timed at the process "
@@ -82,6 +86,8 @@ parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case 
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
 args = parser.parse_args()
+if args.floor and not args.object:
+    parser.error("--floor needs --object (the floor object)")
 
 # Seconds between attaching or detaching the agent and the timed loops.
 SETTLE = 1.0
@@ -252,6 +258,11 @@ def check_counters(lines):
         "tx_h1_inserted": runs("send-kept") * n + runs("send-new") * new,
         "tx_h2_inserted": runs("send-h2") * n,
     }
+    if args.floor:
+        busy = {k: counters.get(k) for k in want if int(counters.get(k, -1)) != 0}
+        if busy:
+            sys.exit(f"error: the floor object counted requests (it should return at once): {busy}; it said: {said}")
+        return
     short = {k: (counters.get(k), v) for k, v in want.items() if int(counters.get(k, -1)) < v}
     if short:
         sys.exit(f"error: the agent's counters fall short of the operations (have, want): {short}; it said: {said}")

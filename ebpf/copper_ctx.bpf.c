@@ -834,6 +834,33 @@ static __always_inline const struct copper_config *find_service(__u64 id, __u32 
 	return NULL;
 }
 
+/*
+ * Steps up the cgroup tree that cgroup_id_at takes before it asks the
+ * helper: a container's cgroup is a step or two below its pod's.
+ */
+#define CGROUP_WALK 4
+
+/*
+ * The id of cgroup `c`'s ancestor at `depth` (its own at its own depth):
+ * bpf_get_current_ancestor_cgroup_id's answer for the current task's `c`,
+ * read through the cgroups' parent pointers, which costs less than the
+ * helper's call on CPUs whose returns are made safe in software.
+ */
+static __always_inline __u64 cgroup_id_at(struct cgroup *c, __u32 depth)
+{
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < CGROUP_WALK; i++) {
+		if ((__u32)c->level <= depth)
+			break;
+		c = c->self.parent->cgroup;
+	}
+	if ((__u32)c->level == depth)
+		return c->kn->id;
+	return bpf_get_current_ancestor_cgroup_id(depth);
+}
+
 /* The service of the current task (see find_service), cached per cgroup. */
 static __always_inline const struct copper_config *current_service(void)
 {
@@ -842,19 +869,20 @@ static __always_inline const struct copper_config *current_service(void)
 	__u64 gen = genp ? *genp : 0, answer, id;
 	struct cgroup_service *cs = NULL;
 	const struct copper_config *cfg;
+	struct cgroup *cg = NULL;
 	__u32 where;
 
-	if (gen && cgroup_cache)
-		cs = bpf_cgrp_storage_get(&cgroup_services, bpf_get_current_task_btf()->cgroups->dfl_cgrp, 0,
-					  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (cs) {
+	if (gen && cgroup_cache) {
+		cg = bpf_get_current_task_btf()->cgroups->dfl_cgrp;
+		cs = bpf_cgrp_storage_get(&cgroup_services, cg, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	}
+	if (cs && cg) {
 		answer = READ_ONCE(cs->answer);
 		if (answer >> 32 == gen) {
 			where = (__u32)answer;
 			if (where == CACHED_NONE)
 				return NULL;
-			id = where == CACHED_OWN ? bpf_get_current_cgroup_id()
-						 : bpf_get_current_ancestor_cgroup_id(CACHED_DEPTH_OF(where));
+			id = where == CACHED_OWN ? cg->kn->id : cgroup_id_at(cg, CACHED_DEPTH_OF(where));
 			return bpf_map_lookup_elem(&services, &id);
 		}
 	}
@@ -1133,37 +1161,56 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 ubu
 }
 
 /*
- * The end of a read (`id` is NR_READ, NR_RECVFROM or NR_RECVMSG) that
- * returned `ret`; its arguments are read from the task's saved user
- * registers `r`.
+ * A socket's cookie: read from the socket, where the kernel keeps it once
+ * anything asked for it (a helper call costs more on some CPUs than the
+ * rest of a short path), else made by the helper.
  */
-static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct sock *sk)
+static __always_inline __u64 cookie_of(struct sock *sk)
 {
-	const struct copper_config *cfg;
+	__u64 c = sk->__sk_common.skc_cookie.counter;
+
+	return c ? c : bpf_get_socket_cookie(sk);
+}
+
+/*
+ * What the socket receive hook knows of a read before it looks at the
+ * task's registers: a connection the service opened brings responses,
+ * which are passed before the service is looked up, and a read by a task
+ * of no followed service goes no further either (most reads of a node are
+ * one of the two). A socket that has no state, most of them, costs a
+ * pointer read here. 0: pass the read.
+ */
+static __always_inline int followed_read(struct sock *sk, struct conn_state **cs,
+					 const struct copper_config **cfg)
+{
+	*cs = bpf_sk_storage_get(&conns, sk, 0, 0);
+	if (*cs && (*cs)->responses)
+		return 0;
+	*cfg = current_service();
+	return *cfg != NULL;
+}
+
+/*
+ * The end of a read (`id` is NR_READ, NR_RECVFROM or NR_RECVMSG) that
+ * returned `ret`, by a task of the service `cfg`; its arguments are read
+ * from the task's saved user registers `r`. At the socket hook, `sk` and
+ * its state `cs` (see followed_read); NULL at the syscall hooks.
+ */
+static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct sock *sk, struct conn_state *cs,
+				   const struct copper_config *cfg)
+{
 	struct pending_read p = {};
 	struct scratch *s;
 	struct rx_request req = {};
-	struct conn_state *cs;
 	struct h2_rx *st;
 	__u32 n, nl, total, from, first;
 	__u64 conn;
 
-	if (ret <= 0 || !r)
-		return 0;
-	/*
-	 * A connection the service opened brings responses: passed before the
-	 * service is looked up, which costs more than this (a socket that has
-	 * no state, most of them, costs a pointer read here).
-	 */
-	cs = sk ? bpf_sk_storage_get(&conns, sk, 0, 0) : NULL;
-	if (cs && cs->responses)
-		return 0;
-	cfg = current_service();
-	if (!cfg)
+	if (ret <= 0 || !r || !cfg)
 		return 0;
 	if (sk) {
 		st = cs && cs->h2_server ? &cs->rx : NULL;
-		conn = bpf_get_socket_cookie(sk);
+		conn = cookie_of(sk);
 	} else {
 		conn = conn_of_fd(bpf_get_current_pid_tgid(), (__u32)EXIT_ARG1(r));
 		st = bpf_map_lookup_elem(&h2_rx_fds, &conn);
@@ -1270,6 +1317,19 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	return 0;
 }
 
+/* The end of a read seen by a syscall hook: the service first, the registers only for a followed task. */
+static __always_inline int exit_traced(long id, long ret)
+{
+	const struct copper_config *cfg;
+
+	if (ret <= 0)
+		return 0;
+	cfg = current_service();
+	if (!cfg)
+		return 0;
+	return on_exit(id, ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL, NULL, cfg);
+}
+
 SEC("tracepoint/syscalls/sys_enter_close")
 int copper_enter_close(struct trace_event_raw_sys_enter *c)
 {
@@ -1279,19 +1339,19 @@ int copper_enter_close(struct trace_event_raw_sys_enter *c)
 SEC("tracepoint/syscalls/sys_exit_read")
 int copper_exit_read(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_READ, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL);
+	return exit_traced(NR_READ, c->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int copper_exit_recvfrom(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_RECVFROM, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL);
+	return exit_traced(NR_RECVFROM, c->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
 {
-	return on_exit(NR_RECVMSG, c->ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL);
+	return exit_traced(NR_RECVMSG, c->ret);
 }
 
 /*
@@ -1308,7 +1368,7 @@ static __always_inline int on_conn_end(const struct sock *sk)
 	if (!sk || !current_service())
 		return 0;
 	ts = this_thread(0);
-	if (ts && ts->last_conn != NO_CONN && ts->last_conn == bpf_get_socket_cookie((void *)sk))
+	if (ts && ts->last_conn != NO_CONN && ts->last_conn == cookie_of((struct sock *)sk))
 		ts->last_conn = NO_CONN;
 	return 0;
 }
@@ -1327,6 +1387,8 @@ static __always_inline int on_conn_end(const struct sock *sk)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 {
+	const struct copper_config *cfg = NULL;
+	struct conn_state *cs = NULL;
 	struct pt_regs *regs;
 	long id;
 
@@ -1334,7 +1396,7 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 		return 0;
 	if (ret == 0 || ret == -COPPER_ECONNRESET)
 		return on_conn_end(sk);
-	if (ret < 0)
+	if (ret < 0 || !followed_read(sk, &cs, &cfg))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
@@ -1342,7 +1404,7 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	id = SYSNO(regs);
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return on_exit(id, ret, regs, sk);
+	return on_exit(id, ret, regs, sk, cs, cfg);
 }
 
 /*
@@ -1367,6 +1429,14 @@ int BPF_PROG(copper_sock_state, const struct sock *sk, const int oldstate, const
 	return on_conn_end(sk);
 }
 
+/* tp_btf/sys_exit's end of a read, whose registers come with it. */
+static __always_inline int exit_traced_regs(long id, long ret, struct pt_regs *regs)
+{
+	if (ret <= 0)
+		return 0;
+	return on_exit(id, ret, regs, NULL, NULL, current_service());
+}
+
 /* Without tracefs: every syscall; the others return at once. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
@@ -1384,7 +1454,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	/* Before any map lookup: this runs for every syscall on the machine. */
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return on_exit(id, ret, regs, NULL);
+	return exit_traced_regs(id, ret, regs);
 }
 
 /* ---- send side ---- */
