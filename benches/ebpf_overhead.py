@@ -122,6 +122,8 @@ parser.add_argument("--floor", action="store_true",
 args = parser.parse_args()
 if args.aa and not args.interleaved:
     parser.error("--aa goes with --interleaved")
+if args.interleaved and (args.bpf_stats or args.per_round):
+    parser.error("--bpf-stats and --per-round go with the ABBA design, not --interleaved")
 if args.floor and not args.object:
     parser.error("--floor needs --object (the floor object: make build/ebpf/copper_floor.bpf.o)")
 OBJECT = ["--object", args.object] if args.object else []
@@ -625,7 +627,7 @@ def report_interleaved(bench, rounds, elapsed):
     bias = 5 * outside / 3e3  # us per hop
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; interleaved: the "
           f"add-on attached for the whole run, {args.rounds} rounds x {args.requests} request pairs (after {args.warmup} "
-          f"warm-up pairs{' on connections kept for the whole run' if args.keepalive else ''}), one request of each pair to a followed chain "
+          f"warm-up pairs{', each round on kept connections of its own' if args.keepalive else ''}), one request of each pair to a followed chain "
           f"and one to an unfollowed chain of the same services, in random order; client -> a -> b -> c over "
           f"HTTP/1.1 on loopback, services: {args.services}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, agents: "
