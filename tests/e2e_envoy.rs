@@ -40,7 +40,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,10 +89,10 @@ const CALLS: [(&str, &str); 6] = [
 ];
 const ENTRYPOINTS: [&str; 2] = ["gateway", "mobile"];
 
-/// `n` distinct free ports on 127.0.0.1 (all held until all are chosen).
+/// `n` distinct free ports on 127.0.0.1, out of the way of the source
+/// ports of other tests' connections (see `common::listen_ports`).
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    common::listen_ports(n)
 }
 
 /// Where one service and its sidecar listen.

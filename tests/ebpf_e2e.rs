@@ -17,6 +17,8 @@
     reason = "test code: a panic is a failure report"
 )]
 
+mod common;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -257,11 +259,7 @@ fn spawn_service(cgroup: &Path, mode: &str, next: Option<u16>) -> (Child, u16) {
 fn start_envoy(upstream: u16, regex: &str) -> (Child, u16) {
     let envoy = Path::new("build/venv/bin/envoy");
     assert!(envoy.exists(), "{} is missing: run `make deps`", envoy.display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::listen_ports(1)[0];
     let config = format!(
         r#"{{"static_resources": {{
   "listeners": [{{"name": "c_inbound",

@@ -389,3 +389,36 @@ pub fn listener(name: &str, filters: Vec<Value>, mut routes: Vec<Value>) -> Valu
         }]}],
     })
 }
+
+/// `n` distinct ports on 127.0.0.1 for a server started later (Envoy, a
+/// test service), each free when chosen. They are taken below the kernel's
+/// ephemeral range: a port of that range, once the probe releases it, may
+/// become the source port of any connection another test opens before the
+/// server binds it. Distinct within the test process, which runs its tests
+/// on threads; each process starts at its own offset.
+pub fn listen_ports(n: usize) -> Vec<u16> {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        .unwrap_or(32_768)
+        .max(LOW + 1_000);
+    let span = high - LOW;
+    let start = std::process::id() % span;
+    let mut held = Vec::new();
+    for _ in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    assert_eq!(held.len(), n, "no {n} free ports below the ephemeral range");
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
