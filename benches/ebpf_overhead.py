@@ -510,7 +510,7 @@ class Bench:
                 lat[followed].append(ns)
         cpu[True] += sum(cgroup_usec(d) for d in self.dirs.values())
         cpu[False] += sum(cgroup_usec(d) for d in self.twin_dirs.values())
-        return lat, {k: v / n for k, v in cpu.items()}
+        return lat, {k: v / max(n, 1) for k, v in cpu.items()}
 
 
 def bootstrap_median(values, draws=5000):
