@@ -114,6 +114,20 @@ impl Chain {
         syscall_hooks: &str,
         agent_env: &[(&str, &str)],
     ) -> Chain {
+        Chain::start_with(tag, modes, names, envoy, syscall_hooks, agent_env, [0; 3])
+    }
+
+    /// The same with each service `nest[i]` cgroups below the folder that
+    /// its agent follows (`n1/n2/...`).
+    fn start_with(
+        tag: &str,
+        modes: [&str; 3],
+        names: [&str; 3],
+        envoy: Option<(&str, &str)>,
+        syscall_hooks: &str,
+        agent_env: &[(&str, &str)],
+        nest: [usize; 3],
+    ) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", root.display()));
@@ -163,8 +177,13 @@ impl Chain {
             chain.agents.push(Agent { child, stderr });
         }
         let mut next: Option<u16> = None;
-        for (name, mode) in [("c", modes[2]), ("b", modes[1]), ("a", modes[0])] {
-            let (child, port) = spawn_service(&chain.root.join(name), mode, next);
+        for (i, name, mode) in [(2, "c", modes[2]), (1, "b", modes[1]), (0, "a", modes[0])] {
+            let mut dir = chain.root.join(name);
+            for level in 1..=nest[i] {
+                dir.push(format!("n{level}"));
+            }
+            std::fs::create_dir_all(&dir).unwrap();
+            let (child, port) = spawn_service(&dir, mode, next);
             chain.services.push(child);
             chain.ports.push(port);
             next = Some(port);
@@ -223,10 +242,28 @@ impl Drop for Chain {
             let _ = a.child.wait();
         }
         for name in ["a", "b", "c"] {
-            let _ = std::fs::remove_dir(self.root.join(name));
+            // Deepest first: a cgroup folder goes only once it has no children.
+            let mut dirs: Vec<PathBuf> = walk_dirs(&self.root.join(name));
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for d in dirs {
+                let _ = std::fs::remove_dir(d);
+            }
         }
         let _ = std::fs::remove_dir(&self.root);
     }
+}
+
+/// `dir` and every folder below it.
+fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                all.extend(walk_dirs(&e.path()));
+            }
+        }
+    }
+    all
 }
 
 /// chain_service.py in `mode`, calling 127.0.0.1:`next`, in the cgroup
@@ -384,6 +421,35 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     );
     assert!(
         reports[1].contains("tx_h1_inserted=4") && reports[1].contains("tx_no_context=1"),
+        "{reports:?}"
+    );
+}
+
+/// A service whose cgroup is below the one its agent follows: b two levels
+/// down, c five (more than the cached walk up the tree takes before it asks
+/// the kernel's helper). Their second requests find the service from their
+/// cgroups' cached answers, and still send the context on.
+#[test]
+fn services_below_the_followed_cgroup_are_followed() {
+    let mut chain = Chain::start_with(
+        "nested",
+        ["h1", "h1", "h1"],
+        ["a", "b", "c"],
+        None,
+        "auto",
+        &[],
+        [0, 2, 5],
+    );
+    let (a, c) = (chain.ports[0], chain.ports[2]);
+    let got = [h1_get(a, ""), h1_get(a, ""), h1_get(a, "")];
+    // c's own sends: it calls nobody, so its counters show its reads only.
+    let direct = h1_get(c, "x-copper-context: /a/b\r\n");
+    let reports = chain.stop();
+    assert_eq!(got, [r#"["/a/b"]"#; 3], "{reports:#?}");
+    assert_eq!(direct, r#"["/a/b"]"#);
+    assert!(reports[1].contains("tx_h1_inserted=3"), "{reports:?}");
+    assert!(
+        reports[2].contains("rx_h1_requests=4 ") && reports[2].contains("rx_with_context=4"),
         "{reports:?}"
     );
 }
