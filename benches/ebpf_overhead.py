@@ -397,6 +397,20 @@ class Bench:
         self.agents = []
         return reports
 
+    def stop_agents_checked(self, requests):
+        """Stops the agents and checks that each detached cleanly and that a and b inserted one header per
+        request of the followed chain (`requests` of them; none with the floor object)."""
+        reports = self.stop_agents()
+        for name, (code, last) in zip(NAMES, reports):
+            if code != 0 or "detached" not in last:
+                raise Abort(f"agent {name} exited with {code}: {last}")
+        total = 0 if args.floor else requests
+        # Node-wide, one agent counts both a's and b's.
+        expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
+        for (name, count), (_, last) in zip(expect, reports):
+            if f"tx_h1_inserted={count} " not in last:
+                raise Abort(f"agent {name} did not insert {count} headers: {last}")
+
     def cleanup(self):
         for p, _ in self.agents:
             if p.poll() is None:
@@ -467,19 +481,8 @@ class Bench:
                 pc, pn = programs.get(name, (0, 0))
                 programs[name] = (pc + cnt - c0, pn + ns - n0)
         if with_agents:
-            reports = self.stop_agents()
-            for name, (code, last) in zip(NAMES, reports):
-                if code != 0 or "detached" not in last:
-                    raise Abort(f"agent {name} exited with {code}: {last}")
             # With kept connections each window also sends its /reconnect.
-            total = args.warmup + args.requests + (2 if args.keepalive else 0)
-            # a and b insert one header per request; node-wide, one agent counts both.
-            if args.floor:
-                total = 0
-            expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
-            for (name, count), (_, last) in zip(expect, reports):
-                if f"tx_h1_inserted={count} " not in last:
-                    raise Abort(f"agent {name} did not insert {count} headers: {last}")
+            self.stop_agents_checked(args.warmup + args.requests + (2 if args.keepalive else 0))
         n = args.requests
         return {
             "lat": lat,
@@ -493,8 +496,8 @@ class Bench:
         """N pairs of requests, one to each chain in random order, on the kept connections (None: a new
         connection per request); returns the latencies of each chain and each chain's cgroup CPU per request."""
         lat = {True: [], False: []}
-        cpu = {True: -sum(cgroup_usec(d) for d in self.dirs.values()),
-               False: -sum(cgroup_usec(d) for d in self.twin_dirs.values())}
+        usec = lambda followed: sum(cgroup_usec(d) for d in (self.dirs if followed else self.twin_dirs).values())  # noqa: E731
+        cpu = {True: -usec(True), False: -usec(False)}
         for _ in range(n):
             order = (True, False) if rng.random() < 0.5 else (False, True)
             for followed in order:
@@ -508,8 +511,8 @@ class Bench:
                     raise Abort(f"the {'followed' if followed else 'unfollowed'} chain's c saw {seen!r}, "
                                 f"not {expected!r}")
                 lat[followed].append(ns)
-        cpu[True] += sum(cgroup_usec(d) for d in self.dirs.values())
-        cpu[False] += sum(cgroup_usec(d) for d in self.twin_dirs.values())
+        cpu[True] += usec(True)
+        cpu[False] += usec(False)
         return lat, {k: v / max(n, 1) for k, v in cpu.items()}
 
 
@@ -566,18 +569,9 @@ def measure_interleaved(bench):
         if kept:
             kept.sock.close()
             twin.sock.close()
-    if args.aa:
-        return rounds
-    reports = bench.stop_agents()
-    for name, (code, last) in zip(NAMES, reports):
-        if code != 0 or "detached" not in last:
-            raise Abort(f"agent {name} exited with {code}: {last}")
-    # a and b insert one header per request of the followed chain, /reconnect included.
-    total = 0 if args.floor else args.rounds * ((1 if args.keepalive else 0) + args.warmup + args.requests)
-    expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
-    for (name, count), (_, last) in zip(expect, reports):
-        if f"tx_h1_inserted={count} " not in last:
-            raise Abort(f"agent {name} did not insert {count} headers: {last}")
+    if not args.aa:
+        # Each round's /reconnect included.
+        bench.stop_agents_checked(args.rounds * ((1 if args.keepalive else 0) + args.warmup + args.requests))
     return rounds
 
 
@@ -604,8 +598,9 @@ def outside_read_ns():
     return max(program[-1], wall[-1], 0.0)
 
 
-def pooled_p(rounds, followed, q):
-    return percentile(sorted(v for lat, _ in rounds for v in lat[followed]), q)
+def all_latencies(rounds, followed):
+    """All measured latencies of one chain over `rounds`, sorted."""
+    return sorted(v for lat, _ in rounds for v in lat[followed])
 
 
 def block_bootstrap(rounds, stat, draws=2000):
@@ -639,6 +634,8 @@ def report_interleaved(bench, rounds, elapsed):
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     per = {}
+    # Sorted once: the run's own figures read them many times (the bootstrap draws sort their own).
+    everything = {followed: all_latencies(rounds, followed) for followed in (False, True)}
     for followed in (False, True):
         p50s = [percentile(sorted(lat[followed]), 50) / 1e3 for lat, _ in rounds]
         p99s = [percentile(sorted(lat[followed]), 99) / 1e3 for lat, _ in rounds]
@@ -646,35 +643,37 @@ def report_interleaved(bench, rounds, elapsed):
         per[followed] = {"p50": p50s, "p99": p99s, "cg": cg}
         name = ("pods, no agent (--aa)" if args.aa else "followed (add-on)") if followed else "unfollowed"
         print(f"| {name} | {fmt3(p50s)} | {fmt3(p99s)} | "
-              f"{pooled_p(rounds, followed, 50) / 1e3:.1f} | {pooled_p(rounds, followed, 99) / 1e3:.1f} | {fmt3(cg)} |")
+              f"{percentile(everything[followed], 50) / 1e3:.1f} | {percentile(everything[followed], 99) / 1e3:.1f} | "
+              f"{fmt3(cg)} |")
     print(f"\nper hop, (followed - unfollowed) / 3, then + {bias:.2f} us: the unfollowed chain's 5 reads a request "
           f"pass through the node's hook, {outside:.0f} ns each (ebpf_hook_cost.py, read outside), which the followed "
           f"chain's figure does not carry against it. Pooled: over all requests, with a 95% interval from drawing "
           f"whole rounds again; paired: the median over rounds of each round's own difference, with its interval:")
     verdict, shown = True, True
-    base99 = pooled_p(rounds, False, 99) / 3e3
+    at = lambda q: (percentile(everything[True], q) - percentile(everything[False], q)) / 3e3 + bias  # noqa: E731
+    base99 = percentile(everything[False], 99) / 3e3
     for label, q in (("p50 latency", 50), ("p99 latency", 99)):
-        diff = lambda rs, q=q: (pooled_p(rs, True, q) - pooled_p(rs, False, q)) / 3e3 + bias  # noqa: E731
-        pooled = diff(rounds)
+        diff = lambda rs, q=q: (percentile(all_latencies(rs, True), q)  # noqa: E731
+                                - percentile(all_latencies(rs, False), q)) / 3e3 + bias
+        estimate = at(q)
         low, high = block_bootstrap(rounds, diff)
         key = "p50" if q == 50 else "p99"
         paired = sorted((y - x) / 3 + bias for x, y in zip(per[False][key], per[True][key]))
         plow, phigh = bootstrap_median(paired)
-        base = pooled_p(rounds, False, q) / 3e3
-        print(f"- {label}: pooled {pooled:+.2f} us ({pooled / base * 100:+.1f}%) [{low:+.2f}, {high:+.2f}], "
+        base = percentile(everything[False], q) / 3e3
+        print(f"- {label}: pooled {estimate:+.2f} us ({estimate / base * 100:+.1f}%) [{low:+.2f}, {high:+.2f}], "
               f"paired {statistics.median(paired):+.2f} us [{plow:+.2f}, {phigh:+.2f}]; a hop's {key} "
               f"unfollowed: {base:.1f} us")
         if q == 99:
             under = lambda d: d < 3 and d / base99 < 0.05  # noqa: E731
-            verdict = under(pooled) and under(statistics.median(paired))
+            verdict = under(estimate) and under(statistics.median(paired))
             shown = under(high) and under(phigh)
     cg = sorted((y - x) / 3 for x, y in zip(per[False]["cg"], per[True]["cg"]))
     clow, chigh = bootstrap_median(cg)
     print(f"- CPU per request, cgroup cpu.stat (services): paired {statistics.median(cg):+.2f} us per hop "
           f"[{clow:+.2f}, {chigh:+.2f}] (the unfollowed chain's hook cost not added)")
     print("\nper hop along the distribution of all requests, (followed - unfollowed) / 3 + bias, us: " + ", ".join(
-        f"p{q:g} {(pooled_p(rounds, True, q) - pooled_p(rounds, False, q)) / 3e3 + bias:+.2f}"
-        for q in (10, 25, 50, 75, 90, 95, 99, 99.9)))
+        f"p{q:g} {at(q):+.2f}" for q in (10, 25, 50, 75, 90, 95, 99, 99.9)))
     if args.floor or args.aa:
         print("\n" + ("A/A: no agent ran; the differences are the method's own, between two chains of the same "
                       "services" if args.aa else "floor object: no context was carried, so the target does not "

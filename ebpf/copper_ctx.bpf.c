@@ -1429,14 +1429,6 @@ int BPF_PROG(copper_sock_state, const struct sock *sk, const int oldstate, const
 	return on_conn_end(sk);
 }
 
-/* tp_btf/sys_exit's end of a read, whose registers come with it. */
-static __always_inline int exit_traced_regs(long id, long ret, struct pt_regs *regs)
-{
-	if (ret <= 0)
-		return 0;
-	return on_exit(id, ret, regs, NULL, NULL, current_service());
-}
-
 /* Without tracefs: every syscall; the others return at once. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(copper_sys_enter, struct pt_regs *regs, long id)
@@ -1454,7 +1446,9 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 	/* Before any map lookup: this runs for every syscall on the machine. */
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return exit_traced_regs(id, ret, regs);
+	if (ret <= 0)
+		return 0;
+	return on_exit(id, ret, regs, NULL, NULL, current_service());
 }
 
 /* ---- send side ---- */

@@ -89,12 +89,6 @@ const CALLS: [(&str, &str); 6] = [
 ];
 const ENTRYPOINTS: [&str; 2] = ["gateway", "mobile"];
 
-/// `n` distinct free ports on 127.0.0.1, out of the way of the source
-/// ports of other tests' connections (see `common::listen_ports`).
-fn free_ports(n: usize) -> Vec<u16> {
-    common::listen_ports(n)
-}
-
 /// Where one service and its sidecar listen.
 #[derive(Clone, Copy)]
 struct Ports {
@@ -240,7 +234,7 @@ fn policies_hold_on_real_traffic() {
     std::fs::create_dir(&logs).unwrap();
 
     // Three ports per service, one more for catalog v2.
-    let free = free_ports(SERVICES.len() * 3 + 1);
+    let free = common::listen_ports(SERVICES.len() * 3 + 1);
     let ports: BTreeMap<&str, Ports> = SERVICES
         .iter()
         .enumerate()
@@ -580,7 +574,7 @@ fn envoy_entry_point_drops_forged_context() {
     std::fs::create_dir(&logs).unwrap();
     let services = ["edge", "admin", "api", "db"];
     let calls = [("edge", "api"), ("admin", "api"), ("api", "db")];
-    let free = free_ports(services.len() * 3);
+    let free = common::listen_ports(services.len() * 3);
     let ports: BTreeMap<&str, Ports> = services
         .iter()
         .enumerate()
@@ -780,7 +774,7 @@ fn istio_entry_point_drops_forged_context() {
     let ap = yaml("authorizationpolicy-edge.yaml");
     assert_eq!(ap["metadata"]["annotations"]["copperc.dev/policies"], "edge_root");
 
-    let [app, stripped, unstripped] = free_ports(3)[..] else {
+    let [app, stripped, unstripped] = common::listen_ports(3)[..] else {
         unreachable!()
     };
     // Istio's names use the graph's app port (8080 by default).
@@ -842,7 +836,7 @@ fn called_entry_point_knows_outside_requests_by_the_missing_header() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let free = free_ports(3);
+    let free = common::listen_ports(3);
     let ports = Ports {
         app: free[0],
         inbound: free[1],
