@@ -88,7 +88,7 @@ bench-ebpf: build deps
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive \
-		--interleaved --rounds 16 --requests 2000 --warmup 500
+		--interleaved --rounds 64 --requests 2000 --warmup 500
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc --entrypoint
 # The add-on's object built with -DCOPPER_FLOOR=1: its sk_msg and socket
@@ -108,9 +108,9 @@ bench-ebpf-floor: build deps $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --floor --object $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive --floor --object $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive \
-		--interleaved --rounds 16 --requests 2000 --warmup 500 --floor --object $(FLOOR_OBJ)
+		--interleaved --rounds 64 --requests 2000 --warmup 500 --floor --object $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive \
-		--interleaved --rounds 16 --requests 2000 --warmup 500 --aa
+		--interleaved --rounds 64 --requests 2000 --warmup 500 --aa
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md
 # and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to

@@ -46,6 +46,7 @@ Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/
        [--interleaved [--aa] [--dump FILE]]
 """
 import argparse
+import bisect
 import json
 import math
 import os
@@ -603,6 +604,22 @@ def all_latencies(rounds, followed):
     return sorted(v for lat, _ in rounds for v in lat[followed])
 
 
+def union_percentile(sorted_rounds, p):
+    """percentile() of the values of all the sorted lists together (integer nanoseconds), without merging them:
+    the smallest value that has enough values at or under it, found by halving the range. A bootstrap draw of
+    64 rounds then costs milliseconds, not the sort of all their requests."""
+    n = sum(len(r) for r in sorted_rounds)
+    need = max(0, math.ceil(p / 100 * n) - 1) + 1
+    lo, hi = min(r[0] for r in sorted_rounds), max(r[-1] for r in sorted_rounds)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sum(bisect.bisect_right(r, mid) for r in sorted_rounds) >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def block_bootstrap(rounds, stat, draws=2000):
     """95% interval of stat(rounds) when whole rounds are drawn again (fixed seed): a burst of the machine
     that falls in one round stays in one draw."""
@@ -634,8 +651,9 @@ def report_interleaved(bench, rounds, elapsed):
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     per = {}
-    # Sorted once: the run's own figures read them many times (the bootstrap draws sort their own).
+    # Sorted once: the run's own figures read them many times, and the bootstrap draws count in each round's.
     everything = {followed: all_latencies(rounds, followed) for followed in (False, True)}
+    by_round = [{followed: sorted(lat[followed]) for followed in (False, True)} for lat, _ in rounds]
     for followed in (False, True):
         p50s = [percentile(sorted(lat[followed]), 50) / 1e3 for lat, _ in rounds]
         p99s = [percentile(sorted(lat[followed]), 99) / 1e3 for lat, _ in rounds]
@@ -649,14 +667,16 @@ def report_interleaved(bench, rounds, elapsed):
           f"pass through the node's hook, {outside:.0f} ns each (ebpf_hook_cost.py, read outside), which the followed "
           f"chain's figure does not carry against it. Pooled: over all requests, with a 95% interval from drawing "
           f"whole rounds again; paired: the median over rounds of each round's own difference, with its interval:")
-    verdict, shown = True, True
+    # "met": both p99 estimates and intervals lie under both bounds; "not met": an interval lies wholly over a
+    # bound (its lower end is over); otherwise the run does not tell either way, whatever its estimates say.
+    met, over = False, False
     at = lambda q: (percentile(everything[True], q) - percentile(everything[False], q)) / 3e3 + bias  # noqa: E731
     base99 = percentile(everything[False], 99) / 3e3
     for label, q in (("p50 latency", 50), ("p99 latency", 99)):
-        diff = lambda rs, q=q: (percentile(all_latencies(rs, True), q)  # noqa: E731
-                                - percentile(all_latencies(rs, False), q)) / 3e3 + bias
+        diff = lambda rs, q=q: (union_percentile([r[True] for r in rs], q)  # noqa: E731
+                                - union_percentile([r[False] for r in rs], q)) / 3e3 + bias
         estimate = at(q)
-        low, high = block_bootstrap(rounds, diff)
+        low, high = block_bootstrap(by_round, diff)
         key = "p50" if q == 50 else "p99"
         paired = sorted((y - x) / 3 + bias for x, y in zip(per[False][key], per[True][key]))
         plow, phigh = bootstrap_median(paired)
@@ -666,8 +686,8 @@ def report_interleaved(bench, rounds, elapsed):
               f"unfollowed: {base:.1f} us")
         if q == 99:
             under = lambda d: d < 3 and d / base99 < 0.05  # noqa: E731
-            verdict = under(estimate) and under(statistics.median(paired))
-            shown = under(high) and under(phigh)
+            met = all(under(d) for d in (estimate, high, statistics.median(paired), phigh))
+            over = not under(low) or not under(plow)
     cg = sorted((y - x) / 3 for x, y in zip(per[False]["cg"], per[True]["cg"]))
     clow, chigh = bootstrap_median(cg)
     print(f"- CPU per request, cgroup cpu.stat (services): paired {statistics.median(cg):+.2f} us per hop "
@@ -679,11 +699,13 @@ def report_interleaved(bench, rounds, elapsed):
                       "services" if args.aa else "floor object: no context was carried, so the target does not "
                       "apply to this run"))
         return
-    outcome = ("met" if shown else "not shown: both estimates are under, the upper end of an interval is not "
-               "(run more rounds)") if verdict else "not met"
+    outcome = ("met" if met else "not met: an interval lies over a bound" if over else
+               "not shown either way: an interval reaches over a bound but does not lie over it (run more rounds; "
+               "64 rounds of 2,000 pairs give intervals about 1 us wide)")
     if args.requests < 1000 or args.rounds < 8:
         outcome = "no verdict: it takes at least 8 rounds of 1,000 request pairs or more"
-    print(f"\ntarget (under 3 us and under 5% at p99 per hop, by both estimates and both intervals): {outcome}")
+    print(f"\ntarget (under 3 us and under 5% at p99 per hop; met when both p99 estimates and intervals lie under "
+          f"both bounds): {outcome}")
 
 
 def main():
