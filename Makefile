@@ -104,6 +104,17 @@ $(FLOOR_OBJ): ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h | apt-deps
 	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -DCOPPER_FLOOR=1 \
 		-I $(BUILD)/ebpf -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/copper_floor.unlinked.o
 	bpftool gen object $@ $(BUILD)/ebpf/copper_floor.unlinked.o
+# The floor object whose receive program (reads by followed tasks) and sk_msg
+# program each wait SPIN_NS on the clock first: the programs' time without
+# their memory traffic (benches/ebpf_overhead.py --baseline-object).
+SPIN_NS ?= 500
+SPIN_OBJ := $(BUILD)/ebpf/copper_spin.bpf.o
+$(SPIN_OBJ): ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h | apt-deps
+	mkdir -p $(BUILD)/ebpf
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(BUILD)/ebpf/vmlinux.h
+	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -DCOPPER_FLOOR=1 -DCOPPER_SPIN_NS=$(SPIN_NS) \
+		-I $(BUILD)/ebpf -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/copper_spin.unlinked.o
+	bpftool gen object $@ $(BUILD)/ebpf/copper_spin.unlinked.o
 bench-ebpf-floor: build deps $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --floor --object $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive --floor --object $(FLOOR_OBJ)

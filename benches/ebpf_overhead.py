@@ -33,6 +33,14 @@ socket receive hook, whose cost (ebpf_hook_cost.py, read outside) is added
 back. --aa runs the same with no agent: what the method finds between two
 chains that differ in nothing.
 
+Two variants of the ABBA design compare something else than the add-on with
+none, in the same service processes: --baseline-object runs the windows
+"without agents" with a floor-type object (the floor object, or the one that
+spins for a while in each program: the programs' time without their memory
+traffic); --services-send-context has the Python services send the context
+header themselves in the windows "with agents" (with the floor object in
+both: what the header costs the services). --cpus pins it all to some CPUs.
+
 CPU per request: utime+stime (/proc/<pid>/stat) of the services and agents,
 and the services' cgroup `cpu.stat` usage_usec (microsecond resolution, the
 same processes), read before and after each measured window.
@@ -43,7 +51,7 @@ stops by itself after --max-seconds.
 
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
        [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 2000] [--warmup 100] [--settle 1]
-       [--interleaved [--aa] [--dump FILE]]
+       [--interleaved [--aa] [--dump FILE]] [--baseline-object FILE] [--services-send-context] [--cpus 0]
 """
 import argparse
 import bisect
@@ -120,7 +128,24 @@ parser.add_argument("--floor", action="store_true",
                     help="the --object given is the floor object (`make build/ebpf/copper_floor.bpf.o`), whose sk_msg "
                          "and socket receive programs return at once: the run measures what the hooks cost by "
                          "themselves. The answers must then show no context, and the agents' counters no header")
+parser.add_argument("--baseline-object",
+                    help="ABBA: the windows \"without agents\" run the agent with this object instead of none: a "
+                         "floor-type object (`make build/ebpf/copper_floor.bpf.o` or build/ebpf/copper_spin.bpf.o), "
+                         "whose answers must show no context and whose counters no header; the run then compares "
+                         "--object (or the built-in one) with it, in the same service processes")
+parser.add_argument("--services-send-context", action="store_true",
+                    help="ABBA, Python services with --keepalive: in the windows \"with agents\" the services send "
+                         "`x-copper-context: /a/b` themselves on their kept connections to the next hop, in the "
+                         "others not; with --floor and --baseline-object of the same floor object, the run measures "
+                         "what the header costs the services, without any program doing anything")
+parser.add_argument("--cpus", help="run the script and everything it starts on these CPUs only (e.g. 0): the "
+                                   "chain's work in one sequence, without the placement of its threads on several "
+                                   "CPUs, which moves a Python chain's latency by tens of us between windows")
 args = parser.parse_args()
+if args.baseline_object and args.interleaved:
+    parser.error("--baseline-object goes with the ABBA design, not --interleaved")
+if args.services_send_context and (args.interleaved or args.services != "python" or not args.keepalive):
+    parser.error("--services-send-context goes with the ABBA design, --services python and --keepalive")
 if args.aa and not args.interleaved:
     parser.error("--aa goes with --interleaved")
 if args.interleaved and (args.bpf_stats or args.per_round):
@@ -128,6 +153,9 @@ if args.interleaved and (args.bpf_stats or args.per_round):
 if args.floor and not args.object:
     parser.error("--floor needs --object (the floor object: make build/ebpf/copper_floor.bpf.o)")
 OBJECT = ["--object", args.object] if args.object else []
+BASELINE = ["--object", args.baseline_object] if args.baseline_object else None
+# Created in the windows "with agents" of --services-send-context: while it exists, the services send the header.
+SEND_CONTEXT_FLAG = f"/tmp/copper-ovh-{os.getpid()}.send-context"
 
 NAMES = ["a", "b", "c"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -311,6 +339,8 @@ class Bench:
             script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' {kind}"
             if nxt:
                 script += f" --next 127.0.0.1:{nxt}"
+                if args.services_send_context:
+                    script += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
             p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
             self.services.append(p)
             line = lines_of(p.stdout).get(timeout=30)
@@ -326,11 +356,13 @@ class Bench:
                 return
         raise Abort(f"which hooks the agent attached is not in its first line: {line!r}")
 
-    def start_agents(self):
+    def start_agents(self, obj=None):
+        """Starts the agents with `obj` (`--object FILE` arguments; the run's --object by default)."""
+        obj = OBJECT if obj is None else obj
         if args.mode == "node":
-            return self.start_node_agent()
+            return self.start_node_agent(obj)
         for name in NAMES:
-            cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]] + OBJECT
+            cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]] + obj
             if name == "a":
                 cmd.append("--entrypoint")
             p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -349,11 +381,11 @@ class Bench:
                     break
                 said.append(line)
 
-    def start_node_agent(self):
+    def start_node_agent(self, obj):
         """One agent for the node; each pod's waiter returns once it is followed."""
         with open(self.config, "w") as f:
             f.write('{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}\n')
-        p = subprocess.Popen([args.copperc, "agent", "--no-pins", "--pods-under", self.root, "--config", self.config] + OBJECT,
+        p = subprocess.Popen([args.copperc, "agent", "--no-pins", "--pods-under", self.root, "--config", self.config] + obj,
                              stderr=subprocess.PIPE, text=True)
         q = lines_of(p.stderr)
         self.agents.append((p, q))
@@ -398,14 +430,15 @@ class Bench:
         self.agents = []
         return reports
 
-    def stop_agents_checked(self, requests):
+    def stop_agents_checked(self, requests, floor=None):
         """Stops the agents and checks that each detached cleanly and that a and b inserted one header per
-        request of the followed chain (`requests` of them; none with the floor object)."""
+        request of the followed chain (`requests` of them; none with a floor object: `floor`, by default
+        --floor)."""
         reports = self.stop_agents()
         for name, (code, last) in zip(NAMES, reports):
             if code != 0 or "detached" not in last:
                 raise Abort(f"agent {name} exited with {code}: {last}")
-        total = 0 if args.floor else requests
+        total = 0 if (args.floor if floor is None else floor) else requests
         # Node-wide, one agent counts both a's and b's.
         expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
         for (name, count), (_, last) in zip(expect, reports):
@@ -465,25 +498,34 @@ class Bench:
         return lat
 
     def measure(self, with_agents):
-        want = b'["/a/b"]' if with_agents and not args.floor else b"[]"
-        if with_agents:
-            self.start_agents()
+        """One window; with_agents False runs no agent, or the --baseline-object one."""
+        carried = with_agents and (not args.floor or args.services_send_context)
+        want = b'["/a/b"]' if carried else b"[]"
+        if args.services_send_context:
+            if with_agents:
+                open(SEND_CONTEXT_FLAG, "w").close()
+            elif os.path.exists(SEND_CONTEXT_FLAG):
+                os.unlink(SEND_CONTEXT_FLAG)
+        agents = with_agents or BASELINE is not None
+        if agents:
+            self.start_agents(None if with_agents else BASELINE)
         time.sleep(args.settle)
         self.window(args.warmup, want)
-        progs_before = copper_programs() if with_agents and args.bpf_stats else {}
+        progs_before = copper_programs() if agents and args.bpf_stats else {}
         before = self.cpu_snapshot()
         lat = self.window(args.requests, want)
         after = self.cpu_snapshot()
         programs = {}
-        if with_agents and args.bpf_stats:
+        if agents and args.bpf_stats:
             for key, (cnt, ns) in copper_programs().items():
                 c0, n0 = progs_before.get(key, (0, 0))
                 name = key[1]
                 pc, pn = programs.get(name, (0, 0))
                 programs[name] = (pc + cnt - c0, pn + ns - n0)
-        if with_agents:
+        if agents:
             # With kept connections each window also sends its /reconnect.
-            self.stop_agents_checked(args.warmup + args.requests + (2 if args.keepalive else 0))
+            self.stop_agents_checked(args.warmup + args.requests + (2 if args.keepalive else 0),
+                                     floor=args.floor if with_agents else True)
         n = args.requests
         return {
             "lat": lat,
@@ -528,10 +570,10 @@ def fmt3(values):
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
-def print_programs(rounds):
+def print_programs(rounds, which=""):
     """The kernel's own accounting of the add-on's programs, per measured request (all 3 hops)."""
     names = sorted({name for x in rounds for name in x["programs"]})
-    print("\nBPF programs (kernel.bpf_stats_enabled; every call on the machine, measured windows only; "
+    print(f"\nBPF programs{which} (kernel.bpf_stats_enabled; every call on the machine, measured windows only; "
           "median over rounds), per request through the chain:")
     print("| program | calls per request | ns per call | ns per request |")
     print("|---|---|---|---|")
@@ -715,6 +757,11 @@ def main():
     signal.alarm(args.max_seconds)
     if os.geteuid() != 0:
         sys.exit("run as root: the agents load BPF programs and the script creates cgroups")
+    if args.cpus:
+        try:
+            os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+        except (ValueError, OSError) as e:
+            sys.exit(f"--cpus {args.cpus}: {e}")
     if not os.access(args.copperc, os.X_OK):
         sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
     if args.services == "native":
@@ -739,6 +786,8 @@ def main():
     finally:
         signal.alarm(0)
         bench.cleanup()
+        if os.path.exists(SEND_CONTEXT_FLAG):
+            os.unlink(SEND_CONTEXT_FLAG)
         if args.bpf_stats:
             set_bpf_stats(stats_before)
     elapsed = time.monotonic() - started
@@ -751,7 +800,11 @@ def main():
           f"{' (answers echo every header)' if args.services == 'native' and args.echo_headers else ''}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, "
           f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}"
-          f"{', FLOOR object (programs return at once)' if args.floor else ''}, syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
+          f"{', FLOOR object (programs return at once)' if args.floor else ''}"
+          f"{'; without agents = with --baseline-object ' + args.baseline_object if BASELINE else ''}"
+          f"{'; with agents = the services also send the context header themselves' if args.services_send_context else ''}"
+          f"{'; on CPUs ' + args.cpus + ' only' if args.cpus else ''}"
+          f", syscall hooks: {', '.join(sorted(bench.hooks))}; {elapsed:.0f} s\n")
     header = ["configuration", "p50 us (min / median / max of rounds)", "p99 us (min / median / max of rounds)",
               "p50 us, all requests", "p99 us, all requests", "CPU us/request, services (/proc; min / median / max)",
               "CPU us/request, agents (/proc)", "CPU us/request, service cgroups (cpu.stat)"]
@@ -813,8 +866,14 @@ def main():
                 print(f"  round {r + 1}: {'with' if with_agents else 'without'} agents: "
                       f"{x['p50'][r]:.1f} {x['p99'][r]:.1f}")
     if args.bpf_stats:
-        print_programs(results[True])
-    if args.floor:
+        print_programs(results[True], ", windows \"with agents\"" if BASELINE else "")
+        if BASELINE:
+            print_programs(results[False], ", windows \"without agents\" (--baseline-object)")
+    if BASELINE or args.services_send_context:
+        print("\n" + ("--baseline-object: " if BASELINE else "") + ("--services-send-context: " if
+              args.services_send_context else "") + "not a comparison with no add-on, so the target does not "
+              "apply to this run")
+    elif args.floor:
         print("\nfloor object: no context was carried, so the target does not apply to this run")
     else:
         outcome = ("met" if shown else "not shown: the three estimates are under, the upper end of the paired "

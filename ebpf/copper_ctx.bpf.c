@@ -39,6 +39,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define COPPER_FLOOR 0
 #endif
 
+/*
+ * Built with -DCOPPER_FLOOR=1 -DCOPPER_SPIN_NS=N only for a benchmark (`make
+ * build/ebpf/copper_spin.bpf.o`): the floor object, whose socket receive
+ * program (for a read by a followed task) and sk_msg program first wait N ns
+ * on the clock. It costs the services the programs' time without their reads
+ * and writes of memory, which tells the one from the other.
+ */
+#ifndef COPPER_SPIN_NS
+#define COPPER_SPIN_NS 0
+#endif
+
 /* One load or store of the whole value, which the compiler may not split. */
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
@@ -1384,6 +1395,20 @@ static __always_inline int on_conn_end(const struct sock *sk)
 #define COPPER_MSG_PEEK 2
 #define COPPER_ECONNRESET 104
 
+#if COPPER_SPIN_NS
+static long spin_cb(__u64 i, void *end)
+{
+	return bpf_ktime_get_ns() >= *(__u64 *)end;
+}
+
+static __always_inline void spin(void)
+{
+	__u64 end = bpf_ktime_get_ns() + COPPER_SPIN_NS;
+
+	bpf_loop(1 << 20, spin_cb, &end, 0);
+}
+#endif
+
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 {
@@ -1392,6 +1417,10 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	struct pt_regs *regs;
 	long id;
 
+#if COPPER_SPIN_NS
+	if (!(flags & COPPER_MSG_PEEK) && sk && ret > 0 && current_service())
+		spin();
+#endif
 	if (COPPER_FLOOR || (flags & COPPER_MSG_PEEK) || !sk)
 		return 0;
 	if (ret == 0 || ret == -COPPER_ECONNRESET)
@@ -2004,6 +2033,9 @@ int copper_sk_msg(struct sk_msg_md *msg)
 	__u32 size = msg->size, n;
 	__u8 *d, *e;
 
+#if COPPER_SPIN_NS
+	spin();
+#endif
 	if (COPPER_FLOOR || !sk || size == 0)
 		return SK_PASS;
 	st = bpf_sk_storage_get(&conns, sk, 0, 0);

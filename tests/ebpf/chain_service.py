@@ -2,7 +2,7 @@
 about `x-copper-context`: it never copies a header.
 
     chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-padded|h1-async
-                     [--next HOST:PORT]
+                     [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
 request, calls the next hop (if any) from the handling thread, over HTTP/1.1
@@ -16,7 +16,10 @@ with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
 to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
 with keep-alive and sends every request to the next hop on one connection,
 opened with the first and kept; `GET /reconnect` opens a new one (and is
-passed on, so the whole chain reconnects). `h1-keepalive-in` answers with
+passed on, so the whole chain reconnects); with `--send-context-if FILE`
+it sends `x-copper-context: /a/b` itself on that connection while FILE
+exists (for benches/ebpf_overhead.py: what the header costs the services,
+without the add-on). `h1-keepalive-in` answers with
 keep-alive (one thread per client connection) but calls the next hop on a
 new connection each time. `h1-large` is `h1` whose request
 head to the next hop carries a 1,500-byte `x-pad` header; `h2-large` is
@@ -30,6 +33,7 @@ Sends one h2c GET (with an optional extra header) and prints the body.
 
 import http.client
 import json
+import os
 import socket
 import socketserver
 import sys
@@ -114,24 +118,26 @@ class KeptConnection:
     """One HTTP/1.1 connection to the next hop, opened once and kept: each
     handler thread sends its request on it in turn."""
 
-    def __init__(self, addr):
+    def __init__(self, addr, send_context_if=None):
         import threading
 
         host, port = addr.rsplit(":", 1)
         self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
         self.lock = threading.Lock()
+        self.send_context_if = send_context_if
 
     def get(self, path="/"):
         with self.lock:
             if path == "/reconnect":
                 # A new connection for what follows (it opens with this request).
                 self.conn.close()
-            self.conn.request("GET", path)
+            own = self.send_context_if and os.path.exists(self.send_context_if)
+            self.conn.request("GET", path, headers={HEADER: "/a/b"} if own else {})
             return self.conn.getresponse().read()
 
 
-def serve_h1(nxt, keep=False, large=False, keep_in=False, serial=False):
-    kept = KeptConnection(nxt) if keep and nxt else None
+def serve_h1(nxt, keep=False, large=False, keep_in=False, serial=False, send_context_if=None):
+    kept = KeptConnection(nxt, send_context_if) if keep and nxt else None
     keep = keep or keep_in
 
     class Handler(BaseHTTPRequestHandler):
@@ -252,9 +258,11 @@ def main():
         sys.stdout.write(h2_get(sys.argv[2], extra).decode())
         return
     nxt = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--next" else None
+    flag = sys.argv.index("--send-context-if") if "--send-context-if" in sys.argv else None
+    send_context_if = sys.argv[flag + 1] if flag else None
     serve = {
         "h1": serve_h1,
-        "h1-keepalive": lambda n: serve_h1(n, keep=True),
+        "h1-keepalive": lambda n: serve_h1(n, keep=True, send_context_if=send_context_if),
         "h1-keepalive-in": lambda n: serve_h1(n, keep_in=True),
         "h1-large": lambda n: serve_h1(n, large=True),
         "h1-serial": lambda n: serve_h1(n, serial=True),
