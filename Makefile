@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf bench-ebpf-floor eval fuzz clean
+.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf bench-ebpf-floor bench-ebpf-python eval fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench    criterion benchmarks"
 	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain, and each program's cost per call (root)"
 	@echo "make bench-ebpf-floor  the same chains with programs that return at once: what the hooks cost by themselves (root)"
+	@echo "make bench-ebpf-python  the Python chain's cost taken apart on one CPU: floor, programs' time, the header (root)"
 	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
@@ -91,30 +92,27 @@ bench-ebpf: build deps
 		--interleaved --rounds 64 --requests 2000 --warmup 500
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc
 	$(VENV)/bin/python benches/ebpf_hook_cost.py --copperc target/release/copperc --entrypoint
-# The add-on's object built with -DCOPPER_FLOOR=1: its sk_msg and socket
-# receive programs return at once (see ebpf/copper_ctx.bpf.c), so that a run
-# with it measures the hooks themselves: sockops and the sockhash entry of
-# each connection, the sockhash's send path, the receive hook's call. The
-# flags are build.rs's.
-FLOOR_OBJ := $(BUILD)/ebpf/copper_floor.bpf.o
-BPF_ARCH := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
-$(FLOOR_OBJ): ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h | apt-deps
-	mkdir -p $(BUILD)/ebpf
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(BUILD)/ebpf/vmlinux.h
-	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -DCOPPER_FLOOR=1 \
-		-I $(BUILD)/ebpf -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/copper_floor.unlinked.o
-	bpftool gen object $@ $(BUILD)/ebpf/copper_floor.unlinked.o
-# The floor object whose receive program (reads by followed tasks) and sk_msg
-# program each wait SPIN_NS on the clock first: the programs' time without
-# their memory traffic (benches/ebpf_overhead.py --baseline-object).
+# Variants of the add-on's object, for benchmarks only, built with
+# build.rs's flags plus their own:
+# - floor (-DCOPPER_FLOOR=1): the sk_msg and socket receive programs return
+#   at once (see ebpf/copper_ctx.bpf.c), so that a run with it measures the
+#   hooks themselves: sockops and the sockhash entry of each connection, the
+#   sockhash's send path, the receive hook's call;
+# - spin: the floor object whose receive program (reads by followed tasks)
+#   and sk_msg program first wait SPIN_NS on the clock: the programs' time
+#   without their memory traffic (benches/ebpf_overhead.py --baseline-object).
 SPIN_NS ?= 500
+VARIANT_FLAGS_floor := -DCOPPER_FLOOR=1
+VARIANT_FLAGS_spin := -DCOPPER_FLOOR=1 -DCOPPER_SPIN_NS=$(SPIN_NS)
+FLOOR_OBJ := $(BUILD)/ebpf/copper_floor.bpf.o
 SPIN_OBJ := $(BUILD)/ebpf/copper_spin.bpf.o
-$(SPIN_OBJ): ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h | apt-deps
+BPF_ARCH := $(if $(filter aarch64,$(shell uname -m)),arm64,x86)
+$(BUILD)/ebpf/copper_%.bpf.o: ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h | apt-deps
 	mkdir -p $(BUILD)/ebpf
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(BUILD)/ebpf/vmlinux.h
-	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -DCOPPER_FLOOR=1 -DCOPPER_SPIN_NS=$(SPIN_NS) \
-		-I $(BUILD)/ebpf -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/copper_spin.unlinked.o
-	bpftool gen object $@ $(BUILD)/ebpf/copper_spin.unlinked.o
+	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) $(VARIANT_FLAGS_$*) \
+		-I $(BUILD)/ebpf -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/copper_$*.unlinked.o
+	bpftool gen object $@ $(BUILD)/ebpf/copper_$*.unlinked.o
 bench-ebpf-floor: build deps $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --floor --object $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive --floor --object $(FLOOR_OBJ)
@@ -122,6 +120,18 @@ bench-ebpf-floor: build deps $(FLOOR_OBJ)
 		--interleaved --rounds 64 --requests 2000 --warmup 500 --floor --object $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive \
 		--interleaved --rounds 64 --requests 2000 --warmup 500 --aa
+# The Python chain's cost taken apart, on one CPU, in the same processes
+# (docs/evaluation.md, "The Python chain taken apart"): the add-on and the
+# floor object against none, the add-on and the spin object against the
+# floor object, and the context header sent by the services themselves.
+PY_ONE_CPU := $(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --keepalive \
+	--cpus 0 --rounds 12 --requests 2000 --warmup 200
+bench-ebpf-python: build deps $(FLOOR_OBJ) $(SPIN_OBJ)
+	$(PY_ONE_CPU) --bpf-stats
+	$(PY_ONE_CPU) --object $(FLOOR_OBJ) --floor --bpf-stats
+	$(PY_ONE_CPU) --baseline-object $(FLOOR_OBJ) --bpf-stats
+	$(PY_ONE_CPU) --object $(SPIN_OBJ) --floor --baseline-object $(FLOOR_OBJ) --bpf-stats
+	$(PY_ONE_CPU) --object $(FLOOR_OBJ) --floor --baseline-object $(FLOOR_OBJ) --services-send-context
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md
 # and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to
