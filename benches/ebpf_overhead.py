@@ -622,9 +622,9 @@ def outside_read_ns():
     """What one socket read by a task that no agent follows pays for the add-on's hook, in ns, from
     ebpf_hook_cost.py's `read outside` case: the larger of the program's run time per call (which the
     statistics' clock reads make a little longer) and the wall-time difference at the process that reads
-    (median of 3 rounds each way; the kernel's path to the program included, but noisier)."""
+    (median of 5 rounds each way; the kernel's path to the program included, but noisier)."""
     cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ebpf_hook_cost.py"),
-           "--copperc", args.copperc, "--cases", "read-outside", "--wall-rounds", "3", "-n", "50000"]
+           "--copperc", args.copperc, "--cases", "read-outside", "--wall-rounds", "5", "-n", "50000"]
     if args.object:
         cmd += ["--object", args.object] + (["--floor"] if args.floor else [])
     out = subprocess.run(cmd, capture_output=True, text=True)
