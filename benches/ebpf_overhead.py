@@ -570,6 +570,17 @@ def fmt3(values):
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
+def print_verdict(met, over, rule, interval, hint):
+    """The last line of a run: the verdict on the target. `met` when what `rule` names lies under both bounds;
+    `over` when `interval` lies wholly over one; otherwise the run does not tell either way."""
+    outcome = ("met" if met else f"not met: {interval} lies over a bound" if over else
+               f"not shown either way: {interval} reaches over a bound but does not lie over it, or an estimate is "
+               f"over ({hint})")
+    if args.requests < 1000 or args.rounds < 8:
+        outcome = "no verdict: it takes at least 8 rounds of 1,000 measured requests (or pairs) or more"
+    print(f"\ntarget (under 3 us and under 5% at p99 per hop; met when {rule} under both bounds): {outcome}")
+
+
 def print_programs(rounds, which=""):
     """The kernel's own accounting of the add-on's programs, per measured request (all 3 hops)."""
     names = sorted({name for x in rounds for name in x["programs"]})
@@ -741,13 +752,8 @@ def report_interleaved(bench, rounds, elapsed):
                       "services" if args.aa else "floor object: no context was carried, so the target does not "
                       "apply to this run"))
         return
-    outcome = ("met" if met else "not met: an interval lies over a bound" if over else
-               "not shown either way: an interval reaches over a bound but does not lie over it (run more rounds; "
-               "64 rounds of 2,000 pairs give intervals about 1 us wide)")
-    if args.requests < 1000 or args.rounds < 8:
-        outcome = "no verdict: it takes at least 8 rounds of 1,000 request pairs or more"
-    print(f"\ntarget (under 3 us and under 5% at p99 per hop; met when both p99 estimates and intervals lie under "
-          f"both bounds): {outcome}")
+    print_verdict(met, over, "both p99 estimates and intervals lie", "an interval",
+                  "run more rounds; 64 rounds of 2,000 pairs give intervals about 1 us wide")
 
 
 def main():
@@ -875,13 +881,8 @@ def main():
     elif args.floor:
         print("\nfloor object: no context was carried, so the target does not apply to this run")
     else:
-        outcome = ("met" if met else "not met: the paired interval lies over a bound" if over else
-                   "not shown either way: the paired interval reaches over a bound but does not lie over it, or an "
-                   "estimate is over while the interval is not (run more rounds, or more requests a window)")
-        if args.requests < 1000 or args.rounds < 8:
-            outcome = "no verdict: it takes at least 8 rounds of 1,000 requests or more"
-        print(f"\ntarget (under 3 us and under 5% at p99 per hop; met when the three estimates and the paired "
-              f"interval lie under both bounds): {outcome}")
+        print_verdict(met, over, "the three estimates and the paired interval lie", "the paired interval",
+                      "run more rounds, or more requests a window")
 
 if __name__ == "__main__":
     try:
