@@ -52,6 +52,7 @@ stops by itself after --max-seconds.
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
        [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 2000] [--warmup 100] [--settle 1]
        [--interleaved [--aa] [--dump FILE]] [--baseline-object FILE] [--services-send-context] [--cpus 0]
+       [--protocol h1|h2c]
 """
 import argparse
 import bisect
@@ -87,6 +88,12 @@ parser.add_argument("--echo-headers", action="store_true",
                          "writes it into its own, so the context header's bytes then also cost JSON work at every "
                          "service above it, which is the test service's cost, not the add-on's")
 parser.add_argument("--testsvc", default="target/release/copperc-testsvc")
+parser.add_argument("--protocol", choices=["h1", "h2c"], default="h1",
+                    help="h2c: the native chain speaks h2c with prior knowledge, over the `h2` crate "
+                         "(copperc-h2c-testsvc: a thread per client connection, each with one kept connection to "
+                         "the next hop); needs --services native and --keepalive. The client sends one request a "
+                         "stream on its kept connection")
+parser.add_argument("--h2c-testsvc", default="target/release/examples/copperc-h2c-testsvc")
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=2000,
                     help="measured requests a window; the p99 of fewer than 1,000 moves by more than the add-on "
@@ -146,6 +153,8 @@ if args.baseline_object and args.interleaved:
     parser.error("--baseline-object goes with the ABBA design, not --interleaved")
 if args.services_send_context and (args.interleaved or args.services != "python" or not args.keepalive):
     parser.error("--services-send-context goes with the ABBA design, --services python and --keepalive")
+if args.protocol == "h2c" and (args.services != "native" or not args.keepalive or args.echo_headers):
+    parser.error("--protocol h2c goes with --services native and --keepalive, without --echo-headers")
 if args.aa and not args.interleaved:
     parser.error("--aa goes with --interleaved")
 if args.interleaved and (args.bpf_stats or args.per_round):
@@ -158,6 +167,7 @@ BASELINE = ["--object", args.baseline_object] if args.baseline_object else None
 SEND_CONTEXT_FLAG = f"/tmp/copper-ovh-{os.getpid()}.send-context"
 
 NAMES = ["a", "b", "c"]
+PROTOCOL = "h2c (the h2 crate)" if args.protocol == "h2c" else "HTTP/1.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -217,8 +227,9 @@ def wait_port(port, proc, what):
 
 
 def seen_by_c(body):
-    """What c saw: its list of contexts (python services), or its context header in the nested report (native)."""
-    if args.services == "python":
+    """What c saw: its list of contexts (python services, h2c), or its context header in the nested report
+    (native HTTP/1.1)."""
+    if args.services == "python" or args.protocol == "h2c":
         return body
     try:
         report = json.loads(body)
@@ -285,6 +296,80 @@ class Kept:
         return time.perf_counter_ns() - t0, body
 
 
+class KeptH2c:
+    """One kept h2c connection to a (prior knowledge), one stream a request.
+
+    Written out by hand rather than with python-h2, whose state machine costs
+    tens of microseconds a request at the client: the same in both chains, but
+    noise in the latencies all the same. The request's header block uses the
+    static table and literals without indexing only, so no HPACK state is
+    kept; the answers' header blocks are skipped, never decoded.
+    """
+
+    # :method GET, :scheme http, :path /, then :authority "a" as a literal without indexing (name index 1).
+    BLOCK = b"\x82\x86\x84\x01\x01a"
+    # END_STREAM | END_HEADERS
+    FLAGS = 0x05
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.stream = 1
+        self.unacknowledged = 0  # DATA bytes received since the last connection WINDOW_UPDATE
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(0x4, 0, 0, b""))
+
+    @staticmethod
+    def frame(kind, flags, stream, payload):
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+    def next_frame(self):
+        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+            data = self.sock.recv(65536)
+            if not data:
+                raise Abort("h2c: a closed the connection")
+            self.buf += data
+        length = int.from_bytes(self.buf[:3], "big")
+        kind, flags = self.buf[3], self.buf[4]
+        stream = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
+        payload, self.buf = self.buf[9 : 9 + length], self.buf[9 + length :]
+        return kind, flags, stream, payload
+
+    def get(self, path):
+        """One GET / on a new stream; returns (latency ns, body). `path` is ignored: h2c has no /reconnect."""
+        del path
+        sid = self.stream
+        self.stream += 2
+        t0 = time.perf_counter_ns()
+        self.sock.sendall(self.frame(0x1, self.FLAGS, sid, self.BLOCK))
+        body = b""
+        while True:
+            kind, flags, stream, payload = self.next_frame()
+            if kind == 0x4 and not flags & 0x1:  # SETTINGS: acknowledge
+                self.sock.sendall(self.frame(0x4, 0x1, 0, b""))
+            elif kind == 0x6 and not flags & 0x1:  # PING: answer
+                self.sock.sendall(self.frame(0x6, 0x1, 0, payload))
+            elif kind in (0x3, 0x7):  # RST_STREAM, GOAWAY
+                raise Abort(f"h2c: a sent frame type {kind}: {payload.hex()}")
+            elif stream == sid and kind == 0x0:  # DATA
+                self.unacknowledged += len(payload)  # flow control counts the padding too
+                if flags & 0x8:  # PADDED
+                    payload = payload[1 : len(payload) - payload[0]]
+                body += payload
+            if stream == sid and kind in (0x0, 0x1) and flags & 0x1:  # END_STREAM
+                break
+        if self.unacknowledged >= 32768:
+            # The connection's receive window (65,535 bytes) would otherwise run out; each stream has its own.
+            self.sock.sendall(self.frame(0x8, 0, 0, self.unacknowledged.to_bytes(4, "big")))
+            self.unacknowledged = 0
+        return time.perf_counter_ns() - t0, body
+
+
+def kept_to(port):
+    """A kept connection to a, in the run's protocol."""
+    return KeptH2c(port) if args.protocol == "h2c" else Kept(port)
+
+
 def percentile(sorted_values, p):
     """Nearest-rank percentile."""
     k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
@@ -320,6 +405,17 @@ class Bench:
                 where = os.path.join(where, "app")
                 os.makedirs(where)
             procs = os.path.join(where, "cgroup.procs")
+            if args.protocol == "h2c":
+                script = f"echo $$ > '{procs}' && exec '{args.h2c_testsvc}'"
+                if nxt:
+                    script += f" --next 127.0.0.1:{nxt}"
+                p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+                self.services.append(p)
+                line = lines_of(p.stdout).get(timeout=30)
+                if not line or not line.startswith("PORT "):
+                    raise Abort(f"service {name} did not start: {line!r}")
+                nxt = int(line.split()[1])
+                continue
             if args.services == "native":
                 port = free_port()
                 script = (f"echo $$ > '{procs}' && exec '{args.testsvc}' --name {name} --listen {port} "
@@ -441,11 +537,13 @@ class Bench:
         total = 0 if (args.floor if floor is None else floor) else requests
         # Node-wide, one agent counts both a's and b's.
         expect = [(n, total) for n in NAMES[:2]] if args.mode == "per-service" else [("node", 2 * total)]
+        counter = "tx_h2_inserted" if args.protocol == "h2c" else "tx_h1_inserted"
         for (name, count), (_, last) in zip(expect, reports):
-            if f"tx_h1_inserted={count} " not in last:
+            if f"{counter}={count} " not in last:
                 raise Abort(f"agent {name} did not insert {count} headers: {last}")
 
     def cleanup(self):
+        print("DEBUG", self.stop_agents(), file=sys.stderr)
         for p, _ in self.agents:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -484,7 +582,7 @@ class Bench:
         example = None
         if args.keepalive:
             # New connections all along the chain, opened after the add-on attached.
-            self.kept = Kept(self.port)
+            self.kept = kept_to(self.port)
             self.kept.get("/reconnect")
         for _ in range(n):
             ns, body = self.kept.get("/") if args.keepalive else get(self.port)
@@ -613,7 +711,7 @@ def measure_interleaved(bench):
     for _ in range(args.rounds):
         kept = twin = None
         if args.keepalive:
-            kept, twin = Kept(bench.port), Kept(bench.twin_port)
+            kept, twin = kept_to(bench.port), kept_to(bench.twin_port)
             kept.get("/reconnect")
             twin.get("/reconnect")
         # The first requests on new connections (new threads along both chains, and the end of the last
@@ -694,7 +792,7 @@ def report_interleaved(bench, rounds, elapsed):
           f"add-on attached for the whole run, {args.rounds} rounds x {args.requests} request pairs (after {args.warmup} "
           f"warm-up pairs{', each round on kept connections of its own' if args.keepalive else ''}), one request of each pair to a followed chain "
           f"and one to an unfollowed chain of the same services, in random order; client -> a -> b -> c over "
-          f"HTTP/1.1 on loopback, services: {args.services}, "
+          f"{PROTOCOL} on loopback, services: {args.services}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, agents: "
           f"{'one node-wide (--config)' if args.mode == 'node' else 'one per service'}"
           f"{', FLOOR object (programs return at once)' if args.floor else ''}, syscall hooks: "
@@ -770,7 +868,10 @@ def main():
             sys.exit(f"--cpus {args.cpus}: {e}")
     if not os.access(args.copperc, os.X_OK):
         sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
-    if args.services == "native":
+    if args.protocol == "h2c":
+        if not os.access(args.h2c_testsvc, os.X_OK):
+            sys.exit(f"{args.h2c_testsvc} is missing: run `cargo build --release --example copperc-h2c-testsvc`")
+    elif args.services == "native":
         if not os.access(args.testsvc, os.X_OK):
             sys.exit(f"{args.testsvc} is missing: run `cargo build --release`")
     if args.bpf_stats:
@@ -802,7 +903,7 @@ def main():
 
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}; "
           f"{args.rounds} rounds x 2 configurations x {args.requests} sequential requests "
-          f"(+{args.warmup} warm-up each, after {args.settle:g} s to settle), client -> a -> b -> c over HTTP/1.1 on loopback, services: {args.services}"
+          f"(+{args.warmup} warm-up each, after {args.settle:g} s to settle), client -> a -> b -> c over {PROTOCOL} on loopback, services: {args.services}"
           f"{' (answers echo every header)' if args.services == 'native' and args.echo_headers else ''}, "
           f"{'kept connections' if args.keepalive else 'a new connection per request and hop'}, "
           f"agents: {'one node-wide (--config)' if args.mode == 'node' else 'one per service'}"

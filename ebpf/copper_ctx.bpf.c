@@ -181,7 +181,41 @@ enum { P_OPEN = 0, P_H2, P_DESYNC };
 struct h2_rx {
 	__u32 skip;   /* bytes of the last frame still to come */
 	__u32 desync; /* frame boundaries lost: requests get no context */
+	/*
+	 * A read that ended inside a frame header: its first `have` bytes
+	 * (1 to 8), which the next read completes. A buffered reader (tokio's,
+	 * under the h2 crate) reads what fits in its buffer, so a read may end
+	 * anywhere. part[] is larger than 9 so that a masked offset plus a
+	 * masked length stays inside.
+	 */
+	__u32 have;
+	/*
+	 * A request's HEADERS frame whose payload goes on in later reads: the
+	 * last bytes of its block read so far are in `h2_tails`, and the frame
+	 * ends `skip` bytes into the coming reads.
+	 */
+	__u32 pending;
+	__u8 part[32];
 };
+
+/*
+ * The end of a pending HEADERS frame's block read so far (h2_rx.pending),
+ * keyed like h2_rx_fds: where the added literal, which ends the block, may
+ * have begun. An entry exists only while such a frame is being read.
+ */
+struct h2_tail {
+	__u32 keep; /* valid bytes at the start of buf: the block's last ones so far */
+	__u32 pad;
+	__u8 buf[1024]; /* H2_TAIL kept; the rest lets a masked offset plus a masked length stay inside */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct h2_tail);
+} h2_tails SEC(".maps");
 
 /*
  * A connection, in socket storage: found without hashing (most sockets
@@ -1047,10 +1081,11 @@ struct walk_ctx {
 	__u32 n;
 	__u32 off;
 	__u32 headers;
-	__u32 h_off;
+	__u32 h_block; /* where the last HEADERS frame's payload starts in the read */
 	__u32 h_len;
 	__u32 h_flags;
 	__u32 desync;
+	__u32 cut; /* the read ends after `cut` bytes (1 to 8) of a frame header, at `off` */
 };
 
 static long rx_walk_cb(__u64 i, void *c)
@@ -1060,13 +1095,17 @@ static long rx_walk_cb(__u64 i, void *c)
 
 	if (w->off >= w->n)
 		return 1;
-	if (w->off + 9 > w->n || bpf_probe_read_user(h, 9, (void *)(w->ubuf + w->off))) {
+	if (w->off + 9 > w->n) {
+		w->cut = w->n - w->off;
+		return 1;
+	}
+	if (bpf_probe_read_user(h, 9, (void *)(w->ubuf + w->off))) {
 		w->desync = 1;
 		return 1;
 	}
 	if (h[3] == 0x1) {
 		w->headers++;
-		w->h_off = w->off;
+		w->h_block = w->off + 9;
 		w->h_len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
 		w->h_flags = h[4];
 	}
@@ -1117,12 +1156,157 @@ static long lit_cb(__u64 idx, void *c)
 	return 0;
 }
 
+/*
+ * The last read ended inside a frame header (st->have bytes of it): this
+ * read's first bytes complete it, and the walk goes on after its frame.
+ * Returns 1 when this read ends inside the header too (what it holds is
+ * kept), 0 otherwise.
+ */
+static __always_inline int rx_complete_header(struct h2_rx *st, struct walk_ctx *w)
+{
+	__u32 have = st->have & 15, need = 9 - have, avail = w->n - w->off, flen;
+
+	if (have > 8) {
+		st->desync = 1;
+		return 1;
+	}
+	if (avail < need) {
+		if (avail && bpf_probe_read_user(&st->part[have], masked(avail, 15), (void *)(w->ubuf + w->off)))
+			st->desync = 1;
+		st->have = have + avail;
+		return 1;
+	}
+	if (bpf_probe_read_user(&st->part[have], masked(need, 15), (void *)(w->ubuf + w->off))) {
+		st->desync = 1;
+		return 1;
+	}
+	st->have = 0;
+	flen = ((__u32)st->part[0] << 16) | ((__u32)st->part[1] << 8) | st->part[2];
+	if (st->part[3] == 0x1) {
+		w->headers = 1;
+		w->h_block = w->off + need;
+		w->h_len = flen;
+		w->h_flags = st->part[4];
+	}
+	w->off += need + flen;
+	return 0;
+}
+
+/* Searches s->buf[0, end) for our literal at its very end; fills r. */
+static __always_inline void rx_find_literal(struct scratch *s, __u32 end, struct rx_request *r)
+{
+	struct lit_ctx l = {.s = s, .end = end};
+
+	bpf_loop(H2_TAIL, lit_cb, &l, 0);
+	if (!l.found || !valid_value(s, l.v0, l.vlen))
+		return;
+	r->v0 = l.v0;
+	r->vlen = l.vlen;
+	r->valid = 1;
+}
+
+/*
+ * A request's HEADERS frame (END_HEADERS, not PADDED) whose block goes on
+ * in later reads: keeps the block's last bytes of this read, from
+ * `block0`. The request counts as read now, with no context yet (so
+ * the thread sends none until the frame is complete). 0 when kept.
+ */
+static __always_inline int rx_h2_keep(struct scratch *s, struct h2_rx *st, __u64 conn, __u64 ubuf, __u32 n,
+				      __u32 block0)
+{
+	struct h2_tail *t;
+	__u32 keep = n - block0;
+
+	if (bpf_map_update_elem(&h2_tails, &conn, s->buf, BPF_ANY))
+		return -1;
+	t = bpf_map_lookup_elem(&h2_tails, &conn);
+	if (!t)
+		return -1;
+	if (keep > H2_TAIL)
+		keep = H2_TAIL;
+	if (keep && bpf_probe_read_user(t->buf, masked(keep, 511), (void *)(ubuf + n - keep)))
+		return -1;
+	t->keep = keep;
+	st->pending = 1;
+	return 0;
+}
+
+/*
+ * A read that lies wholly inside a pending HEADERS frame: the kept bytes
+ * become the last H2_TAIL of what was kept and what it read.
+ */
+static __always_inline void rx_h2_middle(struct scratch *s, struct h2_rx *st, __u64 conn, __u64 ubuf, __u32 n)
+{
+	struct h2_tail *t = bpf_map_lookup_elem(&h2_tails, &conn);
+	__u32 keep, m;
+
+	if (!t)
+		goto lost;
+	if (n >= H2_TAIL) {
+		if (bpf_probe_read_user(t->buf, H2_TAIL, (void *)(ubuf + n - H2_TAIL)))
+			goto lost;
+		t->keep = H2_TAIL;
+		return;
+	}
+	keep = t->keep;
+	if (keep > H2_TAIL)
+		keep = H2_TAIL;
+	m = H2_TAIL - n;
+	if (m > keep)
+		m = keep;
+	/* The m kept bytes that stay move to the front, through the scratch buffer. */
+	if (m && (bpf_probe_read_kernel(s->buf, masked(m, 511), &t->buf[masked(keep - m, 511)]) ||
+		  bpf_probe_read_kernel(t->buf, masked(m, 511), s->buf)))
+		goto lost;
+	if (bpf_probe_read_user(&t->buf[masked(m, 511)], masked(n, 511), (void *)ubuf))
+		goto lost;
+	t->keep = m + n;
+	return;
+lost:
+	st->pending = 0;
+	count(ST_RX_AMBIGUOUS);
+	bpf_map_delete_elem(&h2_tails, &conn);
+}
+
+/*
+ * The read in which a pending HEADERS frame ends, `e` bytes in: the block's
+ * last bytes are the kept ones followed by this read's first `e`. Sets the
+ * request's context from them.
+ */
+static __always_inline void rx_h2_finish(struct scratch *s, struct h2_rx *st, __u64 conn, __u64 ubuf, __u32 e,
+					 struct rx_request *r)
+{
+	struct h2_tail *t = bpf_map_lookup_elem(&h2_tails, &conn);
+	__u32 k = 0, keep;
+
+	st->pending = 0;
+	r->seen = 1;
+	if (!t) {
+		count(ST_RX_AMBIGUOUS);
+		return;
+	}
+	if (e >= H2_TAIL) {
+		if (!bpf_probe_read_user(s->buf, H2_TAIL, (void *)(ubuf + e - H2_TAIL)))
+			rx_find_literal(s, H2_TAIL, r);
+	} else {
+		keep = t->keep;
+		if (keep > H2_TAIL)
+			keep = H2_TAIL;
+		k = H2_TAIL - e;
+		if (k > keep)
+			k = keep;
+		if ((!k || !bpf_probe_read_kernel(s->buf, masked(k, 511), &t->buf[masked(keep - k, 511)])) &&
+		    (!e || !bpf_probe_read_user(&s->buf[masked(k, 511)], masked(e, 511), (void *)ubuf)))
+			rx_find_literal(s, k + e, r);
+	}
+	bpf_map_delete_elem(&h2_tails, &conn);
+}
+
 /* h2c frames read on a server connection: requests are HEADERS frames. */
-static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 ubuf, __u32 n, __u32 start,
-				  struct rx_request *r)
+static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 conn, int entry, __u64 ubuf,
+				  __u32 n, __u32 start, struct rx_request *r)
 {
 	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
-	struct lit_ctx l = {.s = s};
 	__u32 tail, from, block;
 
 	if (st->desync) {
@@ -1131,21 +1315,43 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 ubu
 		clear_value();
 		return;
 	}
+	if (st->pending)
+		rx_h2_finish(s, st, conn, ubuf, start, r);
+	if (st->have && rx_complete_header(st, &w))
+		return;
 	bpf_loop(MAX_FRAMES, rx_walk_cb, &w, 0);
-	if (w.desync || w.off < n) {
+	if (w.desync || (w.off < n && !w.cut)) {
 		st->desync = 1;
 		count(ST_RX_AMBIGUOUS);
 		clear_value();
 		return;
 	}
-	st->skip = w.off - n;
+	st->skip = 0;
+	if (w.cut) {
+		/* w.cut is 1 to 8; the mask tells the verifier so. */
+		if (bpf_probe_read_user(st->part, masked(w.cut, 15), (void *)(ubuf + w.off))) {
+			st->desync = 1;
+			return;
+		}
+		st->have = w.cut;
+	} else {
+		st->skip = w.off - n;
+	}
 	if (w.headers == 0)
 		return;
 	count(ST_RX_H2_REQUEST);
-	r->seen = 1;
-	if (w.headers > 1 || !(w.h_flags & 0x4) || w.h_off + 9 + w.h_len > n) {
-		/* Several requests, CONTINUATION, or a block cut by the read. */
+	if (w.headers > 1 || r->seen || !(w.h_flags & 0x4)) {
+		/* Several requests, or CONTINUATION. */
+		r->seen = 1;
+		r->valid = 0;
 		count(ST_RX_AMBIGUOUS);
+		return;
+	}
+	r->seen = 1;
+	if (w.h_block + w.h_len > n) {
+		/* The block goes on in the next reads. An entry point ignores the context anyway. */
+		if (!entry && ((w.h_flags & 0x8) || rx_h2_keep(s, st, conn, ubuf, n, w.h_block)))
+			count(ST_RX_AMBIGUOUS);
 		return;
 	}
 	block = w.h_len;
@@ -1153,22 +1359,16 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 ubu
 		/* PADDED: the header block ends before the padding. */
 		__u8 pad = 0;
 
-		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_off + 9)) ||
+		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_block)) ||
 		    (__u32)pad + 1 > block)
 			return;
 		block -= pad;
 	}
 	tail = block < H2_TAIL ? block : H2_TAIL;
-	from = w.h_off + 9 + block - tail;
+	from = w.h_block + block - tail;
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from)))
 		return;
-	l.end = tail;
-	bpf_loop(H2_TAIL, lit_cb, &l, 0);
-	if (!l.found || !valid_value(s, l.v0, l.vlen))
-		return;
-	r->v0 = l.v0;
-	r->vlen = l.vlen;
-	r->valid = 1;
+	rx_find_literal(s, tail, r);
 }
 
 /*
@@ -1257,8 +1457,13 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		    is_preface(s, PREFACE_LEN)) {
 			st->skip = 0;
 			st->desync = 0;
+			st->have = 0;
+			st->pending = 0;
 			from = PREFACE_LEN;
-		} else if (st->skip >= total) {
+		} else if (st->skip > total || (st->skip == total && !st->pending)) {
+			/* Inside one frame (a pending one that ends here is finished below). */
+			if (st->pending)
+				rx_h2_middle(s, st, conn, p.buf, total);
 			st->skip -= total;
 			return 0;
 		} else {
@@ -1284,6 +1489,8 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 					cs->h2_server = 1;
 					cs->rx.skip = 0;
 					cs->rx.desync = 0;
+					cs->rx.have = 0;
+					cs->rx.pending = 0;
 				}
 				st = cs ? &cs->rx : NULL;
 			} else {
@@ -1319,7 +1526,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		}
 	}
 	if (st)
-		rx_h2(s, st, p.buf, total, from, &req);
+		rx_h2(s, st, conn, cfg->entrypoint, p.buf, total, from, &req);
 	if (!req.seen)
 		return 0;
 	if (req.valid)

@@ -4,7 +4,8 @@
 //! client -> a -> b -> c, each with `copperc agent` (a is the entry point).
 //! c must receive `x-copper-context: /a/b`, whatever the client forged, over
 //! HTTP/1.1 and over h2c; a request that reaches a non-entry service without
-//! a context goes on without one.
+//! a context goes on without one. One test runs the chain with the `h2` crate
+//! at every hop instead (tests/ebpf/h2c_service.rs).
 //!
 //! Needs root, cgroup v2, BTF, and what `make deps` installs (build/venv with
 //! h2, nghttp). When the kernel refuses the add-on, the test fails with the
@@ -29,6 +30,21 @@ use std::time::Duration;
 
 const SERVICE: &str = "tests/ebpf/chain_service.py";
 const PYTHON: &str = "build/venv/bin/python";
+/// The mode of `spawn_service` that runs the Rust h2c service.
+const H2C_RUST: &str = "h2c-rust";
+
+/// copperc-h2c-testsvc, an example target that `cargo test` builds beside the
+/// test binaries.
+fn h2c_service() -> PathBuf {
+    let copperc = Path::new(env!("CARGO_BIN_EXE_copperc"));
+    let svc = copperc.with_file_name("examples").join("copperc-h2c-testsvc");
+    assert!(
+        svc.exists(),
+        "{} is missing: build it with `cargo build --release --example copperc-h2c-testsvc` (make test does)",
+        svc.display()
+    );
+    svc
+}
 
 /// Lines of a child's pipe, read on a thread so that waits can time out.
 fn lines<R: Read + Send + 'static>(r: R) -> Receiver<String> {
@@ -268,9 +284,17 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
 
 /// chain_service.py in `mode`, calling 127.0.0.1:`next`, in the cgroup
 /// `cgroup`, which it joins before it opens a socket; returns it and its port.
+/// The mode `h2c-rust` runs copperc-h2c-testsvc (tests/ebpf/h2c_service.rs)
+/// instead.
 fn spawn_service(cgroup: &Path, mode: &str, next: Option<u16>) -> (Child, u16) {
     let procs = cgroup.join("cgroup.procs");
-    let mut script = format!("echo $$ > '{}' && exec {PYTHON} -u {SERVICE} {mode}", procs.display());
+    let program = if mode == H2C_RUST {
+        let svc = h2c_service();
+        format!("'{}'", svc.display())
+    } else {
+        format!("{PYTHON} -u {SERVICE} {mode}")
+    };
+    let mut script = format!("echo $$ > '{}' && exec {program}", procs.display());
     if let Some(port) = next {
         script.push_str(&format!(" --next 127.0.0.1:{port}"));
     }
@@ -707,6 +731,109 @@ fn h2c_context_reaches_c_and_forged_header_is_ignored() {
         reports[1].contains("tx_h2_inserted=2") && reports[1].contains("tx_no_context=1"),
         "{reports:?}"
     );
+}
+
+/// `n` GETs, one after another, on one kept h2c connection of the `h2`
+/// crate; every `forge_every`-th request carries a forged context. Returns
+/// the bodies.
+fn h2c_kept_gets(port: u16, n: usize, forge_every: usize) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (mut send, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut bodies = Vec::new();
+        for i in 0..n {
+            send = send.ready().await.unwrap();
+            let mut request = http::Request::builder().uri(format!("http://127.0.0.1:{port}/"));
+            if i % forge_every == 0 {
+                request = request.header("x-copper-context", "/evil");
+            }
+            let (response, _) = send.send_request(request.body(()).unwrap(), true).unwrap();
+            let mut body = response.await.unwrap().into_body();
+            let mut out = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.unwrap();
+                body.flow_control().release_capacity(chunk.len()).unwrap();
+                out.extend_from_slice(&chunk);
+            }
+            bodies.push(String::from_utf8(out).unwrap());
+        }
+        bodies
+    })
+}
+
+/// The HTTP/2 of hyper and tonic (the `h2` crate, on a single-threaded tokio
+/// runtime per connection) at every hop, the client's included, with kept
+/// connections: every request of the connection carries its context,
+/// inserted into a header block that the sender coded with Huffman strings
+/// and its dynamic table, and a forged one is dropped at the entry point.
+#[test]
+fn h2_crate_services_on_kept_connections_carry_every_context() {
+    let mut chain = Chain::start("h2rust", [H2C_RUST; 3]);
+    // Enough requests for the readers' buffers (tokio's, 8 KiB) to fill and
+    // end reads inside frame headers and header blocks, many times.
+    let got = h2c_kept_gets(chain.ports[0], 1500, 3);
+    let reports = chain.stop();
+    let wrong: Vec<(usize, &String)> = got.iter().enumerate().filter(|(_, b)| *b != r#"["/a/b"]"#).collect();
+    assert!(got.len() == 1500 && wrong.is_empty(), "{wrong:?}\n{reports:#?}");
+    for report in &reports[..2] {
+        assert!(
+            report.contains("tx_h2_inserted=1500 ") && report.contains("rx_ambiguous=0 "),
+            "{reports:#?}"
+        );
+    }
+}
+
+/// A request's HEADERS frame that the server reads in pieces (its frame
+/// header cut, its block cut before or inside the add-on's literal, a long
+/// block in three reads, many small reads): each request gets its context,
+/// and the connection's frames stay in step, with every set of receive
+/// hooks. The client talks to b with the context in the add-on's form, as
+/// a's add-on would send it.
+#[test]
+fn h2c_requests_read_in_pieces_keep_their_context() {
+    let plans = [
+        "0/4",
+        "0/9",
+        "0/-6",
+        "0/-25",
+        "0/11,15",
+        "600/100,-8",
+        "0/3,6,9",
+        "0/",
+        "0/2,5,8,12,20,30,-3",
+    ];
+    for hooks in ["socket", "tracepoints", "tp-btf"] {
+        let mut chain = Chain::start_named(
+            &format!("h2split-{hooks}"),
+            ["h2"; 3],
+            ["a", "b", "c"],
+            None,
+            hooks,
+            &[],
+        );
+        let out = Command::new(PYTHON)
+            .args([SERVICE, "get-h2-split", &format!("127.0.0.1:{}", chain.ports[1]), "/x"])
+            .args(plans)
+            .output()
+            .unwrap();
+        let reports = chain.stop();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+        let want: Vec<Vec<String>> = (0..plans.len()).map(|i| vec![format!("/x{i}/b")]).collect();
+        assert_eq!(got, want, "{hooks}: {reports:#?}");
+        assert!(
+            reports[1].contains("rx_h2_requests=9 rx_with_context=9 rx_ambiguous=0 ")
+                && reports[1].contains("tx_h2_inserted=9 "),
+            "{hooks}: {reports:#?}"
+        );
+    }
 }
 
 #[test]

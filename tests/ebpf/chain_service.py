@@ -29,6 +29,16 @@ HPACK-coded).
     chain_service.py get-h2 HOST:PORT [NAME: VALUE]
 
 Sends one h2c GET (with an optional extra header) and prints the body.
+
+    chain_service.py get-h2-split HOST:PORT CONTEXT PLAN [PLAN ...]
+
+Sends one h2c GET per PLAN on one connection, each with `x-copper-context:
+CONTEXT<i>` (i: the request's index, so that a context left over from the
+request before would show) in the add-on's own form (a literal without indexing that ends the
+header block), and prints the JSON list of the bodies. A PLAN is `PAD/CUT,...`:
+a header `x-pad` of PAD bytes (0: none) and the offsets in the HEADERS frame
+(its 9-byte frame header included; negative: from its end) where the frame is
+sent in separate writes, 50 ms apart, so that the server reads it in pieces.
 """
 
 import http.client
@@ -112,6 +122,67 @@ def h2_get(addr, extra=(), streams=1, padded=False):
     if streams == 1:
         return bodies.get(1, b"")
     return b"[" + b",".join(bodies.get(1 + 2 * i, b"") for i in range(streams)) + b"]"
+
+
+def h2_get_split(addr, context, plans):
+    import time
+
+    def hpack_str(b):
+        # A string literal without Huffman coding, length as an HPACK integer (7-bit prefix).
+        if len(b) < 127:
+            return bytes([len(b)]) + b
+        rest, out = len(b) - 127, bytearray([127])
+        while rest >= 128:
+            out.append(rest % 128 + 128)
+            rest //= 128
+        return bytes(out + bytes([rest])) + b
+
+    def frame(kind, flags, stream, payload):
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+    host, port = addr.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0, b""))
+    buf = b""
+    bodies = []
+    for i, plan in enumerate(plans):
+        pad, _, cuts = plan.partition("/")
+        stream = 1 + 2 * i
+        # :method GET, :scheme http, :path /, :authority (name index 1) without indexing.
+        block = b"\x82\x86\x84\x01" + hpack_str(addr.encode())
+        if int(pad):
+            block += b"\x00" + hpack_str(b"x-pad") + hpack_str(b"p" * int(pad))
+        block += b"\x00" + hpack_str(HEADER.encode()) + hpack_str(f"{context}{i}".encode())
+        data = frame(0x1, 0x05, stream, block)  # END_STREAM | END_HEADERS
+        points = sorted(int(c) % len(data) for c in cuts.split(",") if c)
+        for a, b in zip([0] + points, points + [len(data)]):
+            sock.sendall(data[a:b])
+            if b < len(data):
+                time.sleep(0.05)
+        body = b""
+        while True:
+            while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+                more = sock.recv(65535)
+                if not more:
+                    raise SystemExit("the server closed the connection")
+                buf += more
+            length, kind, flags = int.from_bytes(buf[:3], "big"), buf[3], buf[4]
+            sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+            payload, buf = buf[9 : 9 + length], buf[9 + length :]
+            if kind == 0x4 and not flags & 0x1:
+                sock.sendall(frame(0x4, 0x1, 0, b""))
+            elif kind == 0x3 and sid == stream:
+                raise SystemExit(f"stream {stream} was reset")
+            elif kind == 0x0 and sid == stream:
+                body += payload
+                # The connection's flow-control credit back (each stream has a window of its own).
+                sock.sendall(frame(0x8, 0, 0, len(payload).to_bytes(4, "big")))
+            if sid == stream and kind in (0x0, 0x1) and flags & 0x1:
+                break
+        bodies.append(body)
+    sock.close()
+    return b"[" + b",".join(bodies) + b"]"
 
 
 class KeptConnection:
@@ -250,6 +321,9 @@ def serve_h1_async(nxt):
 
 def main():
     mode = sys.argv[1]
+    if mode == "get-h2-split":
+        sys.stdout.write(h2_get_split(sys.argv[2], sys.argv[3], sys.argv[4:]).decode())
+        return
     if mode == "get-h2":
         extra = []
         if len(sys.argv) > 3:

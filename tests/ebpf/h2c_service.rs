@@ -1,0 +1,151 @@
+//! An h2c chain service (HTTP/2 with prior knowledge) for the eBPF add-on's
+//! end-to-end test and its overhead benchmark (`benches/ebpf_overhead.py
+//! --protocol h2c`), built on the `h2` crate: the HTTP/2 of hyper and tonic,
+//! so of most Rust gRPC services. Like tests/ebpf/chain_service.py it never
+//! copies a header.
+//!
+//! ```text
+//! copperc-h2c-testsvc [--listen PORT] [--next HOST:PORT]
+//! ```
+//!
+//! Listens on 127.0.0.1 (a free port unless `--listen`) and prints
+//! `PORT <n>`. Each accepted connection gets a thread of its own with a
+//! single-threaded tokio runtime, and that thread opens one h2c connection to
+//! the next hop, with its first request, and keeps it. Each request is handled,
+//! and the next hop called, on the thread that read it: what the add-on needs
+//! to tie the two (docs/ebpf.md, "Threads"). A multi-threaded runtime would
+//! move the handler between threads, and the add-on would then send no
+//! context. A service answers with its next hop's body; the last one answers
+//! with the JSON list of the `x-copper-context` values it received.
+
+use std::error::Error;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::thread;
+
+use bytes::Bytes;
+use clap::Parser;
+use h2::client::SendRequest;
+
+type Failure = Box<dyn Error + Send + Sync>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "copperc-h2c-testsvc",
+    about = "h2c chain service for the eBPF add-on's tests"
+)]
+struct Args {
+    /// Port to listen on, on 127.0.0.1 (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    listen: u16,
+    /// The next hop; without it, the service is the last one.
+    #[arg(long)]
+    next: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let listener = match TcpListener::bind(("127.0.0.1", args.listen)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("copperc-h2c-testsvc: cannot listen on port {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.listen);
+    let mut out = std::io::stdout();
+    if writeln!(out, "PORT {port}").and_then(|()| out.flush()).is_err() {
+        return ExitCode::FAILURE;
+    }
+    for conn in listener.incoming() {
+        match conn {
+            Ok(conn) => {
+                let next = args.next;
+                thread::spawn(move || {
+                    if let Err(e) = serve_connection(conn, next) {
+                        eprintln!("copperc-h2c-testsvc: {e}");
+                    }
+                });
+            }
+            Err(e) => eprintln!("copperc-h2c-testsvc: accept: {e}"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Serves one client connection, request after request, on this thread.
+fn serve_connection(conn: TcpStream, next: Option<SocketAddr>) -> Result<(), Failure> {
+    conn.set_nodelay(true)?;
+    conn.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    runtime.block_on(async move {
+        let conn = tokio::net::TcpStream::from_std(conn)?;
+        let mut server = h2::server::handshake(conn).await?;
+        let mut upstream: Option<SendRequest<Bytes>> = None;
+        while let Some(request) = server.accept().await {
+            let (request, mut respond) = request?;
+            let body = match next {
+                Some(addr) => {
+                    let send = match upstream.take() {
+                        Some(send) => send,
+                        None => connect(addr).await?,
+                    };
+                    let (send, body) = call(send, addr).await?;
+                    upstream = Some(send);
+                    body
+                }
+                None => contexts_seen(request.headers())?,
+            };
+            let response = http::Response::builder()
+                .status(200)
+                .header("content-length", body.len())
+                .body(())?;
+            let mut stream = respond.send_response(response, false)?;
+            stream.send_data(body, true)?;
+        }
+        Ok(())
+    })
+}
+
+/// Opens the kept connection to the next hop; its I/O runs as a task of
+/// this thread's runtime.
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, Failure> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (send, connection) = h2::client::handshake(tcp).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("copperc-h2c-testsvc: connection to {addr}: {e}");
+        }
+    });
+    Ok(send)
+}
+
+/// One GET to the next hop; returns the sender for the next call and the body.
+async fn call(send: SendRequest<Bytes>, addr: SocketAddr) -> Result<(SendRequest<Bytes>, Bytes), Failure> {
+    let mut send = send.ready().await?;
+    let request = http::Request::builder()
+        .method("GET")
+        .uri(format!("http://{addr}/"))
+        .body(())?;
+    let (response, _) = send.send_request(request, true)?;
+    let mut body = response.await?.into_body();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        body.flow_control().release_capacity(chunk.len())?;
+        out.extend_from_slice(&chunk);
+    }
+    Ok((send, Bytes::from(out)))
+}
+
+/// The last hop's answer: every `x-copper-context` value, in order.
+fn contexts_seen(headers: &http::HeaderMap) -> Result<Bytes, Failure> {
+    let values = headers
+        .get_all("x-copper-context")
+        .iter()
+        .map(|v| v.to_str().map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Bytes::from(serde_json::to_vec(&values)?))
+}
