@@ -235,6 +235,13 @@ struct conn_state {
 	__u32 tx_skip;   /* h2c: bytes of the last sent frame still to come */
 	__u32 responses; /* the service opened it: it reads responses here */
 	__u32 h2_server; /* an h2c server connection: `rx` holds its frame state */
+	/*
+	 * h2c: the last message ended after tx_have (1 to 8) bytes of a frame
+	 * header, which are in tx_part (a short write on a full socket buffer
+	 * ends anywhere). Larger than 9 so that masked offsets stay inside.
+	 */
+	__u32 tx_have;
+	__u8 tx_part[24];
 };
 
 struct {
@@ -2013,6 +2020,8 @@ struct tx_walk {
 	__u32 len;    /* bytes to insert, 0: none */
 	__u32 has_tv; /* the thread holds a value */
 	__u32 desync;
+	__u32 cut;    /* the message ends after `cut` bytes (1 to 8) of a frame header, */
+	__u8 part[8]; /* which are these */
 };
 
 /* One frame of tx_h2's walk (a bpf_loop callback: verified once). */
@@ -2026,7 +2035,26 @@ static long tx_walk_cb(__u64 i, void *c)
 
 	if (off >= w->size)
 		return 1;
-	if (off + 9 > w->size || bpf_msg_pull_data(msg, off, off + 9, 0)) {
+	if (off + 9 > w->size) {
+		/* A frame header that the next message completes: its first bytes. */
+		if (bpf_msg_pull_data(msg, off, w->size, 0)) {
+			w->desync = 1;
+			return 1;
+		}
+		d = (__u8 *)(long)msg->data;
+		e = (__u8 *)(long)msg->data_end;
+		for (flen = 0; flen < 8 && off + flen < w->size; flen++) {
+			if (d + flen + 1 > e) {
+				w->desync = 1;
+				return 1;
+			}
+			w->part[flen] = d[flen];
+		}
+		w->cut = w->size - off;
+		w->off = w->size;
+		return 1;
+	}
+	if (bpf_msg_pull_data(msg, off, off + 9, 0)) {
 		w->desync = 1;
 		return 1;
 	}
@@ -2192,12 +2220,58 @@ static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s,
  * runs on into the next message; gives up on the connection when the frame
  * boundaries are lost.
  */
+/*
+ * The last message ended inside a frame header: this one's first bytes (in
+ * s->buf) complete it. A HEADERS frame so cut gets no literal, since its
+ * length went out already. Sets *off after the frame; 1 when nothing of
+ * this message is left to walk.
+ */
+static __always_inline int tx_complete_header(struct scratch *s, struct conn_state *st, __u32 size, __u32 *off)
+{
+	__u32 have = st->tx_have & 15, need = 9 - have, flen, end;
+
+	if (have > 8) {
+		st->tx_proto = P_DESYNC;
+		count(ST_TX_DESYNC);
+		return 1;
+	}
+	if (size < need) {
+		/* This message ends inside the header too (s->buf holds it all). */
+		if (bpf_probe_read_kernel(&st->tx_part[have], masked(size, 7), s->buf))
+			goto lost;
+		st->tx_have = have + size;
+		return 1;
+	}
+	if (bpf_probe_read_kernel(&st->tx_part[have], masked(need, 15), s->buf))
+		goto lost;
+	st->tx_have = 0;
+	flen = ((__u32)st->tx_part[0] << 16) | ((__u32)st->tx_part[1] << 8) | st->tx_part[2];
+	if (st->tx_part[3] == 0x1)
+		count(ST_TX_SKIPPED);
+	end = need + flen;
+	if (end >= size) {
+		st->tx_skip = end - size;
+		return 1;
+	}
+	*off = end;
+	return 0;
+lost:
+	st->tx_proto = P_DESYNC;
+	count(ST_TX_DESYNC);
+	return 1;
+}
+
 static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct conn_state *st,
 				  __u32 size, __u32 off)
 {
 	struct thread_state *tv = thread_value();
 	struct tx_walk w = {.msg = msg, .off = off, .size = size};
 
+	if (st->tx_have) {
+		if (tx_complete_header(s, st, size, &off))
+			return;
+		w.off = off;
+	}
 	if (tv) {
 		w.has_tv = 1;
 		w.len = build_insert(s, tv, 1);
@@ -2213,6 +2287,10 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 		return;
 	}
 	st->tx_skip = w.off - w.size;
+	if (w.cut) {
+		__builtin_memcpy(st->tx_part, w.part, 8);
+		st->tx_have = w.cut;
+	}
 }
 
 /*
@@ -2295,6 +2373,7 @@ int copper_sk_msg(struct sk_msg_md *msg)
 			return SK_PASS;
 		st->tx_proto = P_H2;
 		st->tx_skip = 0;
+		st->tx_have = 0;
 		st->responses = 1;
 		tx_h2(msg, s, st, size, PREFACE_LEN);
 		return SK_PASS;

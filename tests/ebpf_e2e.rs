@@ -945,6 +945,25 @@ fn every_h2_request_of_one_write_gets_the_context() {
     assert!(reports[1].contains("tx_h2_inserted=3"), "{reports:?}");
 }
 
+/// b sends three HEADERS frames to c in three writes, which end inside the
+/// first and the third frame's frame header (as a short write on a full
+/// socket buffer may). Those two go without a context, since their lengths
+/// went out before the rest of them was seen; the second gets it, and the
+/// connection's frames stay in step.
+#[test]
+fn h2_frame_headers_cut_between_writes_keep_the_connection_in_step() {
+    let mut chain = Chain::start("cutsend", ["h2", "h2-cut-send", "h2"]);
+    let got = h2_get_python(chain.ports[0]);
+    let reports = chain.stop();
+    assert_eq!(got, r#"[[],["/a/b"],[]]"#, "{reports:#?}");
+    assert!(
+        reports[1].contains("tx_h2_inserted=1 ")
+            && reports[1].contains("tx_skipped=2 ")
+            && reports[1].contains("tx_desync=0 "),
+        "{reports:#?}"
+    );
+}
+
 #[test]
 fn padded_h2_headers_frames_carry_the_context() {
     // a pads its HEADERS frames: a's add-on inserts before the padding, b's

@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-padded|h1-async
+    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h1-async
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -12,7 +12,8 @@ next hop's body. The last hop answers with the JSON list of the
 thread serving every connection (HTTP/1.1), which waits a second before it
 calls the next hop, so that requests overlap. `h2-fanout` is `h2` that sends
 three requests to the next hop in one write on one connection and answers
-with the JSON list of their bodies. `h2-padded` is `h2` whose HEADERS frames
+with the JSON list of their bodies; `h2-cut-send` sends them in three
+writes that end inside the first and the third HEADERS frame's frame header. `h2-padded` is `h2` whose HEADERS frames
 to the next hop are PADDED. `h1-keepalive` is `h1` that answers HTTP/1.1
 with keep-alive and sends every request to the next hop on one connection,
 opened with the first and kept; `GET /reconnect` opens a new one (and is
@@ -83,7 +84,17 @@ def pad_headers(data, pad=5):
     return bytes(out + data[off:])
 
 
-def h2_get(addr, extra=(), streams=1, padded=False):
+def headers_at(data):
+    """Offsets of the HEADERS frames in client bytes (after the preface)."""
+    found, off = [], 24
+    while off + 9 <= len(data):
+        if data[off + 3] == 0x1:
+            found.append(off)
+        off += 9 + int.from_bytes(data[off : off + 3], "big")
+    return found
+
+
+def h2_get(addr, extra=(), streams=1, padded=False, cut_send=False):
     import h2.config
     import h2.connection
     import h2.events
@@ -97,7 +108,15 @@ def h2_get(addr, extra=(), streams=1, padded=False):
     for i in range(streams):
         conn.send_headers(1 + 2 * i, headers + list(extra), end_stream=True)
     out = conn.data_to_send()
-    sock.sendall(pad_headers(out) if padded else out)
+    if cut_send:
+        # Three writes: the first ends 4 bytes into the first HEADERS frame's
+        # header, the second 7 bytes into the third's.
+        at = headers_at(out)
+        cuts = [at[0] + 4, at[2] + 7]
+        for a, b in zip([0] + cuts, cuts + [len(out)]):
+            sock.sendall(out[a:b])
+    else:
+        sock.sendall(pad_headers(out) if padded else out)
     bodies = {}
     ended = 0
     while ended < streams:
@@ -239,7 +258,7 @@ def serve_h1(nxt, keep=False, large=False, keep_in=False, serial=False, send_con
     server.serve_forever()
 
 
-def serve_h2(nxt, streams=1, padded=False, large=False):
+def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False):
     import h2.config
     import h2.connection
     import h2.events
@@ -258,7 +277,7 @@ def serve_h2(nxt, streams=1, padded=False, large=False):
                     if isinstance(ev, h2.events.RequestReceived):
                         if nxt:
                             extra = [("x-pad", "p" * LARGE_PAD)] if large else []
-                            body = h2_get(nxt, extra, streams=streams, padded=padded)
+                            body = h2_get(nxt, extra, streams=streams, padded=padded, cut_send=cut_send)
                         else:
                             values = [
                                 (v.decode() if isinstance(v, bytes) else v)
@@ -344,6 +363,7 @@ def main():
         "h1-async": serve_h1_async,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
+        "h2-cut-send": lambda n: serve_h2(n, streams=3, cut_send=True),
         "h2-padded": lambda n: serve_h2(n, padded=True),
         "h2-large": lambda n: serve_h2(n, large=True),
     }
