@@ -543,7 +543,6 @@ class Bench:
                 raise Abort(f"agent {name} did not insert {count} headers: {last}")
 
     def cleanup(self):
-        print("DEBUG", self.stop_agents(), file=sys.stderr)
         for p, _ in self.agents:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
