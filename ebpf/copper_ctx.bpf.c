@@ -1084,6 +1084,7 @@ static __always_inline void rx_h1(struct scratch *s, __u32 n, __u32 nl, struct r
 }
 
 struct walk_ctx {
+	struct scratch *s; /* the read is in s->buf (from its start): no copy per frame header */
 	__u64 ubuf;
 	__u32 n;
 	__u32 off;
@@ -1106,7 +1107,11 @@ static long rx_walk_cb(__u64 i, void *c)
 		w->cut = w->n - w->off;
 		return 1;
 	}
-	if (bpf_probe_read_user(h, 9, (void *)(w->ubuf + w->off))) {
+	if (w->s) {
+#pragma unroll
+		for (int k = 0; k < 9; k++)
+			h[k] = B(w->s, w->off + k);
+	} else if (bpf_probe_read_user(h, 9, (void *)(w->ubuf + w->off))) {
 		w->desync = 1;
 		return 1;
 	}
@@ -1122,45 +1127,53 @@ static long rx_walk_cb(__u64 i, void *c)
 
 struct lit_ctx {
 	struct scratch *s;
+	__u32 base; /* the block's bytes are s->buf[base, end) */
 	__u32 end;
 	__u32 v0;
 	__u32 vlen;
 	__u32 found;
 };
 
-/* Our literal at buf[i]: 0x00 0x10 "x-copper-context" len value, ending at `end`. */
+/*
+ * Byte `idx` from the end of the block: is it the '/' that starts the value
+ * of our literal (0x00 0x10 "x-copper-context" len value), which ends the
+ * block? The walk goes backwards from the end and stops at the first match,
+ * so it looks at the value's bytes only, not at the whole block. No byte of
+ * a value is 0x10, so a '/' inside the value cannot pass the checks.
+ */
 static long lit_cb(__u64 idx, void *c)
 {
 	struct lit_ctx *l = c;
 	struct scratch *s = l->s;
-	__u32 i = (__u32)idx, k, b, vlen, v0;
+	__u32 j, vlen, name, k;
 
-	if (!s || i + 19 > l->end)
+	if (!s || (__u32)idx >= l->end - l->base)
 		return 1;
-	if (B(s, i) != 0x00 || B(s, i + 1) != 0x10 || B(s, i + 2) != 'x')
+	j = l->end - 1 - (__u32)idx;
+	if (B(s, j) != '/')
+		return 0;
+	vlen = l->end - j;
+	if (vlen < 127) {
+		/* One length byte, no Huffman bit. */
+		if (j < l->base + 19 || B(s, j - 1) != vlen)
+			return 0;
+		name = j - 17;
+	} else {
+		/* 127 (the prefix's all ones) and the rest. */
+		if (j < l->base + 20 || B(s, j - 1) != vlen - 127 || B(s, j - 2) != 0x7f)
+			return 0;
+		name = j - 18;
+	}
+	if (B(s, name - 2) != 0x00 || B(s, name - 1) != 0x10)
 		return 0;
 #pragma unroll
 	for (k = 0; k < HDR_LEN; k++)
-		if (B(s, i + 2 + k) != (__u8)HDR_NAME[k])
+		if (B(s, name + k) != (__u8)HDR_NAME[k])
 			return 0;
-	b = B(s, i + 18);
-	if (b & 0x80)
-		return 0; /* Huffman-coded: not ours */
-	if (b < 127) {
-		vlen = b;
-		v0 = i + 19;
-	} else {
-		if (i + 20 > l->end || (B(s, i + 19) & 0x80))
-			return 0;
-		vlen = 127 + B(s, i + 19);
-		v0 = i + 20;
-	}
-	if (v0 + vlen == l->end) {
-		l->found = 1;
-		l->v0 = v0;
-		l->vlen = vlen;
-	}
-	return 0;
+	l->found = 1;
+	l->v0 = j;
+	l->vlen = vlen;
+	return 1;
 }
 
 /*
@@ -1199,12 +1212,12 @@ static __always_inline int rx_complete_header(struct h2_rx *st, struct walk_ctx 
 	return 0;
 }
 
-/* Searches s->buf[0, end) for our literal at its very end; fills r. */
-static __always_inline void rx_find_literal(struct scratch *s, __u32 end, struct rx_request *r)
+/* Searches s->buf[base, end) for our literal at its very end; fills r. */
+static __always_inline void rx_find_literal(struct scratch *s, __u32 base, __u32 end, struct rx_request *r)
 {
-	struct lit_ctx l = {.s = s, .end = end};
+	struct lit_ctx l = {.s = s, .base = base, .end = end};
 
-	bpf_loop(H2_TAIL, lit_cb, &l, 0);
+	bpf_loop(VAL_MAX + 1, lit_cb, &l, 0);
 	if (!l.found || !valid_value(s, l.v0, l.vlen))
 		return;
 	r->v0 = l.v0;
@@ -1294,7 +1307,7 @@ static __always_inline void rx_h2_finish(struct scratch *s, struct h2_rx *st, __
 	}
 	if (e >= H2_TAIL) {
 		if (!bpf_probe_read_user(s->buf, H2_TAIL, (void *)(ubuf + e - H2_TAIL)))
-			rx_find_literal(s, H2_TAIL, r);
+			rx_find_literal(s, 0, H2_TAIL, r);
 	} else {
 		keep = t->keep;
 		if (keep > H2_TAIL)
@@ -1304,7 +1317,7 @@ static __always_inline void rx_h2_finish(struct scratch *s, struct h2_rx *st, __
 			k = keep;
 		if ((!k || !bpf_probe_read_kernel(s->buf, masked(k, 511), &t->buf[masked(keep - k, 511)])) &&
 		    (!e || !bpf_probe_read_user(&s->buf[masked(k, 511)], masked(e, 511), (void *)ubuf)))
-			rx_find_literal(s, k + e, r);
+			rx_find_literal(s, 0, k + e, r);
 	}
 	bpf_map_delete_elem(&h2_tails, &conn);
 }
@@ -1326,6 +1339,13 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 		rx_h2_finish(s, st, conn, ubuf, start, r);
 	if (st->have && rx_complete_header(st, &w))
 		return;
+	/*
+	 * A read of under SCAN bytes (a request is usually one HEADERS frame)
+	 * is copied once; a copy from user memory costs about 100 ns whatever
+	 * its size. Not when rx_h2_finish left a value in s->buf.
+	 */
+	if (!r->seen && n < SCAN && !bpf_probe_read_user(s->buf, masked(n, SCAN - 1), (void *)ubuf))
+		w.s = s;
 	bpf_loop(MAX_FRAMES, rx_walk_cb, &w, 0);
 	if (w.desync || (w.off < n && !w.cut)) {
 		st->desync = 1;
@@ -1355,9 +1375,12 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 		return;
 	}
 	r->seen = 1;
+	/* An entry point ignores the context: nothing to look for. */
+	if (entry)
+		return;
 	if (w.h_block + w.h_len > n) {
-		/* The block goes on in the next reads. An entry point ignores the context anyway. */
-		if (!entry && ((w.h_flags & 0x8) || rx_h2_keep(s, st, conn, ubuf, n, w.h_block)))
+		/* The block goes on in the next reads. */
+		if ((w.h_flags & 0x8) || rx_h2_keep(s, st, conn, ubuf, n, w.h_block))
 			count(ST_RX_AMBIGUOUS);
 		return;
 	}
@@ -1366,16 +1389,23 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 		/* PADDED: the header block ends before the padding. */
 		__u8 pad = 0;
 
-		if (block < 1 || bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_block)) ||
-		    (__u32)pad + 1 > block)
+		if (w.s)
+			pad = B(s, w.h_block);
+		else if (bpf_probe_read_user(&pad, 1, (void *)(ubuf + w.h_block)))
+			return;
+		if (block < 1 || (__u32)pad + 1 > block)
 			return;
 		block -= pad;
 	}
 	tail = block < H2_TAIL ? block : H2_TAIL;
 	from = w.h_block + block - tail;
+	if (w.s) {
+		rx_find_literal(s, from, from + tail, r);
+		return;
+	}
 	if (bpf_probe_read_user(s->buf, masked(tail, SCAN - 1), (void *)(ubuf + from)))
 		return;
-	rx_find_literal(s, tail, r);
+	rx_find_literal(s, 0, tail, r);
 }
 
 /*
@@ -1459,8 +1489,11 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		return 0;
 	total = p.cap > 0x7fffffff ? 0x7fffffff : (__u32)p.cap;
 	if (st) {
-		/* A new connection on a reused fd whose close went unseen. */
-		if (total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
+		/*
+		 * A new connection on a reused fd whose close went unseen (the
+		 * syscall hooks; a socket's storage is its own).
+		 */
+		if (!sk && total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
 		    is_preface(s, PREFACE_LEN)) {
 			st->skip = 0;
 			st->desync = 0;
