@@ -201,7 +201,10 @@ struct h2_rx {
 /*
  * The end of a pending HEADERS frame's block read so far (h2_rx.pending),
  * keyed like h2_rx_fds: where the added literal, which ends the block, may
- * have begun. An entry exists only while such a frame is being read.
+ * have begun. An entry exists only while such a frame is being read; one
+ * left by a connection that closed in the middle of a frame is evicted
+ * (LRU), so a few entries are enough: a frame is pending from one read to
+ * the next.
  */
 struct h2_tail {
 	__u32 keep; /* valid bytes at the start of buf: the block's last ones so far */
@@ -210,9 +213,8 @@ struct h2_tail {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 512);
 	__type(key, __u64);
 	__type(value, struct h2_tail);
 } h2_tails SEC(".maps");
