@@ -141,7 +141,8 @@ parser.add_argument("--baseline-object",
                          "whose answers must show no context and whose counters no header; the run then compares "
                          "--object (or the built-in one) with it, in the same service processes")
 parser.add_argument("--services-send-context", action="store_true",
-                    help="ABBA, Python services with --keepalive: in the windows \"with agents\" the services send "
+                    help="ABBA, Python services or --protocol h2c, with --keepalive: in the windows \"with agents\" "
+                         "the services send "
                          "`x-copper-context: /a/b` themselves on their kept connections to the next hop, in the "
                          "others not; with --floor and --baseline-object of the same floor object, the run measures "
                          "what the header costs the services, without any program doing anything")
@@ -151,8 +152,10 @@ parser.add_argument("--cpus", help="run the script and everything it starts on t
 args = parser.parse_args()
 if args.baseline_object and args.interleaved:
     parser.error("--baseline-object goes with the ABBA design, not --interleaved")
-if args.services_send_context and (args.interleaved or args.services != "python" or not args.keepalive):
-    parser.error("--services-send-context goes with the ABBA design, --services python and --keepalive")
+if args.services_send_context and (args.interleaved or not args.keepalive or
+                                   (args.services != "python" and args.protocol != "h2c")):
+    parser.error("--services-send-context goes with the ABBA design, --keepalive, and --services python or "
+                 "--protocol h2c")
 if args.protocol == "h2c" and (args.services != "native" or not args.keepalive or args.echo_headers):
     parser.error("--protocol h2c goes with --services native and --keepalive, without --echo-headers")
 if args.aa and not args.interleaved:
@@ -409,6 +412,8 @@ class Bench:
                 script = f"echo $$ > '{procs}' && exec '{args.h2c_testsvc}'"
                 if nxt:
                     script += f" --next 127.0.0.1:{nxt}"
+                    if args.services_send_context:
+                        script += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
                 p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
                 self.services.append(p)
                 line = lines_of(p.stdout).get(timeout=30)

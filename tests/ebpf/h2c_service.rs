@@ -5,7 +5,7 @@
 //! copies a header.
 //!
 //! ```text
-//! copperc-h2c-testsvc [--listen PORT] [--next HOST:PORT]
+//! copperc-h2c-testsvc [--listen PORT] [--next HOST:PORT] [--send-context-if FILE]
 //! ```
 //!
 //! Listens on 127.0.0.1 (a free port unless `--listen`) and prints
@@ -17,10 +17,18 @@
 //! move the handler between threads, and the add-on would then send no
 //! context. A service answers with its next hop's body; the last one answers
 //! with the JSON list of the `x-copper-context` values it received.
+//!
+//! With `--send-context-if FILE` it sends `x-copper-context: /a/b` itself
+//! while FILE exists, as a field that HPACK never indexes (the add-on's own is
+//! a literal without indexing, which decodes the same way): what the header
+//! costs the services, without the add-on (benches/ebpf_overhead.py
+//! `--services-send-context`).
 
 use std::error::Error;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 use std::thread;
 
@@ -42,6 +50,9 @@ struct Args {
     /// The next hop; without it, the service is the last one.
     #[arg(long)]
     next: Option<SocketAddr>,
+    /// Send the context header itself while this file exists.
+    #[arg(long)]
+    send_context_if: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -58,12 +69,14 @@ fn main() -> ExitCode {
     if writeln!(out, "PORT {port}").and_then(|()| out.flush()).is_err() {
         return ExitCode::FAILURE;
     }
+    let flag = Arc::new(args.send_context_if);
     for conn in listener.incoming() {
         match conn {
             Ok(conn) => {
                 let next = args.next;
+                let flag = Arc::clone(&flag);
                 thread::spawn(move || {
-                    if let Err(e) = serve_connection(conn, next) {
+                    if let Err(e) = serve_connection(conn, next, flag.as_ref().as_ref()) {
                         eprintln!("copperc-h2c-testsvc: {e}");
                     }
                 });
@@ -75,7 +88,7 @@ fn main() -> ExitCode {
 }
 
 /// Serves one client connection, request after request, on this thread.
-fn serve_connection(conn: TcpStream, next: Option<SocketAddr>) -> Result<(), Failure> {
+fn serve_connection(conn: TcpStream, next: Option<SocketAddr>, flag: Option<&PathBuf>) -> Result<(), Failure> {
     conn.set_nodelay(true)?;
     conn.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
@@ -91,7 +104,8 @@ fn serve_connection(conn: TcpStream, next: Option<SocketAddr>) -> Result<(), Fai
                         Some(send) => send,
                         None => connect(addr).await?,
                     };
-                    let (send, body) = call(send, addr).await?;
+                    let own = flag.is_some_and(|f| f.exists());
+                    let (send, body) = call(send, addr, own).await?;
                     upstream = Some(send);
                     body
                 }
@@ -122,13 +136,19 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, Failure> {
     Ok(send)
 }
 
-/// One GET to the next hop; returns the sender for the next call and the body.
-async fn call(send: SendRequest<Bytes>, addr: SocketAddr) -> Result<(SendRequest<Bytes>, Bytes), Failure> {
+/// One GET to the next hop, with the context header if `own`; returns the
+/// sender for the next call and the body.
+async fn call(send: SendRequest<Bytes>, addr: SocketAddr, own: bool) -> Result<(SendRequest<Bytes>, Bytes), Failure> {
     let mut send = send.ready().await?;
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method("GET")
         .uri(format!("http://{addr}/"))
         .body(())?;
+    if own {
+        let mut value = http::HeaderValue::from_static("/a/b");
+        value.set_sensitive(true);
+        request.headers_mut().insert("x-copper-context", value);
+    }
     let (response, _) = send.send_request(request, true)?;
     let mut body = response.await?.into_body();
     let mut out = Vec::new();
