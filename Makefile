@@ -66,7 +66,10 @@ $(VENV)/.installed: Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_PACKAGES)
 	touch $@
 
+# The eBPF end-to-end tests run the h2c service example as a program; with
+# --all-targets cargo builds examples only as test binaries.
 test: deps
+	$(CARGO) build --locked --example copperc-h2c-testsvc
 	$(CARGO) test --locked --all-targets
 	$(MAKE) lint
 

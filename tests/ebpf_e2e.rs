@@ -33,14 +33,15 @@ const PYTHON: &str = "build/venv/bin/python";
 /// The mode of `spawn_service` that runs the Rust h2c service.
 const H2C_RUST: &str = "h2c-rust";
 
-/// copperc-h2c-testsvc, an example target that `cargo test` builds beside the
-/// test binaries.
+/// copperc-h2c-testsvc, an example target, built for the profile of this test
+/// (`make test` builds it: `cargo test --all-targets` builds examples only as
+/// test binaries).
 fn h2c_service() -> PathBuf {
     let copperc = Path::new(env!("CARGO_BIN_EXE_copperc"));
     let svc = copperc.with_file_name("examples").join("copperc-h2c-testsvc");
     assert!(
         svc.exists(),
-        "{} is missing: build it with `cargo build --release --example copperc-h2c-testsvc` (make test does)",
+        "{} is missing: build it with `cargo build [--release] --example copperc-h2c-testsvc` (make test does)",
         svc.display()
     );
     svc

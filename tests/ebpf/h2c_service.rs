@@ -28,8 +28,8 @@ use std::error::Error;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::thread;
 
 use bytes::Bytes;
