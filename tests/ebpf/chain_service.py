@@ -143,65 +143,88 @@ def h2_get(addr, extra=(), streams=1, padded=False, cut_send=False):
     return b"[" + b",".join(bodies.get(1 + 2 * i, b"") for i in range(streams)) + b"]"
 
 
+def hpack_str(b):
+    """An HPACK string literal without Huffman coding (length: an integer with a 7-bit prefix)."""
+    if len(b) < 127:
+        return bytes([len(b)]) + b
+    rest, out = len(b) - 127, bytearray([127])
+    while rest >= 128:
+        out.append(rest % 128 + 128)
+        rest //= 128
+    return bytes(out + bytes([rest])) + b
+
+
+def h2_frame(kind, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+class RawH2:
+    """An h2c client connection whose frames are written by hand: requests that carry the
+    context in the add-on's own form, sent in the pieces and at the moments a test chooses."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b""))
+        self.buf = b""
+        self.bodies = {}
+        self.ended = set()
+
+    def request(self, stream, context, pad=0):
+        """The HEADERS frame of a GET on `stream` whose block ends with the add-on's literal."""
+        # :method GET, :scheme http, :path /, :authority (name index 1) without indexing.
+        block = b"\x82\x86\x84\x01" + hpack_str(self.addr.encode())
+        if pad:
+            block += b"\x00" + hpack_str(b"x-pad") + hpack_str(b"p" * pad)
+        block += b"\x00" + hpack_str(HEADER.encode()) + hpack_str(context.encode())
+        return h2_frame(0x1, 0x05, stream, block)  # END_STREAM | END_HEADERS
+
+    def wait(self, streams):
+        """Reads frames until every one of `streams` has ended."""
+        while not set(streams) <= self.ended:
+            while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+                more = self.sock.recv(65535)
+                if not more:
+                    raise SystemExit("the server closed the connection")
+                self.buf += more
+            length, kind, flags = int.from_bytes(self.buf[:3], "big"), self.buf[3], self.buf[4]
+            sid = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
+            payload, self.buf = self.buf[9 : 9 + length], self.buf[9 + length :]
+            if kind == 0x4 and not flags & 0x1:
+                self.sock.sendall(h2_frame(0x4, 0x1, 0, b""))
+            elif kind == 0x3:
+                raise SystemExit(f"stream {sid} was reset")
+            elif kind == 0x0:
+                self.bodies[sid] = self.bodies.get(sid, b"") + payload
+                # The connection's flow-control credit back (each stream has a window of its own).
+                self.sock.sendall(h2_frame(0x8, 0, 0, len(payload).to_bytes(4, "big")))
+            if kind in (0x0, 0x1) and flags & 0x1:
+                self.ended.add(sid)
+
+    def bodies_of(self, streams):
+        return b"[" + b",".join(self.bodies.get(s, b"") for s in streams) + b"]"
+
+
 def h2_get_split(addr, context, plans):
     import time
 
-    def hpack_str(b):
-        # A string literal without Huffman coding, length as an HPACK integer (7-bit prefix).
-        if len(b) < 127:
-            return bytes([len(b)]) + b
-        rest, out = len(b) - 127, bytearray([127])
-        while rest >= 128:
-            out.append(rest % 128 + 128)
-            rest //= 128
-        return bytes(out + bytes([rest])) + b
-
-    def frame(kind, flags, stream, payload):
-        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-    host, port = addr.rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0, b""))
-    buf = b""
-    bodies = []
+    conn = RawH2(addr)
+    streams = []
     for i, plan in enumerate(plans):
         pad, _, cuts = plan.partition("/")
         stream = 1 + 2 * i
-        # :method GET, :scheme http, :path /, :authority (name index 1) without indexing.
-        block = b"\x82\x86\x84\x01" + hpack_str(addr.encode())
-        if int(pad):
-            block += b"\x00" + hpack_str(b"x-pad") + hpack_str(b"p" * int(pad))
-        block += b"\x00" + hpack_str(HEADER.encode()) + hpack_str(f"{context}{i}".encode())
-        data = frame(0x1, 0x05, stream, block)  # END_STREAM | END_HEADERS
+        data = conn.request(stream, f"{context}{i}", int(pad))
         points = sorted(int(c) % len(data) for c in cuts.split(",") if c)
         for a, b in zip([0] + points, points + [len(data)]):
-            sock.sendall(data[a:b])
+            conn.sock.sendall(data[a:b])
             if b < len(data):
                 time.sleep(0.05)
-        body = b""
-        while True:
-            while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
-                more = sock.recv(65535)
-                if not more:
-                    raise SystemExit("the server closed the connection")
-                buf += more
-            length, kind, flags = int.from_bytes(buf[:3], "big"), buf[3], buf[4]
-            sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-            payload, buf = buf[9 : 9 + length], buf[9 + length :]
-            if kind == 0x4 and not flags & 0x1:
-                sock.sendall(frame(0x4, 0x1, 0, b""))
-            elif kind == 0x3 and sid == stream:
-                raise SystemExit(f"stream {stream} was reset")
-            elif kind == 0x0 and sid == stream:
-                body += payload
-                # The connection's flow-control credit back (each stream has a window of its own).
-                sock.sendall(frame(0x8, 0, 0, len(payload).to_bytes(4, "big")))
-            if sid == stream and kind in (0x0, 0x1) and flags & 0x1:
-                break
-        bodies.append(body)
-    sock.close()
-    return b"[" + b",".join(bodies) + b"]"
+        conn.wait([stream])
+        streams.append(stream)
+    conn.sock.close()
+    return conn.bodies_of(streams)
 
 
 class KeptConnection:

@@ -34,7 +34,9 @@ use std::thread;
 
 use bytes::Bytes;
 use clap::Parser;
+use h2::RecvStream;
 use h2::client::SendRequest;
+use h2::server::SendResponse;
 
 type Failure = Box<dyn Error + Send + Sync>;
 
@@ -55,6 +57,18 @@ struct Args {
     send_context_if: Option<PathBuf>,
 }
 
+/// What every connection's thread needs to know.
+struct Service {
+    next: Option<SocketAddr>,
+    send_context_if: Option<PathBuf>,
+}
+
+impl Service {
+    fn sends_context(&self) -> bool {
+        self.send_context_if.as_ref().is_some_and(|f| f.exists())
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let listener = match TcpListener::bind(("127.0.0.1", args.listen)) {
@@ -69,14 +83,16 @@ fn main() -> ExitCode {
     if writeln!(out, "PORT {port}").and_then(|()| out.flush()).is_err() {
         return ExitCode::FAILURE;
     }
-    let flag = Arc::new(args.send_context_if);
+    let service = Arc::new(Service {
+        next: args.next,
+        send_context_if: args.send_context_if,
+    });
     for conn in listener.incoming() {
         match conn {
             Ok(conn) => {
-                let next = args.next;
-                let flag = Arc::clone(&flag);
+                let service = Arc::clone(&service);
                 thread::spawn(move || {
-                    if let Err(e) = serve_connection(conn, next, flag.as_ref().as_ref()) {
+                    if let Err(e) = serve_connection(conn, service) {
                         eprintln!("copperc-h2c-testsvc: {e}");
                     }
                 });
@@ -87,8 +103,8 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Serves one client connection, request after request, on this thread.
-fn serve_connection(conn: TcpStream, next: Option<SocketAddr>, flag: Option<&PathBuf>) -> Result<(), Failure> {
+/// Serves one client connection on this thread, request after request.
+fn serve_connection(conn: TcpStream, service: Arc<Service>) -> Result<(), Failure> {
     conn.set_nodelay(true)?;
     conn.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
@@ -97,29 +113,34 @@ fn serve_connection(conn: TcpStream, next: Option<SocketAddr>, flag: Option<&Pat
         let mut server = h2::server::handshake(conn).await?;
         let mut upstream: Option<SendRequest<Bytes>> = None;
         while let Some(request) = server.accept().await {
-            let (request, mut respond) = request?;
-            let body = match next {
-                Some(addr) => {
-                    let send = match upstream.take() {
-                        Some(send) => send,
-                        None => connect(addr).await?,
-                    };
-                    let own = flag.is_some_and(|f| f.exists());
-                    let (send, body) = call(send, addr, own).await?;
-                    upstream = Some(send);
-                    body
-                }
-                None => contexts_seen(request.headers())?,
-            };
-            let response = http::Response::builder()
-                .status(200)
-                .header("content-length", body.len())
-                .body(())?;
-            let mut stream = respond.send_response(response, false)?;
-            stream.send_data(body, true)?;
+            let (request, respond) = request?;
+            if let (None, Some(addr)) = (&upstream, service.next) {
+                upstream = Some(connect(addr).await?);
+            }
+            answer(&service, request, respond, upstream.clone()).await?;
         }
         Ok(())
     })
+}
+
+/// Handles one request: the next hop's body, or the contexts received.
+async fn answer(
+    service: &Service,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    upstream: Option<SendRequest<Bytes>>,
+) -> Result<(), Failure> {
+    let body = match (service.next, upstream) {
+        (Some(addr), Some(send)) => call(send, addr, service.sends_context()).await?,
+        _ => contexts_seen(request.headers())?,
+    };
+    let response = http::Response::builder()
+        .status(200)
+        .header("content-length", body.len())
+        .body(())?;
+    let mut stream = respond.send_response(response, false)?;
+    stream.send_data(body, true)?;
+    Ok(())
 }
 
 /// Opens the kept connection to the next hop; its I/O runs as a task of
@@ -136,9 +157,8 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, Failure> {
     Ok(send)
 }
 
-/// One GET to the next hop, with the context header if `own`; returns the
-/// sender for the next call and the body.
-async fn call(send: SendRequest<Bytes>, addr: SocketAddr, own: bool) -> Result<(SendRequest<Bytes>, Bytes), Failure> {
+/// One GET to the next hop, with the context header if `own`; returns the body.
+async fn call(send: SendRequest<Bytes>, addr: SocketAddr, own: bool) -> Result<Bytes, Failure> {
     let mut send = send.ready().await?;
     let mut request = http::Request::builder()
         .method("GET")
@@ -157,7 +177,7 @@ async fn call(send: SendRequest<Bytes>, addr: SocketAddr, own: bool) -> Result<(
         body.flow_control().release_capacity(chunk.len())?;
         out.extend_from_slice(&chunk);
     }
-    Ok((send, Bytes::from(out)))
+    Ok(Bytes::from(out))
 }
 
 /// The last hop's answer: every `x-copper-context` value, in order.
