@@ -414,12 +414,7 @@ class Bench:
                     script += f" --next 127.0.0.1:{nxt}"
                     if args.services_send_context:
                         script += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
-                p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
-                self.services.append(p)
-                line = lines_of(p.stdout).get(timeout=30)
-                if not line or not line.startswith("PORT "):
-                    raise Abort(f"service {name} did not start: {line!r}")
-                nxt = int(line.split()[1])
+                nxt = self.start_printing_port(script, name)
                 continue
             if args.services == "native":
                 port = free_port()
@@ -442,13 +437,17 @@ class Bench:
                 script += f" --next 127.0.0.1:{nxt}"
                 if args.services_send_context:
                     script += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
-            p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
-            self.services.append(p)
-            line = lines_of(p.stdout).get(timeout=30)
-            if not line or not line.startswith("PORT "):
-                raise Abort(f"service {name} did not start: {line!r}")
-            nxt = int(line.split()[1])
+            nxt = self.start_printing_port(script, name)
         return nxt
+
+    def start_printing_port(self, script, name):
+        """Starts a service that prints `PORT <n>` once it listens; returns n."""
+        p = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+        self.services.append(p)
+        line = lines_of(p.stdout).get(timeout=30)
+        if not line or not line.startswith("PORT "):
+            raise Abort(f"service {name} did not start: {line!r}")
+        return int(line.split()[1])
 
     def hooks_of(self, line):
         for kind in ("socket receive hook", "syscall tracepoints", "tp_btf sys_enter/sys_exit"):

@@ -1254,6 +1254,18 @@ static __always_inline int rx_h2_keep(struct scratch *s, struct h2_rx *st, __u64
 }
 
 /*
+ * Of the bytes kept in t (*keep of them), how many of the last stay in
+ * front of `incoming` new ones, within H2_TAIL.
+ */
+static __always_inline __u32 tail_stays(const struct h2_tail *t, __u32 incoming, __u32 *keep)
+{
+	__u32 room = H2_TAIL - incoming;
+
+	*keep = t->keep > H2_TAIL ? H2_TAIL : t->keep;
+	return room > *keep ? *keep : room;
+}
+
+/*
  * A read that lies wholly inside a pending HEADERS frame: the kept bytes
  * become the last H2_TAIL of what was kept and what it read.
  */
@@ -1270,12 +1282,7 @@ static __always_inline void rx_h2_middle(struct scratch *s, struct h2_rx *st, __
 		t->keep = H2_TAIL;
 		return;
 	}
-	keep = t->keep;
-	if (keep > H2_TAIL)
-		keep = H2_TAIL;
-	m = H2_TAIL - n;
-	if (m > keep)
-		m = keep;
+	m = tail_stays(t, n, &keep);
 	/* The m kept bytes that stay move to the front, through the scratch buffer. */
 	if (m && (bpf_probe_read_kernel(s->buf, masked(m, 511), &t->buf[masked(keep - m, 511)]) ||
 		  bpf_probe_read_kernel(t->buf, masked(m, 511), s->buf)))
@@ -1311,12 +1318,7 @@ static __always_inline void rx_h2_finish(struct scratch *s, struct h2_rx *st, __
 		if (!bpf_probe_read_user(s->buf, H2_TAIL, (void *)(ubuf + e - H2_TAIL)))
 			rx_find_literal(s, 0, H2_TAIL, r);
 	} else {
-		keep = t->keep;
-		if (keep > H2_TAIL)
-			keep = H2_TAIL;
-		k = H2_TAIL - e;
-		if (k > keep)
-			k = keep;
+		k = tail_stays(t, e, &keep);
 		if ((!k || !bpf_probe_read_kernel(s->buf, masked(k, 511), &t->buf[masked(keep - k, 511)])) &&
 		    (!e || !bpf_probe_read_user(&s->buf[masked(k, 511)], masked(e, 511), (void *)ubuf)))
 			rx_find_literal(s, 0, k + e, r);
