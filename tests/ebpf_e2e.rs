@@ -771,23 +771,36 @@ fn h2c_kept_gets(port: u16, n: usize, forge_every: usize) -> Vec<String> {
 
 /// The HTTP/2 of hyper and tonic (the `h2` crate, on a single-threaded tokio
 /// runtime per connection) at every hop, the client's included, with kept
-/// connections: every request of the connection carries its context,
+/// connections, over each set of receive hooks: every request of the
+/// connection carries its context,
 /// inserted into a header block that the sender coded with Huffman strings
 /// and its dynamic table, and a forged one is dropped at the entry point.
 #[test]
 fn h2_crate_services_on_kept_connections_carry_every_context() {
-    let mut chain = Chain::start("h2rust", [H2C_RUST; 3]);
-    // Enough requests for the readers' buffers (tokio's, 8 KiB) to fill and
-    // end reads inside frame headers and header blocks, many times.
-    let got = h2c_kept_gets(chain.ports[0], 1500, 3);
-    let reports = chain.stop();
-    let wrong: Vec<(usize, &String)> = got.iter().enumerate().filter(|(_, b)| *b != r#"["/a/b"]"#).collect();
-    assert!(got.len() == 1500 && wrong.is_empty(), "{wrong:?}\n{reports:#?}");
-    for report in &reports[..2] {
-        assert!(
-            report.contains("tx_h2_inserted=1500 ") && report.contains("rx_ambiguous=0 "),
-            "{reports:#?}"
+    for hooks in ["socket", "tracepoints", "tp-btf"] {
+        let mut chain = Chain::start_named(
+            &format!("h2rust-{hooks}"),
+            [H2C_RUST; 3],
+            ["a", "b", "c"],
+            None,
+            hooks,
+            &[],
         );
+        // Enough requests for the readers' buffers (tokio's, 8 KiB) to fill
+        // and end reads inside frame headers and header blocks, many times.
+        let got = h2c_kept_gets(chain.ports[0], 1500, 3);
+        let reports = chain.stop();
+        let wrong: Vec<(usize, &String)> = got.iter().enumerate().filter(|(_, b)| *b != r#"["/a/b"]"#).collect();
+        assert!(
+            got.len() == 1500 && wrong.is_empty(),
+            "{hooks}: {wrong:?}\n{reports:#?}"
+        );
+        for report in &reports[..2] {
+            assert!(
+                report.contains("tx_h2_inserted=1500 ") && report.contains("rx_ambiguous=0 "),
+                "{hooks}: {reports:#?}"
+            );
+        }
     }
 }
 
