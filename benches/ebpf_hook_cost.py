@@ -252,8 +252,8 @@ def check_counters(lines):
     want = {
         "rx_h1_requests": runs("read-first", "read-fifth", "read-browser") * n + sends,
         "rx_h2_requests": runs("read-h2") * n,
-        # An entry point counts no context of a request from outside, but h2c's.
-        "rx_with_context": runs("read-h2") * n if args.entrypoint
+        # An entry point looks for no context in a request from outside (HTTP/1.x and h2c).
+        "rx_with_context": 0 if args.entrypoint
         else runs("read-first", "read-fifth", "read-h2") * n + sends,
         "tx_h1_inserted": runs("send-kept") * n + runs("send-new") * new,
         "tx_h2_inserted": runs("send-h2") * n,
@@ -263,6 +263,8 @@ def check_counters(lines):
         if busy:
             sys.exit(f"error: the floor object counted requests (it should return at once): {busy}; it said: {said}")
         return
+    if args.entrypoint and int(counters.get("rx_with_context", -1)) != 0:
+        sys.exit(f"error: an entry point counted contexts from outside; it said: {said}")
     short = {k: (counters.get(k), v) for k, v in want.items() if int(counters.get(k, -1)) < v}
     if short:
         sys.exit(f"error: the agent's counters fall short of the operations (have, want): {short}; it said: {said}")
