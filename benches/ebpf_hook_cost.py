@@ -303,20 +303,29 @@ def selected_cases():
     return [row for row in CASES if row[1] in wanted]
 
 
+def tcp_out_segments():
+    """The machine's count of TCP segments sent (/proc/net/snmp, Tcp OutSegs)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("OutSegs")])
+
+
 def run_cases(folder, port, on_case=None):
-    """Runs every case once; returns {case: loop ns per operation}. With on_case, reads the programs'
-    statistics around each run and calls on_case(case, n, before, after)."""
+    """Runs every case once; returns {case: (loop ns per operation, TCP segments sent per operation)}. With
+    on_case, reads the programs' statistics around each run and calls on_case(case, n, before, after)."""
     wall = {}
     for _, case, _ in selected_cases():
         n = args.n // 10 if case == "send-new" else args.n
         join = [] if case == "read-outside" else ["--join", folder]
         before = programs() if on_case else None
+        segments = tcp_out_segments()
         r = subprocess.run([sys.executable, __file__, "--case", case, "-n", str(n), "--port", str(port)] + join,
                            stdout=subprocess.PIPE, text=True)
+        segments = tcp_out_segments() - segments
         said = r.stdout.split()
         if r.returncode != 0 or len(said) != 2 or said[0] != "WALL":
             sys.exit(f"error: case {case} failed: {r.stdout!r}")
-        wall[case] = int(said[1]) / n
+        wall[case] = (int(said[1]) / n, segments / n)
         if on_case:
             on_case(case, n, before, programs())
     return wall
@@ -379,15 +388,19 @@ def main():
         print(f"| {label} | {n} | {name} | {calls:.2f} | {ns:.0f} |")
     if args.wall_rounds:
         print(f"\nTime of one operation at the process that loops (statistics off; median of {args.wall_rounds} "
-              f"rounds of each, alternating): what the add-on adds, the kernel's paths included:\n")
-        print("| case | ns per operation without agent | with agent | added |")
-        print("|---|---|---|---|")
+              f"rounds of each, alternating): what the add-on adds, the kernel's paths included; and the TCP "
+              f"segments the machine sent per operation (/proc/net/snmp OutSegs, ACKs included: in a tight loop "
+              f"TCP gathers small sends into one segment, and fewer than one a send means it did):\n")
+        print("| case | ns per operation without agent | with agent | added | segments per operation, without | with |")
+        print("|---|---|---|---|---|---|")
         for label, case, _ in selected_cases():
             if case == "send-new":
                 continue  # the sink's thread per connection, not the add-on, sets that loop's pace
-            off = statistics.median(w[case] for w in walls[False])
-            on = statistics.median(w[case] for w in walls[True])
-            print(f"| {label} | {off:.0f} | {on:.0f} | {on - off:+.0f} |")
+            off = statistics.median(w[case][0] for w in walls[False])
+            on = statistics.median(w[case][0] for w in walls[True])
+            soff = statistics.median(w[case][1] for w in walls[False])
+            son = statistics.median(w[case][1] for w in walls[True])
+            print(f"| {label} | {off:.0f} | {on:.0f} | {on - off:+.0f} | {soff:.2f} | {son:.2f} |")
 
 
 if __name__ == "__main__":

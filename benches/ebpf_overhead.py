@@ -743,11 +743,11 @@ def outside_read_ns():
     if out.returncode != 0:
         raise Abort(f"ebpf_hook_cost.py failed: {out.stderr.strip() or out.stdout.strip()}")
     # | read outside | operations | program | calls per operation | ns per call |, then
-    # | read outside | without | with | added |
+    # | read outside | without | with | added | segments without | segments with |
     cells = [[c.strip() for c in l.split("|")[1:-1]] for l in out.stdout.splitlines()
              if l.startswith("| read outside |")]
     program = [float(c[4]) for c in cells if len(c) == 5]
-    wall = [float(c[3]) for c in cells if len(c) == 4]
+    wall = [float(c[3]) for c in cells if len(c) == 6]
     if not program or not wall:
         raise Abort(f"no `read outside` rows in ebpf_hook_cost.py's output: {out.stdout}")
     return max(program[-1], wall[-1], 0.0)
