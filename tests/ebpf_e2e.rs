@@ -822,32 +822,60 @@ fn h2c_requests_read_in_pieces_keep_their_context() {
         "0/3,6,9",
         "0/",
         "0/2,5,8,12,20,30,-3",
-    ];
+    ]
+    .map(String::from);
     for hooks in ["socket", "tracepoints", "tp-btf"] {
-        let mut chain = Chain::start_named(
-            &format!("h2split-{hooks}"),
-            ["h2"; 3],
-            ["a", "b", "c"],
-            None,
-            hooks,
-            &[],
-        );
-        let out = Command::new(PYTHON)
-            .args([SERVICE, "get-h2-split", &format!("127.0.0.1:{}", chain.ports[1]), "/x"])
-            .args(plans)
-            .output()
-            .unwrap();
-        let reports = chain.stop();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let got: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
-        let want: Vec<Vec<String>> = (0..plans.len()).map(|i| vec![format!("/x{i}/b")]).collect();
-        assert_eq!(got, want, "{hooks}: {reports:#?}");
-        assert!(
-            reports[1].contains("rx_h2_requests=9 rx_with_context=9 rx_ambiguous=0 ")
-                && reports[1].contains("tx_h2_inserted=9 "),
-            "{hooks}: {reports:#?}"
-        );
+        split_requests_keep_their_contexts(&format!("h2split-{hooks}"), hooks, &plans);
     }
+}
+
+/// The same with 30 plans drawn at random (a fixed seed): 1 to 4 cuts each,
+/// counted from the frame's start or its end, in blocks of three sizes.
+#[test]
+fn h2c_requests_cut_at_random_bytes_keep_their_context() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % bound
+    };
+    let plans: Vec<String> = (0..30)
+        .map(|_| {
+            let pad = [0, 0, 300, 700][next(4) as usize];
+            let cuts: Vec<String> = (0..=next(4))
+                .map(|_| {
+                    let at = 1 + next(60) as i64;
+                    if next(2) == 0 { at } else { -at }.to_string()
+                })
+                .collect();
+            format!("{pad}/{}", cuts.join(","))
+        })
+        .collect();
+    split_requests_keep_their_contexts("h2random", "socket", &plans);
+}
+
+/// Sends `plans` (see chain_service.py get-h2-split) to b of an h2 chain
+/// over the receive hooks `hooks`: c must see each request's own context,
+/// and b must have read each one's.
+fn split_requests_keep_their_contexts(tag: &str, hooks: &str, plans: &[String]) {
+    let mut chain = Chain::start_named(tag, ["h2"; 3], ["a", "b", "c"], None, hooks, &[]);
+    let out = Command::new(PYTHON)
+        .args([SERVICE, "get-h2-split", &format!("127.0.0.1:{}", chain.ports[1]), "/x"])
+        .args(plans)
+        .output()
+        .unwrap();
+    let reports = chain.stop();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<Vec<String>> = (0..plans.len()).map(|i| vec![format!("/x{i}/b")]).collect();
+    assert_eq!(got, want, "{hooks}: {plans:?}\n{reports:#?}");
+    let n = plans.len();
+    assert!(
+        reports[1].contains(&format!("rx_h2_requests={n} rx_with_context={n} rx_ambiguous=0 "))
+            && reports[1].contains(&format!("tx_h2_inserted={n} ")),
+        "{hooks}: {reports:#?}"
+    );
 }
 
 #[test]
