@@ -219,6 +219,12 @@ struct {
 	__type(value, struct h2_tail);
 } h2_tails SEC(".maps");
 
+/* An h2c server connection's frame state as its client preface leaves it. */
+static __always_inline void rx_h2_start(struct h2_rx *st)
+{
+	__builtin_memset(st, 0, sizeof(*st));
+}
+
 /*
  * A connection, in socket storage: found without hashing (most sockets
  * have none, and the look-up that finds nothing costs a pointer read) and
@@ -1499,10 +1505,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		 */
 		if (!sk && total >= PREFACE_LEN && !bpf_probe_read_user(s->buf, PREFACE_LEN, (void *)p.buf) &&
 		    is_preface(s, PREFACE_LEN)) {
-			st->skip = 0;
-			st->desync = 0;
-			st->have = 0;
-			st->pending = 0;
+			rx_h2_start(st);
 			from = PREFACE_LEN;
 		} else if (st->skip > total || (st->skip == total && !st->pending)) {
 			/* Inside one frame (a pending one that ends here is finished below). */
@@ -1531,10 +1534,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 				cs = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 				if (cs) {
 					cs->h2_server = 1;
-					cs->rx.skip = 0;
-					cs->rx.desync = 0;
-					cs->rx.have = 0;
-					cs->rx.pending = 0;
+					rx_h2_start(&cs->rx);
 				}
 				st = cs ? &cs->rx : NULL;
 			} else {
@@ -2252,12 +2252,6 @@ static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s,
 }
 
 /*
- * Walks the h2 frames of a message from `off` (the first frame header) and
- * gives every HEADERS frame the thread's value. Keeps track of a frame that
- * runs on into the next message; gives up on the connection when the frame
- * boundaries are lost.
- */
-/*
  * The last message ended inside a frame header: this one's first bytes (in
  * s->buf) complete it. A HEADERS frame so cut gets no literal, since its
  * length went out already. Sets *off after the frame; 1 when nothing of
@@ -2298,6 +2292,12 @@ lost:
 	return 1;
 }
 
+/*
+ * Walks the h2 frames of a message from `off` (the first frame header) and
+ * gives every HEADERS frame the thread's value. Keeps track of a frame that
+ * runs on into the next message; gives up on the connection when the frame
+ * boundaries are lost.
+ */
 static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, struct conn_state *st,
 				  __u32 size, __u32 off)
 {
