@@ -465,6 +465,10 @@ class Bench:
             cmd = [args.copperc, "agent", "--service", name, "--cgroup", self.dirs[name]] + obj
             if name == "a":
                 cmd.append("--entrypoint")
+            elif args.protocol == "h2c":
+                # A tokio runtime per connection thread reads from non-blocking
+                # sockets; without this the add-on sends no context (docs/ebpf.md, Threads).
+                cmd.append("--one-request-per-thread")
             p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
             q = lines_of(p.stderr)
             self.agents.append((p, q))
@@ -484,7 +488,8 @@ class Bench:
     def start_node_agent(self, obj):
         """One agent for the node; each pod's waiter returns once it is followed."""
         with open(self.config, "w") as f:
-            f.write('{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}\n')
+            one = ', "oneRequestPerThread": true' if args.protocol == "h2c" else ""
+            f.write(f'{{"services": [{{"name": "a", "entrypoint": true}}, {{"name": "b"{one}}}, {{"name": "c"{one}}}]}}\n')
         p = subprocess.Popen([args.copperc, "agent", "--no-pins", "--pods-under", self.root, "--config", self.config] + obj,
                              stderr=subprocess.PIPE, text=True)
         q = lines_of(p.stderr)

@@ -23,6 +23,7 @@
  * passes the responses read there at once.
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "copper_ctx.h"
@@ -65,6 +66,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARG1(r) ((r)->di)
 #define ARG2(r) ((r)->si)
 #define ARG3(r) ((r)->dx)
+#define ARG4(r) ((r)->r10) /* a syscall's fourth argument */
 #define SYSNO(r) ((r)->orig_ax)
 #define EXIT_ARG1(r) ((r)->di)
 #elif defined(__TARGET_ARCH_arm64)
@@ -75,6 +77,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ARG1(r) ((r)->regs[0])
 #define ARG2(r) ((r)->regs[1])
 #define ARG3(r) ((r)->regs[2])
+#define ARG4(r) ((r)->regs[3])
 #define SYSNO(r) ((r)->syscallno)
 #define EXIT_ARG1(r) ((r)->orig_x0) /* x0 holds the return value at exit */
 #else
@@ -826,15 +829,27 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
 
 /*
  * The current thread starts handling a request whose incoming context is
- * buf[v0, v0 + vlen) (`have`: a valid one was found). Stores what the thread
- * sends from now on, or clears it when nothing valid can be sent.
+ * buf[v0, v0 + vlen) (`have`: a valid one was found), read from the
+ * connection `conn`, from a non-blocking socket if `nonblocking`. Stores
+ * what the thread sends from now on, or clears it when nothing valid can be
+ * sent.
+ *
+ * A thread that reads requests from non-blocking sockets is an event loop's
+ * (or a worker of an async runtime, whose tasks move between threads): it
+ * may read the next request, of any connection or of another stream of the
+ * same h2 connection, before it sends the calls of this one, and those calls
+ * may be sent by another thread. Its sends cannot be tied to one request,
+ * so it sends nothing, unless the service is declared to handle one request
+ * at a time per thread. An entry point's value does not depend on the
+ * request, so neither this nor `mux` concerns it.
  */
 static __always_inline void start_request(const struct copper_config *cfg, __u64 conn,
-					  struct scratch *s, __u32 v0, __u32 vlen, int have)
+					  struct scratch *s, __u32 v0, __u32 vlen, int have, int nonblocking)
 {
 	struct thread_state *ts = this_thread(1);
 	struct copper_control *c = get_control();
 	__u32 nl = cfg->name_len;
+	int entrypoint = cfg->flags & SVC_ENTRYPOINT;
 
 	if (!ts || !c)
 		return;
@@ -842,11 +857,16 @@ static __always_inline void start_request(const struct copper_config *cfg, __u64
 		ts->mux = 1;
 	ts->last_conn = conn;
 	ts->len = 0;
-	if (ts->mux) {
-		count(ST_RX_AMBIGUOUS);
-		return;
-	}
-	if (cfg->entrypoint) {
+	if (!entrypoint) {
+		if (ts->mux) {
+			count(ST_RX_AMBIGUOUS);
+			return;
+		}
+		if (nonblocking && !(cfg->flags & SVC_ONE_REQUEST_PER_THREAD)) {
+			count(ST_RX_NONBLOCKING);
+			return;
+		}
+	} else {
 		/* Entry point: a context from outside is ignored. */
 		have = 1;
 		vlen = 0;
@@ -1448,6 +1468,36 @@ static __always_inline int followed_read(struct sock *sk, struct conn_state **cs
 	return *cfg != NULL;
 }
 
+#define COPPER_MSG_DONTWAIT 0x40
+#define COPPER_O_NONBLOCK 04000
+
+/*
+ * Whether the read `id` (registers `r`) was made without waiting: with
+ * MSG_DONTWAIT, or on a file opened or set O_NONBLOCK. The socket receive
+ * hook is given this by the kernel (it adds MSG_DONTWAIT to the flags of
+ * a read of a non-blocking socket); the syscall hooks look at the flags and
+ * at the file. Only a read that brought a request asks, so the walk to the
+ * file is paid per request. A file that cannot be read counts as
+ * non-blocking: no context rather than a wrong one.
+ */
+static __always_inline int read_nonblocking(long id, struct pt_regs *r)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 fd = (__u32)EXIT_ARG1(r);
+	struct file **fds;
+	struct file *f = NULL;
+	unsigned int max;
+
+	if ((id == NR_RECVFROM && (ARG4(r) & COPPER_MSG_DONTWAIT)) ||
+	    (id == NR_RECVMSG && (ARG3(r) & COPPER_MSG_DONTWAIT)))
+		return 1;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (!fds || fd >= max || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 1;
+	return (BPF_CORE_READ(f, f_flags) & COPPER_O_NONBLOCK) != 0;
+}
+
 /*
  * The end of a read (`id` is NR_READ, NR_RECVFROM or NR_RECVMSG) that
  * returned `ret`, by a task of the service `cfg`; its arguments are read
@@ -1455,7 +1505,7 @@ static __always_inline int followed_read(struct sock *sk, struct conn_state **cs
  * its state `cs` (see followed_read); NULL at the syscall hooks.
  */
 static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct sock *sk, struct conn_state *cs,
-				   const struct copper_config *cfg)
+				   const struct copper_config *cfg, int nonblocking)
 {
 	struct pending_read p = {};
 	struct scratch *s;
@@ -1553,7 +1603,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 			 * the head for a header that a client seldom sends (a
 			 * browser's head is often longer than a kilobyte).
 			 */
-			nl = cfg->entrypoint ? find_byte(s, first, '\n') : ~0U;
+			nl = (cfg->flags & SVC_ENTRYPOINT) ? find_byte(s, first, '\n') : ~0U;
 			if (nl == ~0U) {
 				if (n > first && bpf_probe_read_user(&s->buf[first], masked(n - first, SCAN - 1),
 								     (void *)(p.buf + first)))
@@ -1562,7 +1612,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 			}
 			if (nl == ~0U || !is_request_line(s, n, nl))
 				return 0;
-			if (cfg->entrypoint) {
+			if (cfg->flags & SVC_ENTRYPOINT) {
 				req.seen = 1;
 				count(ST_RX_H1_REQUEST);
 			} else
@@ -1570,12 +1620,14 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		}
 	}
 	if (st)
-		rx_h2(s, st, conn, cfg->entrypoint, p.buf, total, from, &req);
+		rx_h2(s, st, conn, cfg->flags & SVC_ENTRYPOINT, p.buf, total, from, &req);
 	if (!req.seen)
 		return 0;
 	if (req.valid)
 		count(ST_RX_CONTEXT);
-	start_request(cfg, conn, s, req.v0, req.vlen, req.valid);
+	if (nonblocking < 0)
+		nonblocking = (cfg->flags & (SVC_ENTRYPOINT | SVC_ONE_REQUEST_PER_THREAD)) ? 0 : read_nonblocking(id, r);
+	start_request(cfg, conn, s, req.v0, req.vlen, req.valid, nonblocking);
 	return 0;
 }
 
@@ -1589,7 +1641,7 @@ static __always_inline int exit_traced(long id, long ret)
 	cfg = current_service();
 	if (!cfg)
 		return 0;
-	return on_exit(id, ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL, NULL, cfg);
+	return on_exit(id, ret, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), NULL, NULL, cfg, -1);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")
@@ -1684,7 +1736,7 @@ int BPF_PROG(copper_sock_recv, struct sock *sk, int ret, int flags)
 	id = SYSNO(regs);
 	if (id != NR_READ && id != NR_RECVFROM && id != NR_RECVMSG)
 		return 0;
-	return on_exit(id, ret, regs, sk, cs, cfg);
+	return on_exit(id, ret, regs, sk, cs, cfg, !!(flags & COPPER_MSG_DONTWAIT));
 }
 
 /*
@@ -1728,7 +1780,7 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	if (ret <= 0)
 		return 0;
-	return on_exit(id, ret, regs, NULL, NULL, current_service());
+	return on_exit(id, ret, regs, NULL, NULL, current_service(), -1);
 }
 
 /* ---- send side ---- */

@@ -38,8 +38,19 @@
 struct copper_config {
 	unsigned char name[NAME_BUF]; /* service name, not NUL-terminated */
 	unsigned int name_len;        /* 1..=63 */
-	unsigned int entrypoint;      /* 1: ignore incoming contexts, start fresh */
+	unsigned int flags;           /* SVC_* */
 };
+
+/* copper_config.flags */
+/* An entry point: incoming contexts are ignored, each request starts fresh. */
+#define SVC_ENTRYPOINT 1
+/*
+ * The operator says that each thread of the service handles one request at a
+ * time and makes that request's calls itself, even where it reads requests
+ * from non-blocking sockets (a single-threaded async runtime per connection
+ * that serves the connection's requests one after the other).
+ */
+#define SVC_ONE_REQUEST_PER_THREAD 2
 
 /* The `control` map's value, written by the loader. 16 bytes. */
 struct copper_control {
@@ -60,6 +71,7 @@ enum copper_stat {
 	ST_TX_SKIPPED,         /* requests sent without: frame shape or size */
 	ST_TX_DESYNC,          /* h2c connections no longer followed */
 	ST_TX_ERROR,           /* helper failures (message left unchanged) */
+	ST_RX_NONBLOCKING,     /* requests read from non-blocking sockets: no context */
 	ST_COUNT,
 };
 

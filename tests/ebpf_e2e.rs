@@ -102,6 +102,15 @@ struct Agent {
     stderr: Receiver<String>,
 }
 
+/// How one service of a chain is set up beyond its mode.
+#[derive(Clone, Copy, Default)]
+struct Setup<'a> {
+    /// Cgroups below the folder that its agent follows (`n1/n2/...`).
+    nest: usize,
+    /// More arguments for its agent.
+    agent_args: &'a [&'a str],
+}
+
 struct Chain {
     root: PathBuf,
     /// Each agent's `attached to` line.
@@ -131,11 +140,18 @@ impl Chain {
         syscall_hooks: &str,
         agent_env: &[(&str, &str)],
     ) -> Chain {
-        Chain::start_with(tag, modes, names, envoy, syscall_hooks, agent_env, [0; 3])
+        Chain::start_with(
+            tag,
+            modes,
+            names,
+            envoy,
+            syscall_hooks,
+            agent_env,
+            [Setup::default(); 3],
+        )
     }
 
-    /// The same with each service `nest[i]` cgroups below the folder that
-    /// its agent follows (`n1/n2/...`).
+    /// The same with each service set up as `setups` says.
     fn start_with(
         tag: &str,
         modes: [&str; 3],
@@ -143,7 +159,7 @@ impl Chain {
         envoy: Option<(&str, &str)>,
         syscall_hooks: &str,
         agent_env: &[(&str, &str)],
-        nest: [usize; 3],
+        setups: [Setup; 3],
     ) -> Chain {
         preconditions();
         let root = cgroup2_root().join(format!("copper-e2e-{tag}-{}", std::process::id()));
@@ -155,7 +171,7 @@ impl Chain {
             services: Vec::new(),
             ports: Vec::new(),
         };
-        for (name, service) in ["a", "b", "c"].into_iter().zip(names) {
+        for ((name, service), setup) in ["a", "b", "c"].into_iter().zip(names).zip(setups) {
             let dir = chain.root.join(name);
             std::fs::create_dir_all(&dir).unwrap();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_copperc"));
@@ -168,6 +184,7 @@ impl Chain {
                 "--cgroup",
             ])
             .arg(&dir)
+            .args(setup.agent_args)
             .envs(agent_env.iter().copied());
             if name == "a" {
                 cmd.arg("--entrypoint");
@@ -196,7 +213,7 @@ impl Chain {
         let mut next: Option<u16> = None;
         for (i, name, mode) in [(2, "c", modes[2]), (1, "b", modes[1]), (0, "a", modes[0])] {
             let mut dir = chain.root.join(name);
-            for level in 1..=nest[i] {
+            for level in 1..=setups[i].nest {
                 dir.push(format!("n{level}"));
             }
             std::fs::create_dir_all(&dir).unwrap();
@@ -285,13 +302,13 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
 
 /// chain_service.py in `mode`, calling 127.0.0.1:`next`, in the cgroup
 /// `cgroup`, which it joins before it opens a socket; returns it and its port.
-/// The mode `h2c-rust` runs copperc-h2c-testsvc (tests/ebpf/h2c_service.rs)
-/// instead.
+/// The mode `h2c-rust`, followed by the service's arguments if any, runs
+/// copperc-h2c-testsvc (tests/ebpf/h2c_service.rs) instead.
 fn spawn_service(cgroup: &Path, mode: &str, next: Option<u16>) -> (Child, u16) {
     let procs = cgroup.join("cgroup.procs");
-    let program = if mode == H2C_RUST {
+    let program = if let Some(args) = mode.strip_prefix(H2C_RUST) {
         let svc = h2c_service();
-        format!("'{}'", svc.display())
+        format!("'{}'{args}", svc.display())
     } else {
         format!("{PYTHON} -u {SERVICE} {mode}")
     };
@@ -463,7 +480,10 @@ fn services_below_the_followed_cgroup_are_followed() {
         None,
         "auto",
         &[],
-        [0, 2, 5],
+        [0, 2, 5].map(|nest| Setup {
+            nest,
+            ..Setup::default()
+        }),
     );
     let (a, c) = (chain.ports[0], chain.ports[2]);
     let got = [h1_get(a, ""), h1_get(a, ""), h1_get(a, "")];
@@ -769,22 +789,31 @@ fn h2c_kept_gets(port: u16, n: usize, forge_every: usize) -> Vec<String> {
     })
 }
 
+/// Agents of services declared to handle one request per thread.
+const ONE_REQUEST: Setup = Setup {
+    nest: 0,
+    agent_args: &["--one-request-per-thread"],
+};
+
 /// The HTTP/2 of hyper and tonic (the `h2` crate, on a single-threaded tokio
 /// runtime per connection) at every hop, the client's included, with kept
 /// connections, over each set of receive hooks: every request of the
 /// connection carries its context,
 /// inserted into a header block that the sender coded with Huffman strings
 /// and its dynamic table, and a forged one is dropped at the entry point.
+/// The services read from non-blocking sockets, so their agents are told
+/// that each thread handles one request at a time.
 #[test]
 fn h2_crate_services_on_kept_connections_carry_every_context() {
     for hooks in ["socket", "tracepoints", "tp-btf"] {
-        let mut chain = Chain::start_named(
+        let mut chain = Chain::start_with(
             &format!("h2rust-{hooks}"),
             [H2C_RUST; 3],
             ["a", "b", "c"],
             None,
             hooks,
             &[],
+            [Setup::default(), ONE_REQUEST, ONE_REQUEST],
         );
         // Enough requests for the readers' buffers (tokio's, 8 KiB) to fill
         // and end reads inside frame headers and header blocks, many times.
@@ -802,6 +831,89 @@ fn h2_crate_services_on_kept_connections_carry_every_context() {
             );
         }
     }
+}
+
+/// The same services without `--one-request-per-thread`: a request read
+/// from a non-blocking socket gives its thread no context (an async
+/// runtime's thread may read the next request before it sends this one's
+/// calls, or send another thread's), over each set of receive hooks, which
+/// learn it differently (the socket hook from the kernel's flags, the
+/// syscall hooks from the file). The entry point's value does not depend on
+/// the request, so a still sends `/a`.
+#[test]
+fn h2_crate_services_on_non_blocking_sockets_send_no_context_by_default() {
+    for hooks in ["socket", "tracepoints", "tp-btf"] {
+        let mut chain = Chain::start_named(
+            &format!("h2nb-{hooks}"),
+            [H2C_RUST; 3],
+            ["a", "b", "c"],
+            None,
+            hooks,
+            &[],
+        );
+        let got = h2c_kept_gets(chain.ports[0], 20, 3);
+        let reports = chain.stop();
+        assert_eq!(got, vec!["[]".to_string(); 20], "{hooks}: {reports:#?}");
+        assert!(reports[0].contains("tx_h2_inserted=20 "), "{hooks}: {reports:#?}");
+        assert!(
+            reports[1].contains("rx_h2_requests=20 ")
+                && reports[1].contains("tx_h2_inserted=0 ")
+                && reports[1].contains("tx_no_context=20 ")
+                && reports[1].contains("rx_nonblocking=20"),
+            "{hooks}: {reports:#?}"
+        );
+    }
+}
+
+/// b serves the streams of one connection at the same time, a task per
+/// stream (as hyper's server does), on one thread's runtime or on a
+/// multi-threaded one, and waits 300 ms before it calls c: the second
+/// stream's HEADERS frame is read before the first stream's call is sent.
+/// Neither call may carry a context (the first would otherwise carry the
+/// second's). The control: b serving the streams one after the other, and
+/// declared so, passes each stream's own.
+#[test]
+fn h2c_streams_served_at_once_get_no_context_rather_than_a_wrong_one() {
+    let at_once = |tag: &str, b: &str, setup: Setup| {
+        let mut chain = Chain::start_with(
+            tag,
+            ["h2", b, "h2"],
+            ["a", "b", "c"],
+            None,
+            "auto",
+            &[],
+            [Setup::default(), setup, Setup::default()],
+        );
+        let out = Command::new(PYTHON)
+            .args([
+                SERVICE,
+                "get-h2-at-once",
+                &format!("127.0.0.1:{}", chain.ports[1]),
+                "/x",
+                "/y",
+            ])
+            .output()
+            .unwrap();
+        let reports = chain.stop();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+        (got, reports)
+    };
+    for (tag, b) in [
+        ("h2once", "h2c-rust --streams-at-once --delay-ms 300"),
+        ("h2workers", "h2c-rust --multi-thread --delay-ms 300"),
+    ] {
+        let (got, reports) = at_once(tag, b, Setup::default());
+        assert_eq!(got, [Vec::<String>::new(), Vec::new()], "{b}: {reports:#?}");
+        assert!(
+            reports[1].contains("rx_h2_requests=2 ")
+                && reports[1].contains("tx_no_context=2 ")
+                && reports[1].contains("rx_nonblocking=2"),
+            "{b}: {reports:#?}"
+        );
+    }
+    let (got, reports) = at_once("h2serial", "h2c-rust --delay-ms 300", ONE_REQUEST);
+    assert_eq!(got, [["/x/b"], ["/y/b"]], "{reports:#?}");
 }
 
 /// A request's HEADERS frame that the server reads in pieces (its frame

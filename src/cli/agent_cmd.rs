@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 
 use super::SyscallHookArg;
 use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use crate::ebpf::ServiceFlags;
 use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice, RENEW_EVERY};
 use crate::ebpf::exec_events::{ExecEvents, Seen};
 use crate::ebpf::node::{self, NO_EXEC_EVENTS_ENV, NodeConfig, SERVICE_ENV};
@@ -132,7 +133,10 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
     let cfg = AgentConfig {
         service: service.to_string(),
         cgroup: cgroup.to_path_buf(),
-        entrypoint: args.entrypoint,
+        flags: ServiceFlags {
+            entrypoint: args.entrypoint,
+            one_request_per_thread: args.one_request_per_thread,
+        },
         hooks: hook_choice(args.syscall_hooks),
         object,
     };
@@ -146,7 +150,7 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
     eprintln!(
         "copperc agent: `{}`{} attached to {} ({}); SIGTERM or SIGINT detaches",
         cfg.service,
-        if cfg.entrypoint { " (entry point)" } else { "" },
+        cfg.flags.describe(),
         cfg.cgroup.display(),
         hooks(&agent)
     );
@@ -322,7 +326,7 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &
         if w.pod_cgroup(root).is_some_and(|p| !p.starts_with(under)) {
             continue;
         }
-        let Some(&entrypoint) = cfg.services.get(&w.service) else {
+        let Some(&flags) = cfg.services.get(&w.service) else {
             eprintln!(
                 "copperc agent: warning: process {} waits as `{}`, which the configuration does not list; not followed",
                 w.pid, w.service
@@ -338,7 +342,7 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &
             state.warned.insert(key);
             continue;
         };
-        match agent.register(&pod, &w.service, entrypoint) {
+        match agent.register(&pod, &w.service, flags) {
             Ok(_) => {
                 if let Err(e) = kill(Pid::from_raw(w.pid), Signal::SIGUSR1) {
                     // It ended in between: the next scan no longer lists it.
@@ -349,7 +353,7 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &
                     "copperc agent: following {} as `{}`{} (process {} signalled)",
                     pod.display(),
                     w.service,
-                    if entrypoint { " (entry point)" } else { "" },
+                    flags.describe(),
                     w.pid
                 );
                 state.signalled.insert(key);

@@ -219,9 +219,16 @@ pub struct AgentArgs {
     /// request starts a fresh context.
     #[arg(long, requires = "service")]
     pub entrypoint: bool,
+    /// Each thread of the service handles one request at a time and makes that request's calls
+    /// itself, even where it reads requests from non-blocking sockets (a single-threaded async
+    /// runtime per connection that serves its requests one after the other). Without it, a
+    /// request read from a non-blocking socket (an event loop, an async runtime) gives no context
+    /// to the calls sent while it is handled: none rather than a wrong one.
+    #[arg(long, requires = "service")]
+    pub one_request_per_thread: bool,
     /// Node-wide: the add-on's configuration (`config.json` of `k8s/configmap-copper-ctx-config.yaml`);
     /// follows every pod whose `copperc await-agent` names one of its services.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "cgroup", "entrypoint"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "cgroup", "entrypoint", "one_request_per_thread"])]
     pub config: Option<std::path::PathBuf>,
     /// Node-wide: where the whole cgroup v2 hierarchy is mounted. Default: found in /proc/self/mountinfo.
     #[arg(long, value_name = "PATH", requires = "config")]

@@ -26,14 +26,14 @@ use super::hooks::{
 
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
-use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, config_bytes};
+use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, ServiceFlags, config_bytes};
 
 /// What the agent is asked to do.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     pub service: String,
     pub cgroup: PathBuf,
-    pub entrypoint: bool,
+    pub flags: ServiceFlags,
     pub hooks: HookChoice,
     /// The object to load: `None` for the one embedded in copperc, else the
     /// bytes of a file (such as the `ebpf/copper_ctx.bpf.o` that
@@ -175,7 +175,7 @@ fn open_and_load(
 /// A cgroup whose tasks the loaded object follows as one service.
 struct Registered {
     service: String,
-    entrypoint: bool,
+    flags: ServiceFlags,
     path: PathBuf,
     level: u32,
     // The sockops link before the folder it is attached to.
@@ -216,7 +216,7 @@ impl Agent {
     /// Loads the object for one service in `cfg.cgroup` and attaches it.
     /// `verbose` echoes libbpf's messages on stderr.
     pub fn start(cfg: &AgentConfig, verbose: bool) -> Result<Agent, AgentError> {
-        config_bytes(&cfg.service, cfg.entrypoint).map_err(AgentError::Config)?;
+        config_bytes(&cfg.service, cfg.flags).map_err(AgentError::Config)?;
         check_cgroup(&cfg.cgroup)?;
         let mut agent = Agent::load_sized(
             cfg.object.as_deref(),
@@ -225,7 +225,7 @@ impl Agent {
             None,
             Some(THREADS_ONE_SERVICE),
         )?;
-        agent.register(&cfg.cgroup, &cfg.service, cfg.entrypoint)?;
+        agent.register(&cfg.cgroup, &cfg.service, cfg.flags)?;
         Ok(agent)
     }
 
@@ -507,8 +507,8 @@ impl Agent {
     /// and attaches sockops to the cgroup. Registering the same cgroup
     /// again with the same service is a no-op; with another, an error.
     /// Returns the cgroup's id.
-    pub fn register(&mut self, cgroup: &Path, service: &str, entrypoint: bool) -> Result<u64, AgentError> {
-        let config = config_bytes(service, entrypoint).map_err(AgentError::Config)?;
+    pub fn register(&mut self, cgroup: &Path, service: &str, flags: ServiceFlags) -> Result<u64, AgentError> {
+        let config = config_bytes(service, flags).map_err(AgentError::Config)?;
         let dir = check_cgroup(cgroup)?;
         let meta = dir
             .metadata()
@@ -516,14 +516,14 @@ impl Agent {
         // The id of a cgroup v2 folder is its inode number.
         let id = meta.ino();
         if let Some(r) = self.cgroups.get(&id) {
-            if r.service == service && r.entrypoint == entrypoint {
+            if r.service == service && r.flags == flags {
                 return Ok(id);
             }
             return Err(AgentError::Config(format!(
                 "cgroup {} is already registered as `{}`{}",
                 cgroup.display(),
                 r.service,
-                if r.entrypoint { " (entry point)" } else { "" }
+                r.flags.describe()
             )));
         }
         if self.cgroups.len() >= MAX_SERVICES {
@@ -592,7 +592,7 @@ impl Agent {
             id,
             Registered {
                 service: service.to_string(),
-                entrypoint,
+                flags,
                 path: cgroup.to_path_buf(),
                 level,
                 _link: link,

@@ -25,8 +25,8 @@ pub const OBJECT_PATH: &str = "ebpf/copper_ctx.bpf.o";
 pub const HEADER: &str = "x-copper-context";
 
 /// Size of `struct copper_config` (ebpf/copper_ctx.h), the value of the
-/// `services` map: name[64], name_len (u32), entrypoint (u32), native byte
-/// order.
+/// `services` map: name[64], name_len (u32), flags (u32: `SVC_*`), native
+/// byte order.
 pub const CONFIG_SIZE: usize = 72;
 
 /// Cgroups one loaded object follows (`MAX_SERVICES` in ebpf/copper_ctx.h).
@@ -39,7 +39,7 @@ pub const MAX_LEVELS: usize = 8;
 pub const VALUE_MAX: usize = 240;
 
 /// Names of the `stats` counters, in the order of `enum copper_stat`.
-pub const STATS: [&str; 10] = [
+pub const STATS: [&str; 11] = [
     "rx_h1_requests",
     "rx_h2_requests",
     "rx_with_context",
@@ -50,11 +50,44 @@ pub const STATS: [&str; 10] = [
     "tx_skipped",
     "tx_desync",
     "tx_errors",
+    "rx_nonblocking",
 ];
+
+/// How the add-on treats a service's requests: the `flags` of its
+/// `struct copper_config`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceFlags {
+    /// Contexts from outside are ignored; each request starts a fresh one
+    /// (`SVC_ENTRYPOINT`).
+    pub entrypoint: bool,
+    /// The operator says that each thread handles one request at a time and
+    /// makes that request's calls itself, even where it reads requests from
+    /// non-blocking sockets (`SVC_ONE_REQUEST_PER_THREAD`). Without it, a
+    /// request read from a non-blocking socket gives its thread no context.
+    pub one_request_per_thread: bool,
+}
+
+impl ServiceFlags {
+    /// The `flags` word of `struct copper_config`.
+    pub fn bits(self) -> u32 {
+        u32::from(self.entrypoint) | (u32::from(self.one_request_per_thread) << 1)
+    }
+
+    /// What the agent says of the service after its name: `""`,
+    /// `" (entry point)"`, `" (one request per thread)"` or both.
+    pub fn describe(self) -> String {
+        match (self.entrypoint, self.one_request_per_thread) {
+            (false, false) => String::new(),
+            (true, false) => " (entry point)".into(),
+            (false, true) => " (one request per thread)".into(),
+            (true, true) => " (entry point, one request per thread)".into(),
+        }
+    }
+}
 
 /// The bytes of `struct copper_config` for a service. The name must be a DNS
 /// label (the names of the call graph are).
-pub fn config_bytes(service: &str, entrypoint: bool) -> Result<[u8; CONFIG_SIZE], String> {
+pub fn config_bytes(service: &str, flags: ServiceFlags) -> Result<[u8; CONFIG_SIZE], String> {
     if !crate::syntax::pattern::is_dns_label(service) {
         return Err(format!(
             "service name `{service}` is not a DNS label ([a-z0-9] and inner `-`, at most 63 characters)"
@@ -66,7 +99,7 @@ pub fn config_bytes(service: &str, entrypoint: bool) -> Result<[u8; CONFIG_SIZE]
     // INVARIANT: a DNS label has at most 63 bytes, so the length fits a u32.
     let len = u32::try_from(name.len()).unwrap_or(0);
     out[64..68].copy_from_slice(&len.to_ne_bytes());
-    out[68..72].copy_from_slice(&u32::from(entrypoint).to_ne_bytes());
+    out[68..72].copy_from_slice(&flags.bits().to_ne_bytes());
     Ok(out)
 }
 
@@ -85,12 +118,22 @@ mod tests {
 
     #[test]
     fn config_layout() {
-        let c = config_bytes("ratings", true).unwrap();
+        let entry = ServiceFlags {
+            entrypoint: true,
+            one_request_per_thread: false,
+        };
+        let c = config_bytes("ratings", entry).unwrap();
         assert_eq!(&c[..7], b"ratings");
         assert!(c[7..64].iter().all(|b| *b == 0));
         assert_eq!(u32::from_ne_bytes(c[64..68].try_into().unwrap()), 7);
         assert_eq!(u32::from_ne_bytes(c[68..72].try_into().unwrap()), 1);
-        assert!(config_bytes("Bad_Name", false).is_err());
-        assert!(config_bytes(&"a".repeat(64), false).is_err());
+        let one = ServiceFlags {
+            entrypoint: false,
+            one_request_per_thread: true,
+        };
+        let c = config_bytes("ratings", one).unwrap();
+        assert_eq!(u32::from_ne_bytes(c[68..72].try_into().unwrap()), 2);
+        assert!(config_bytes("Bad_Name", ServiceFlags::default()).is_err());
+        assert!(config_bytes(&"a".repeat(64), ServiceFlags::default()).is_err());
     }
 }

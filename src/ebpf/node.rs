@@ -25,17 +25,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::ServiceFlags;
 use super::cgroup::process_cgroup;
 
 /// The environment variable that marks a waiter and names its service.
 pub const SERVICE_ENV: &str = "COPPER_CTX_SERVICE";
 
-/// What the node-wide agent knows of the application: its services, and
-/// which of them are entry points.
+/// What the node-wide agent knows of the application: its services, which
+/// of them are entry points, and which handle one request per thread.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeConfig {
-    /// Service name -> entry point.
-    pub services: BTreeMap<String, bool>,
+    /// Service name -> how its requests are treated.
+    pub services: BTreeMap<String, ServiceFlags>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +49,8 @@ struct RawService {
     name: String,
     #[serde(default)]
     entrypoint: bool,
+    #[serde(default, rename = "oneRequestPerThread")]
+    one_request_per_thread: bool,
 }
 
 /// Reads the add-on's `config.json` (written by `copperc compile` into
@@ -59,7 +62,11 @@ pub fn parse_config(text: &str) -> Result<NodeConfig, String> {
         if !crate::syntax::pattern::is_dns_label(&s.name) {
             return Err(format!("service name `{}` is not a DNS label", s.name));
         }
-        if services.insert(s.name.clone(), s.entrypoint).is_some() {
+        let flags = ServiceFlags {
+            entrypoint: s.entrypoint,
+            one_request_per_thread: s.one_request_per_thread,
+        };
+        if services.insert(s.name.clone(), flags).is_some() {
             return Err(format!("service `{}` is listed twice", s.name));
         }
     }
@@ -182,11 +189,17 @@ mod tests {
     fn config_from_compile() {
         let c = parse_config(
             r#"{"header":"x-copper-context","namespace":"shop","services":[
-                {"name":"a","entrypoint":true,"podLabels":{"app":"a"}},{"name":"b"}]}"#,
+                {"name":"a","entrypoint":true,"podLabels":{"app":"a"}},{"name":"b"},
+                {"name":"c","oneRequestPerThread":true}]}"#,
         )
         .unwrap();
-        assert_eq!(c.services.get("a"), Some(&true));
-        assert_eq!(c.services.get("b"), Some(&false));
+        let flags = |entrypoint, one_request_per_thread| ServiceFlags {
+            entrypoint,
+            one_request_per_thread,
+        };
+        assert_eq!(c.services.get("a"), Some(&flags(true, false)));
+        assert_eq!(c.services.get("b"), Some(&flags(false, false)));
+        assert_eq!(c.services.get("c"), Some(&flags(false, true)));
         assert!(parse_config(r#"{"services":[{"name":"B_ad"}]}"#).is_err());
         assert!(parse_config(r#"{"services":[{"name":"a"},{"name":"a"}]}"#).is_err());
         assert!(parse_config(r#"{"services":[]}"#).is_err());

@@ -40,6 +40,12 @@ header block), and prints the JSON list of the bodies. A PLAN is `PAD/CUT,...`:
 a header `x-pad` of PAD bytes (0: none) and the offsets in the HEADERS frame
 (its 9-byte frame header included; negative: from its end) where the frame is
 sent in separate writes, 50 ms apart, so that the server reads it in pieces.
+
+    chain_service.py get-h2-at-once HOST:PORT CONTEXT [CONTEXT ...]
+
+Sends one h2c GET per CONTEXT on one connection, each carrying it in the
+add-on's form, 50 ms apart and before awaiting any answer (streams in flight
+at once), and prints the JSON list of the bodies.
 """
 
 import http.client
@@ -227,6 +233,21 @@ def h2_get_split(addr, context, plans):
     return conn.bodies_of(streams)
 
 
+def h2_get_at_once(addr, contexts):
+    """One request per context on one connection, each HEADERS frame 50 ms after the last
+    (so that the server reads each alone), before any answer is awaited."""
+    import time
+
+    conn = RawH2(addr)
+    streams = [1 + 2 * i for i in range(len(contexts))]
+    for stream, context in zip(streams, contexts):
+        conn.sock.sendall(conn.request(stream, context))
+        time.sleep(0.05)
+    conn.wait(streams)
+    conn.sock.close()
+    return conn.bodies_of(streams)
+
+
 class KeptConnection:
     """One HTTP/1.1 connection to the next hop, opened once and kept: each
     handler thread sends its request on it in turn."""
@@ -363,6 +384,9 @@ def serve_h1_async(nxt):
 
 def main():
     mode = sys.argv[1]
+    if mode == "get-h2-at-once":
+        sys.stdout.write(h2_get_at_once(sys.argv[2], sys.argv[3:]).decode())
+        return
     if mode == "get-h2-split":
         sys.stdout.write(h2_get_split(sys.argv[2], sys.argv[3], sys.argv[4:]).decode())
         return

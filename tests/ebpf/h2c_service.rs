@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! copperc-h2c-testsvc [--listen PORT] [--next HOST:PORT] [--send-context-if FILE]
+//!                     [--streams-at-once] [--multi-thread] [--delay-ms MS]
 //! ```
 //!
 //! Listens on 127.0.0.1 (a free port unless `--listen`) and prints
@@ -23,6 +24,15 @@
 //! a literal without indexing, which decodes the same way): what the header
 //! costs the services, without the add-on (benches/ebpf_overhead.py
 //! `--services-send-context`).
+//!
+//! Two other shapes are what the add-on cannot tie a call to its request
+//! in, and must then send no context: `--streams-at-once` serves the
+//! streams of a connection at the same time, a task per stream on the
+//! connection thread's runtime (as hyper's server does), and
+//! `--multi-thread` runs one multi-threaded runtime for every connection,
+//! whose tasks move between its two worker threads. `--delay-ms` makes each
+//! request wait before it calls the next hop, so that the next request can
+//! be read in between.
 
 use std::error::Error;
 use std::io::Write;
@@ -55,12 +65,24 @@ struct Args {
     /// Send the context header itself while this file exists.
     #[arg(long)]
     send_context_if: Option<PathBuf>,
+    /// Serve the streams of a connection at the same time, a task each.
+    #[arg(long)]
+    streams_at_once: bool,
+    /// One multi-threaded runtime (two workers) for every connection, a
+    /// task per connection and per stream.
+    #[arg(long)]
+    multi_thread: bool,
+    /// Wait this long in each request before calling the next hop.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 /// What every connection's thread needs to know.
 struct Service {
     next: Option<SocketAddr>,
     send_context_if: Option<PathBuf>,
+    streams_at_once: bool,
+    delay: std::time::Duration,
 }
 
 impl Service {
@@ -86,7 +108,18 @@ fn main() -> ExitCode {
     let service = Arc::new(Service {
         next: args.next,
         send_context_if: args.send_context_if,
+        streams_at_once: args.streams_at_once || args.multi_thread,
+        delay: std::time::Duration::from_millis(args.delay_ms),
     });
+    if args.multi_thread {
+        return match serve_on_workers(listener, service) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("copperc-h2c-testsvc: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     for conn in listener.incoming() {
         match conn {
             Ok(conn) => {
@@ -103,24 +136,64 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Serves one client connection on this thread, request after request.
+/// Serves one client connection on this thread, request after request
+/// (or, with `--streams-at-once`, a task per request).
 fn serve_connection(conn: TcpStream, service: Arc<Service>) -> Result<(), Failure> {
     conn.set_nodelay(true)?;
     conn.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    // A tokio socket needs the runtime's reactor: made inside it.
+    runtime.block_on(async move { serve_streams(tokio::net::TcpStream::from_std(conn)?, service).await })
+}
+
+/// `--multi-thread`: every connection is a task of one runtime with two
+/// worker threads.
+fn serve_on_workers(listener: TcpListener, service: Arc<Service>) -> Result<(), Failure> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .enable_time()
+        .build()?;
     runtime.block_on(async move {
-        let conn = tokio::net::TcpStream::from_std(conn)?;
-        let mut server = h2::server::handshake(conn).await?;
-        let mut upstream: Option<SendRequest<Bytes>> = None;
-        while let Some(request) = server.accept().await {
-            let (request, respond) = request?;
-            if let (None, Some(addr)) = (&upstream, service.next) {
-                upstream = Some(connect(addr).await?);
-            }
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        loop {
+            let (conn, _) = listener.accept().await?;
+            conn.set_nodelay(true)?;
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                if let Err(e) = serve_streams(conn, service).await {
+                    eprintln!("copperc-h2c-testsvc: {e}");
+                }
+            });
+        }
+    })
+}
+
+/// Serves the streams of one client connection.
+async fn serve_streams(conn: tokio::net::TcpStream, service: Arc<Service>) -> Result<(), Failure> {
+    let mut server = h2::server::handshake(conn).await?;
+    let mut upstream: Option<SendRequest<Bytes>> = None;
+    while let Some(request) = server.accept().await {
+        let (request, respond) = request?;
+        if let (None, Some(addr)) = (&upstream, service.next) {
+            upstream = Some(connect(addr).await?);
+        }
+        if service.streams_at_once {
+            let (service, upstream) = (Arc::clone(&service), upstream.clone());
+            tokio::spawn(async move {
+                if let Err(e) = answer(&service, request, respond, upstream).await {
+                    eprintln!("copperc-h2c-testsvc: {e}");
+                }
+            });
+        } else {
             answer(&service, request, respond, upstream.clone()).await?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// Handles one request: the next hop's body, or the contexts received.
@@ -130,6 +203,9 @@ async fn answer(
     mut respond: SendResponse<Bytes>,
     upstream: Option<SendRequest<Bytes>>,
 ) -> Result<(), Failure> {
+    if !service.delay.is_zero() {
+        tokio::time::sleep(service.delay).await;
+    }
     let body = match (service.next, upstream) {
         (Some(addr), Some(send)) => call(send, addr, service.sends_context()).await?,
         _ => contexts_seen(request.headers())?,
