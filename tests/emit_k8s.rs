@@ -657,6 +657,38 @@ fn flags_and_targets() {
     let r = compile(graph, &policies, &tmp.path().join("bad"), &["--namespace", "Shop_1"]);
     assert_eq!(r.status.code(), Some(2), "an invalid namespace is a usage error");
 
+    // Services declared to handle one request per thread reach the agent's
+    // configuration; a name the graph lacks is a usage error that writes nothing.
+    let out = tmp.path().join("one-request");
+    compile_ok(
+        graph,
+        &policies,
+        &out,
+        &[
+            "--one-request-per-thread",
+            "reviews,ratings",
+            "--one-request-per-thread",
+            "details",
+        ],
+    );
+    let cm = yaml(&out.join("k8s/configmap-copper-ctx-config.yaml"));
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    let mut declared: Vec<&str> = config["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["oneRequestPerThread"] == true)
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    declared.sort_unstable();
+    assert_eq!(declared, ["details", "ratings", "reviews"]);
+    let bad = tmp.path().join("bad-name");
+    let r = compile(graph, &policies, &bad, &["--one-request-per-thread", "reviewz"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    insta::assert_snapshot!("one_request_per_thread_unknown_service", stderr);
+    assert!(!bad.exists());
+
     let out = tmp.path().join("istio-only");
     compile_ok(graph, &policies, &out, &["--target", "istio"]);
     assert!(out.join("istio/kustomization.yaml").exists());

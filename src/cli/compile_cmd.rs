@@ -5,7 +5,25 @@ use std::io::IsTerminal;
 use super::pipeline::{PipelineArgs, run_to_placement};
 use super::{CompileArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, PlaceMode};
 use crate::diag::render::{Format, render};
+use crate::diag::{Code, Diagnostic};
 use crate::emit::{self, EmitInput};
+
+/// `--one-request-per-thread` names only services of the call graph: a
+/// misspelt name would otherwise leave its service without contexts, silently.
+fn known_services(names: &[String], graph: &crate::graph::CallGraph) -> Result<(), Diagnostic> {
+    let Some(unknown) = names.iter().find(|n| !graph.services.iter().any(|s| &s.name == *n)) else {
+        return Ok(());
+    };
+    let known: Vec<&str> = graph.services.iter().map(|s| s.name.as_str()).collect();
+    Err(Diagnostic::new(
+        Code::OptionUnknownService,
+        format!("`--one-request-per-thread` names `{unknown}`, which the call graph does not have"),
+    )
+    .with_help(format!(
+        "the call graph's services are {}",
+        crate::check::policies::backticked(&known)
+    )))
+}
 
 pub fn run(args: &CompileArgs) -> u8 {
     let color = args.output.color.enabled(std::io::stderr().is_terminal());
@@ -23,6 +41,10 @@ pub fn run(args: &CompileArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(d) = known_services(&args.one_request_per_thread, &placed.graph) {
+        eprint!("{}", render(Format::Human, &[d], &placed.sources, color));
+        return EXIT_USAGE;
+    }
     add_sidecars(&mut placed, args.place);
     // Cilium's limits can depend on where a policy lands (which contexts it
     // must list). When Cilium refuses a policy at the chosen sidecar, take
@@ -38,6 +60,7 @@ pub fn run(args: &CompileArgs) -> u8 {
                 namespace: &args.namespace,
                 agent_image: &args.agent_image,
                 ebpf_object: Some(crate::ebpf::OBJECT),
+                one_request_per_thread: &args.one_request_per_thread,
             },
         };
         let diags = match emit::emit(&input, args.target) {

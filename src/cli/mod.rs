@@ -169,6 +169,12 @@ pub struct CompileArgs {
     /// Image of the eBPF context add-on's DaemonSet (it runs `copperc agent`).
     #[arg(long, value_name = "IMAGE", default_value = crate::emit::k8s::DEFAULT_AGENT_IMAGE)]
     pub agent_image: String,
+    /// Services whose threads each handle one request at a time, though they read requests from
+    /// non-blocking sockets (a single-threaded async runtime per connection): the eBPF add-on
+    /// ties their calls to their requests (`copperc agent --one-request-per-thread`). Repeat the
+    /// option, or separate names with commas.
+    #[arg(long, value_name = "SERVICE", value_delimiter = ',')]
+    pub one_request_per_thread: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

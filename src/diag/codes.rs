@@ -120,6 +120,8 @@ codes! {
         "`--default-dataplane` names a dataplane that no loaded interface declares.";
     MatchesNothing = "CU0505", Warning, "policy matches no call",
         "No context that the call graph can produce matches the policy's pattern, so the policy is never enforced. Check the pattern against the graph: a misspelt service, a call that does not exist, or a path that no entry point reaches.";
+    OptionUnknownService = "CU0506", Error, "option names a service not in the call graph",
+        "`copperc compile --one-request-per-thread` names a service that the call graph does not have. A misspelt name would leave the service it meant without contexts, so it is an error.";
     NotExpressible = "CU0601", Error, "cannot be emitted as dataplane configuration",
         "The policy type-checks, but this part of it has no form in the configuration of the dataplane chosen to enforce it: for Envoy, conditions must compare `GetHeader(\"name\")`, `GetPath()` or `GetMethod()` with string literals (combined with `&&`, `||`, `!`), header names must be HTTP tokens, header values cannot hold line breaks, statuses are 200 to 599 and rates at least 1. For Cilium (`cilium-proxy`), whose HTTP rules are an allow-list with exact matches only: `Deny` only with 403, the requests a policy lets through and the conditions of its rewrites must be equalities, rewrites write literal values, and a context that holds on some contexts of a call only must be listable as exact header values (no cycle before the caller, at most 64); see \"Cilium output\" in docs/language.md.";
     ReadError = "CU0901", Error, "cannot read input",

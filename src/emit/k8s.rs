@@ -70,6 +70,9 @@ pub struct Cluster<'a> {
     /// The prebuilt eBPF object that the agent loads. `None` until it is
     /// built: the add-on's pods then run without one.
     pub ebpf_object: Option<&'a [u8]>,
+    /// Services declared to handle one request per thread (the agent's
+    /// `oneRequestPerThread`), all of them in the call graph.
+    pub one_request_per_thread: &'a [String],
 }
 
 impl Default for Cluster<'_> {
@@ -78,6 +81,7 @@ impl Default for Cluster<'_> {
             namespace: DEFAULT_NAMESPACE,
             agent_image: DEFAULT_AGENT_IMAGE,
             ebpf_object: None,
+            one_request_per_thread: &[],
         }
     }
 }
@@ -240,6 +244,9 @@ fn agent_config(input: &EmitInput) -> String {
                 // starts fresh contexts (docs/ebpf.md).
                 "entrypoint": g.entrypoints.contains(&s) && !g.calls.iter().any(|c| c.to == s),
                 "sidecar": input.placement.sidecars[s],
+                // Its threads read from non-blocking sockets, yet each
+                // handles one request at a time (docs/ebpf.md, Threads).
+                "oneRequestPerThread": input.cluster.one_request_per_thread.contains(&svc.name),
             })
         })
         .collect();
