@@ -47,9 +47,12 @@ removes its cgroup, also on failure.
 
 With `--entrypoint` the agent follows the folder as an entry point, which
 ignores a context from outside: the request reads then measure that path.
+With `--syscall-hooks tracepoints` the agent captures contexts with the
+syscall tracepoints instead of the socket receive hook: the read rows then
+show `copper_exit_recvfrom` (Python's `recv` is the recvfrom syscall).
 
 Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
-       [--wall-rounds 2] [--entrypoint]
+       [--wall-rounds 2] [--entrypoint] [--syscall-hooks socket|tracepoints]
 """
 import argparse
 import os
@@ -82,6 +85,8 @@ parser.add_argument("--entrypoint", action="store_true",
 parser.add_argument("--cases", help="run only these cases, by the names of CASES' second column, comma-separated "
                     "(read-outside, read-response, read-first, read-fifth, read-h2, read-browser, send-kept, "
                     "send-new, send-h2): to measure one change to one path quickly")
+parser.add_argument("--syscall-hooks", choices=["socket", "tracepoints"], default="socket",
+                    help="which receive hooks the agent attaches (`copperc agent --syscall-hooks`)")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
@@ -275,6 +280,7 @@ def start_agent(folder):
     cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
     if args.entrypoint:
         cmd.append("--entrypoint")
+    cmd += ["--syscall-hooks", args.syscall_hooks]
     if args.object:
         cmd += ["--object", args.object]
     agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -345,6 +351,8 @@ def main():
 
     def program_rows(case, n, before, after):
         label, names = next((l, ns) for l, c, ns in CASES if c == case)
+        if args.syscall_hooks == "tracepoints":
+            names = ["copper_exit_recvfrom" if n == "copper_sock_recv" else n for n in names]
         for name in names:
             c = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
             t = after.get(name, (0, 0))[1] - before.get(name, (0, 0))[1]
