@@ -1336,7 +1336,8 @@ fn await_agent(cgroup: &Path, service: &str, ready: &Path, timeout: u32) -> (Opt
 
 /// The agent's `config.json` as `copperc compile` writes it into
 /// `k8s/configmap-copper-ctx-config.yaml`, for the chain a -> b -> c with
-/// the entry point a.
+/// the entry point a, c declared to handle one request per thread (which
+/// changes nothing for a blocking service).
 fn compiled_agent_config(dir: &Path) -> PathBuf {
     let graph = dir.join("graph.json");
     std::fs::write(
@@ -1353,7 +1354,7 @@ fn compiled_agent_config(dir: &Path) -> PathBuf {
     .unwrap();
     let out = dir.join("out");
     let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["compile", "--target", "k8s", "--graph"])
+        .args(["compile", "--target", "k8s", "--one-request-per-thread", "c", "--graph"])
         .arg(&graph)
         .arg("--out")
         .arg(&out)
@@ -1409,7 +1410,9 @@ fn node_wide_agent_finds_new_pods_by_exec_events_or_by_search() {
         let (code, err) = await_agent(&node.pod(pod).join("wait"), pod, &ready, 10);
         assert_eq!(code, Some(0), "await-agent for `{pod}` ({said}): {err}");
         let followed = said_until(&stderr, "following").pop().unwrap();
-        assert!(followed.contains(&format!("as `{pod}`")), "{followed}");
+        // compiled_agent_config declares c to handle one request per thread.
+        let flags = if pod == "c" { " (one request per thread)" } else { "" };
+        assert!(followed.contains(&format!("as `{pod}`{flags} (process")), "{followed}");
         let mut agent = node.children.pop().unwrap();
         let _ = Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status();
         let _ = agent.wait();
