@@ -509,6 +509,13 @@ impl Agent {
     /// Returns the cgroup's id.
     pub fn register(&mut self, cgroup: &Path, service: &str, flags: ServiceFlags) -> Result<u64, AgentError> {
         let config = config_bytes(service, flags).map_err(AgentError::Config)?;
+        // An object older than the flag has fewer counters, and takes any
+        // non-zero flags word for an entry point: it would send `/<service>`.
+        if flags.one_request_per_thread && (self.map("stats")?.max_entries() as usize) < STATS.len() {
+            return Err(AgentError::Config(
+                "the eBPF object predates one-request-per-thread services (it would take them for entry points): load the object of this copperc".into(),
+            ));
+        }
         let dir = check_cgroup(cgroup)?;
         let meta = dir
             .metadata()
