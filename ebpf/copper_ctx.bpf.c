@@ -198,6 +198,14 @@ struct h2_rx {
 	 * ends `skip` bytes into the coming reads.
 	 */
 	__u32 pending;
+	/*
+	 * The stream of the last request whose client half is still open
+	 * (HEADERS without END_STREAM, its body to come); 0: none. A request
+	 * that starts while another one is being sent, or in the read that
+	 * ends another one, comes while the thread may still handle that
+	 * other one: it gives no context (rx_h2).
+	 */
+	__u32 open_stream;
 	__u8 part[32];
 };
 
@@ -1116,6 +1124,9 @@ struct walk_ctx {
 	__u64 ubuf;
 	__u32 n;
 	__u32 off;
+	__u32 open;    /* h2_rx.open_stream as the walk goes */
+	__u32 ended;   /* a request's client half ended in this read */
+	__u32 overlap; /* a request started while another one was open, or after one ended here */
 	__u32 headers;
 	__u32 h_block; /* where the last HEADERS frame's payload starts in the read */
 	__u32 h_len;
@@ -1123,6 +1134,31 @@ struct walk_ctx {
 	__u32 desync;
 	__u32 cut; /* the read ends after `cut` bytes (1 to 8) of a frame header, at `off` */
 };
+
+/*
+ * A frame header `h` of the client's (starting at w->off): counts a request's
+ * HEADERS frame, and follows which request is still being sent (END_STREAM
+ * on its HEADERS, DATA or trailing HEADERS frame; RST_STREAM cancels it).
+ * A HEADERS frame on the open stream is its trailers, not a request.
+ */
+static __always_inline void rx_frame(struct walk_ctx *w, const __u8 *h, __u32 block)
+{
+	__u32 sid = ((__u32)(h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	__u32 end_stream = h[4] & 0x1;
+
+	if (h[3] == 0x1 && sid != w->open) {
+		if (w->open || w->ended)
+			w->overlap = 1;
+		w->headers++;
+		w->h_block = block;
+		w->h_len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+		w->h_flags = h[4];
+		w->open = end_stream ? 0 : sid;
+	} else if (sid && sid == w->open && (end_stream || h[3] == 0x3)) {
+		w->open = 0;
+		w->ended = 1;
+	}
+}
 
 static long rx_walk_cb(__u64 i, void *c)
 {
@@ -1143,12 +1179,7 @@ static long rx_walk_cb(__u64 i, void *c)
 		w->desync = 1;
 		return 1;
 	}
-	if (h[3] == 0x1) {
-		w->headers++;
-		w->h_block = w->off + 9;
-		w->h_len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
-		w->h_flags = h[4];
-	}
+	rx_frame(w, h, w->off + 9);
 	w->off += 9 + (((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2]);
 	return 0;
 }
@@ -1230,12 +1261,7 @@ static __always_inline int rx_complete_header(struct h2_rx *st, struct walk_ctx 
 	}
 	st->have = 0;
 	flen = ((__u32)st->part[0] << 16) | ((__u32)st->part[1] << 8) | st->part[2];
-	if (st->part[3] == 0x1) {
-		w->headers = 1;
-		w->h_block = w->off + need;
-		w->h_len = flen;
-		w->h_flags = st->part[4];
-	}
+	rx_frame(w, st->part, w->off + need);
 	w->off += need + flen;
 	return 0;
 }
@@ -1356,7 +1382,7 @@ static __always_inline void rx_h2_finish(struct scratch *s, struct h2_rx *st, __
 static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 conn, int entry, __u64 ubuf,
 				  __u32 n, __u32 start, struct rx_request *r)
 {
-	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start};
+	struct walk_ctx w = {.ubuf = ubuf, .n = n, .off = start, .open = st->open_stream};
 	__u32 tail, from, block;
 
 	if (st->desync) {
@@ -1384,6 +1410,7 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 		return;
 	}
 	st->skip = 0;
+	st->open_stream = w.open;
 	if (w.cut) {
 		/* w.cut is 1 to 8; the mask tells the verifier so. */
 		if (bpf_probe_read_user(st->part, masked(w.cut, 15), (void *)(ubuf + w.off))) {
@@ -1397,8 +1424,8 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 	if (w.headers == 0)
 		return;
 	count(ST_RX_H2_REQUEST);
-	if (w.headers > 1 || r->seen || !(w.h_flags & 0x4)) {
-		/* Several requests, or CONTINUATION. */
+	if (w.headers > 1 || w.overlap || r->seen || !(w.h_flags & 0x4)) {
+		/* Several requests, one while another was being sent, or CONTINUATION. */
 		r->seen = 1;
 		r->valid = 0;
 		count(ST_RX_AMBIGUOUS);

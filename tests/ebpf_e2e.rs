@@ -916,6 +916,33 @@ fn h2c_streams_served_at_once_get_no_context_rather_than_a_wrong_one() {
     assert_eq!(got, [["/x/b"], ["/y/b"]], "{reports:#?}");
 }
 
+/// b, a blocking h2c server that handles a request once its stream ends
+/// (after the body), reads in one read the end of one request's body and
+/// the next request: the thread then handles the first request after it
+/// read the second's context, so neither call may carry one (the first
+/// would otherwise carry /y/b). A request whose trailers (a HEADERS frame
+/// on its own stream) come in a later read keeps its context: trailers are
+/// not a request.
+#[test]
+fn an_h2_request_read_with_the_end_of_another_gives_no_context() {
+    let mut chain = Chain::start("h2body", ["h2", "h2-on-end", "h2"]);
+    let addr = format!("127.0.0.1:{}", chain.ports[1]);
+    let run = |mode: &str| {
+        let out = Command::new(PYTHON).args([SERVICE, mode, &addr]).output().unwrap();
+        assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Vec<Vec<String>>>(&out.stdout).unwrap()
+    };
+    let overlap = run("get-h2-body-overlap");
+    let trailers = run("get-h2-trailers");
+    let reports = chain.stop();
+    assert_eq!(overlap, [Vec::<String>::new(), Vec::new()], "{reports:#?}");
+    assert_eq!(trailers, [["/x/b"]], "{reports:#?}");
+    assert!(
+        reports[1].contains("rx_h2_requests=3 ") && reports[1].contains("rx_ambiguous=1 "),
+        "{reports:#?}"
+    );
+}
+
 /// A request's HEADERS frame that the server reads in pieces (its frame
 /// header cut, its block cut before or inside the add-on's literal, a long
 /// block in three reads, many small reads): each request gets its context,

@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h1-async
+    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|h1-async
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -46,6 +46,15 @@ sent in separate writes, 50 ms apart, so that the server reads it in pieces.
 Sends one h2c GET per CONTEXT on one connection, each carrying it in the
 add-on's form, 50 ms apart and before awaiting any answer (streams in flight
 at once), and prints the JSON list of the bodies.
+
+    chain_service.py get-h2-body-overlap HOST:PORT
+    chain_service.py get-h2-trailers HOST:PORT
+
+The first sends a request with a body (context /x) and, in the write that
+ends the body, a second request (/y); the second sends a request (/x) whose
+body and trailers come in writes of their own. Both print the JSON list of
+the bodies. `h2-on-end` is `h2` that handles a request once its stream
+ends (after its body), as a server that reads the whole request first does.
 """
 
 import http.client
@@ -178,14 +187,15 @@ class RawH2:
         self.bodies = {}
         self.ended = set()
 
-    def request(self, stream, context, pad=0):
-        """The HEADERS frame of a GET on `stream` whose block ends with the add-on's literal."""
+    def request(self, stream, context, pad=0, end=True):
+        """The HEADERS frame of a GET on `stream` whose block ends with the add-on's literal;
+        without END_STREAM (a body follows) unless `end`."""
         # :method GET, :scheme http, :path /, :authority (name index 1) without indexing.
         block = b"\x82\x86\x84\x01" + hpack_str(self.addr.encode())
         if pad:
             block += b"\x00" + hpack_str(b"x-pad") + hpack_str(b"p" * pad)
         block += b"\x00" + hpack_str(HEADER.encode()) + hpack_str(context.encode())
-        return h2_frame(0x1, 0x05, stream, block)  # END_STREAM | END_HEADERS
+        return h2_frame(0x1, 0x05 if end else 0x04, stream, block)  # END_HEADERS, END_STREAM if end
 
     def wait(self, streams):
         """Reads frames until every one of `streams` has ended."""
@@ -248,6 +258,36 @@ def h2_get_at_once(addr, contexts):
     return conn.bodies_of(streams)
 
 
+def h2_body_overlap(addr):
+    """A request with a body (context /x) and, in the write that ends its body, a second
+    request (/y): the server reads both in one read."""
+    import time
+
+    conn = RawH2(addr)
+    conn.sock.sendall(conn.request(1, "/x", end=False))
+    time.sleep(0.05)
+    conn.sock.sendall(h2_frame(0x0, 0x1, 1, b"body") + conn.request(3, "/y"))
+    conn.wait([1, 3])
+    conn.sock.close()
+    return conn.bodies_of([1, 3])
+
+
+def h2_trailers(addr):
+    """A request (context /x) with a body and trailers (a HEADERS frame on its stream that
+    ends it), each in its own write."""
+    import time
+
+    conn = RawH2(addr)
+    conn.sock.sendall(conn.request(1, "/x", end=False))
+    time.sleep(0.05)
+    conn.sock.sendall(h2_frame(0x0, 0x0, 1, b"body"))
+    time.sleep(0.05)
+    conn.sock.sendall(h2_frame(0x1, 0x5, 1, b"\x00" + hpack_str(b"x-t") + hpack_str(b"1")))
+    conn.wait([1])
+    conn.sock.close()
+    return conn.bodies_of([1])
+
+
 class KeptConnection:
     """One HTTP/1.1 connection to the next hop, opened once and kept: each
     handler thread sends its request on it in turn."""
@@ -302,10 +342,24 @@ def serve_h1(nxt, keep=False, large=False, keep_in=False, serial=False, send_con
     server.serve_forever()
 
 
-def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False):
+def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=False):
     import h2.config
     import h2.connection
     import h2.events
+
+    def answer(conn, ev):
+        if nxt:
+            extra = [("x-pad", "p" * LARGE_PAD)] if large else []
+            body = h2_get(nxt, extra, streams=streams, padded=padded, cut_send=cut_send)
+        else:
+            values = [
+                (v.decode() if isinstance(v, bytes) else v)
+                for k, v in ev.headers
+                if (k.decode() if isinstance(k, bytes) else k) == HEADER
+            ]
+            body = json.dumps(values).encode()
+        conn.send_headers(ev.stream_id, [(":status", "200"), ("content-length", str(len(body)))])
+        conn.send_data(ev.stream_id, body, end_stream=True)
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
@@ -313,26 +367,21 @@ def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False):
             conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
             conn.initiate_connection()
             sock.sendall(conn.data_to_send())
+            heads = {}  # on_end: each request's headers until its stream ends
             while True:
                 data = sock.recv(65535)
                 if not data:
                     return
                 for ev in conn.receive_data(data):
-                    if isinstance(ev, h2.events.RequestReceived):
-                        if nxt:
-                            extra = [("x-pad", "p" * LARGE_PAD)] if large else []
-                            body = h2_get(nxt, extra, streams=streams, padded=padded, cut_send=cut_send)
+                    if isinstance(ev, h2.events.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.RequestReceived):
+                        if on_end:
+                            heads[ev.stream_id] = ev
                         else:
-                            values = [
-                                (v.decode() if isinstance(v, bytes) else v)
-                                for k, v in ev.headers
-                                if (k.decode() if isinstance(k, bytes) else k) == HEADER
-                            ]
-                            body = json.dumps(values).encode()
-                        conn.send_headers(
-                            ev.stream_id, [(":status", "200"), ("content-length", str(len(body)))]
-                        )
-                        conn.send_data(ev.stream_id, body, end_stream=True)
+                            answer(conn, ev)
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id in heads:
+                        answer(conn, heads.pop(ev.stream_id))
                 out = conn.data_to_send()
                 if out:
                     sock.sendall(out)
@@ -384,6 +433,12 @@ def serve_h1_async(nxt):
 
 def main():
     mode = sys.argv[1]
+    if mode == "get-h2-body-overlap":
+        sys.stdout.write(h2_body_overlap(sys.argv[2]).decode())
+        return
+    if mode == "get-h2-trailers":
+        sys.stdout.write(h2_trailers(sys.argv[2]).decode())
+        return
     if mode == "get-h2-at-once":
         sys.stdout.write(h2_get_at_once(sys.argv[2], sys.argv[3:]).decode())
         return
@@ -412,6 +467,7 @@ def main():
         "h2-fanout": lambda n: serve_h2(n, streams=3),
         "h2-cut-send": lambda n: serve_h2(n, streams=3, cut_send=True),
         "h2-padded": lambda n: serve_h2(n, padded=True),
+        "h2-on-end": lambda n: serve_h2(n, on_end=True),
         "h2-large": lambda n: serve_h2(n, large=True),
     }
     serve[mode](nxt)
