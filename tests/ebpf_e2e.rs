@@ -115,6 +115,8 @@ struct Chain {
     root: PathBuf,
     /// Each agent's `attached to` line.
     first_lines: Vec<String>,
+    /// What each agent said after it, once stopped.
+    said: Vec<Vec<String>>,
     agents: Vec<Agent>,
     services: Vec<Child>,
     ports: Vec<u16>,
@@ -167,6 +169,7 @@ impl Chain {
         let mut chain = Chain {
             root,
             first_lines: Vec::new(),
+            said: Vec::new(),
             agents: Vec::new(),
             services: Vec::new(),
             ports: Vec::new(),
@@ -249,6 +252,7 @@ impl Chain {
             let last = rest.last().cloned().unwrap_or_default();
             assert!(last.contains("detached"), "agent did not report detaching: {rest:?}");
             reports.push(last);
+            self.said.push(rest);
         }
         self.agents.clear();
         // Nothing stays attached to the cgroups.
@@ -838,8 +842,9 @@ fn h2_crate_services_on_kept_connections_carry_every_context() {
 /// runtime's thread may read the next request before it sends this one's
 /// calls, or send another thread's), over each set of receive hooks, which
 /// learn it differently (the socket hook from the kernel's flags, the
-/// syscall hooks from the file). The entry point's value does not depend on
-/// the request, so a still sends `/a`.
+/// syscall hooks from the file), and their agents say so, with the flag to
+/// use. The entry point's value does not depend on the request, so a still
+/// sends `/a`.
 #[test]
 fn h2_crate_services_on_non_blocking_sockets_send_no_context_by_default() {
     for hooks in ["socket", "tracepoints", "tp-btf"] {
@@ -861,6 +866,18 @@ fn h2_crate_services_on_non_blocking_sockets_send_no_context_by_default() {
                 && reports[1].contains("tx_no_context=20 ")
                 && reports[1].contains("rx_nonblocking=20"),
             "{hooks}: {reports:#?}"
+        );
+        let told = |i: usize, name: &str| {
+            chain.said[i].iter().any(|l| {
+                l.contains(&format!("`{name}` read 20 requests from non-blocking sockets"))
+                    && l.contains("--one-request-per-thread")
+            })
+        };
+        assert!(told(1, "b") && told(2, "c"), "{hooks}: {:#?}", chain.said);
+        assert!(
+            !chain.said[0].iter().any(|l| l.contains("non-blocking")),
+            "{:#?}",
+            chain.said
         );
     }
 }

@@ -154,11 +154,61 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
         cfg.cgroup.display(),
         hooks(&agent)
     );
+    let mut notice = NonblockingNotice::new(Some(&cfg.service));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        notice.look(&agent, false);
     }
+    notice.look(&agent, true);
     print_stats(&agent, &format!("`{}`", cfg.service));
     EXIT_OK
+}
+
+/// Tells once that requests read from non-blocking sockets got no context:
+/// without it, an operator sees contexts vanish and not why.
+struct NonblockingNotice<'a> {
+    /// The service, when the agent follows one (the counters of a
+    /// node-wide agent add up over all of its services).
+    service: Option<&'a str>,
+    told: bool,
+    last: Instant,
+}
+
+impl<'a> NonblockingNotice<'a> {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(service: Option<&'a str>) -> Self {
+        NonblockingNotice {
+            service,
+            told: false,
+            last: Instant::now(),
+        }
+    }
+
+    /// Reads the counter every second, or now if `now` (before the agent exits).
+    fn look(&mut self, agent: &Agent, now: bool) {
+        if self.told || (!now && self.last.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.last = Instant::now();
+        let n = agent
+            .stats()
+            .iter()
+            .find(|(k, _)| *k == "rx_nonblocking")
+            .map_or(0, |(_, v)| *v);
+        if n == 0 {
+            return;
+        }
+        self.told = true;
+        match self.service {
+            Some(s) => eprintln!(
+                "copperc agent: `{s}` read {n} requests from non-blocking sockets (an event loop or an async runtime), and its calls carry no context while it handles them; if each of its threads handles one request at a time, run the agent with --one-request-per-thread (docs/ebpf.md, \"Threads\")"
+            ),
+            None => eprintln!(
+                "copperc agent: followed services read {n} requests from non-blocking sockets (an event loop or an async runtime), and their calls carry no context while they handle them; declare a service whose threads each handle one request at a time with \"oneRequestPerThread\": true (copperc compile --one-request-per-thread; docs/ebpf.md, \"Threads\")"
+            ),
+        }
+    }
 }
 
 /// Which waiters were already answered, and which problems already told,
@@ -242,6 +292,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     // A waiter found before it listens for the agent's signal: searched for
     // again until it is answered.
     let mut unanswered = false;
+    let mut notice = NonblockingNotice::new(None);
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let since = last_search.map(|t| now.duration_since(t));
@@ -286,8 +337,10 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             }
             last_renewal = Instant::now();
         }
+        notice.look(&agent, false);
         std::thread::sleep(TICK.min(interval));
     }
+    notice.look(&agent, true);
     let what = format!("{} cgroups", agent.registered().count());
     let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
     agent.stop_for_takeover();
