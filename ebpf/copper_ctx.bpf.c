@@ -183,7 +183,7 @@ enum { P_OPEN = 0, P_H2, P_DESYNC };
 /* An h2c server connection (one that read the client preface), as the receive hooks follow it. */
 struct h2_rx {
 	__u32 skip;   /* bytes of the last frame still to come */
-	__u32 desync; /* frame boundaries lost: requests get no context */
+	__u32 desync; /* frame boundaries lost, or requests sent at once: no context */
 	/*
 	 * A read that ended inside a frame header: its first `have` bytes
 	 * (1 to 8), which the next read completes. A buffered reader (tokio's,
@@ -1124,6 +1124,7 @@ struct rx_frames {
 	__u32 open;    /* h2_rx.open_stream as the walk goes */
 	__u32 ended;   /* a request's client half ended in this read */
 	__u32 overlap; /* a request started while another one was open, or after one ended here */
+	__u32 concurrent; /* a second request's body began while the first's was still coming */
 	__u32 headers;
 	__u32 h_block; /* where the last HEADERS frame's payload starts in the read */
 	__u32 h_len;
@@ -1150,7 +1151,9 @@ struct frame_head {
  * request's HEADERS frame, and follows which request is still being sent
  * (END_STREAM on its HEADERS, DATA or trailing HEADERS frame; RST_STREAM
  * cancels it). A HEADERS frame on the open stream is its trailers, not a
- * request. A global function, verified once: inlined, its branches
+ * request. A request that opens while another is still being sent overlaps
+ * it; when both have bodies to come, the client sends requests at once and
+ * the connection gives no context from then on (rx_h2). A global function, verified once: inlined, its branches
  * multiplied the states of every program that reads requests (the object
  * took three times as long to load). The verifier takes the memory it is
  * given as scalars afterwards, so it gets no struct that holds a pointer.
@@ -1173,8 +1176,18 @@ __noinline int rx_frame(struct rx_frames *w, const struct frame_head *fh, __u32 
 		w->h_block = block;
 		w->h_len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
 		w->h_flags = h[4];
-		w->open = end_stream ? 0 : sid;
-	} else if (sid && sid == w->open && (end_stream || h[3] == 0x3)) {
+		/*
+		 * The open stream stays followed until it ends; a second one
+		 * that opens meanwhile cannot be followed as well.
+		 */
+		if (!end_stream) {
+			if (w->open)
+				w->concurrent = 1;
+			else
+				w->open = sid;
+		}
+	} else if (sid && sid == w->open && ((h[3] <= 0x1 && end_stream) || h[3] == 0x3)) {
+		/* END_STREAM is DATA's and HEADERS' flag 0x1 (others use the bit otherwise). */
 		w->open = 0;
 		w->ended = 1;
 	}
@@ -1426,6 +1439,13 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 		w.s = s;
 	bpf_loop(MAX_FRAMES, rx_walk_cb, &w, 0);
 	if (w.desync || (w.off < n && !w.cut)) {
+		st->desync = 1;
+		count(ST_RX_AMBIGUOUS);
+		clear_value();
+		return;
+	}
+	if (w.f.concurrent) {
+		/* Two requests' bodies at once: the client multiplexes uploads. */
 		st->desync = 1;
 		count(ST_RX_AMBIGUOUS);
 		clear_value();

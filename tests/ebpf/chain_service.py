@@ -49,11 +49,14 @@ at once), and prints the JSON list of the bodies.
 
     chain_service.py get-h2-body-overlap HOST:PORT
     chain_service.py get-h2-trailers HOST:PORT
+    chain_service.py get-h2-uploads HOST:PORT
 
 The first sends a request with a body (context /x) and, in the write that
 ends the body, a second request (/y); the second sends a request (/x) whose
-body and trailers come in writes of their own. Both print the JSON list of
-the bodies. `h2-on-end` is `h2` that handles a request once its stream
+body and trailers come in writes of their own; the third sends two
+requests whose bodies come at once (/x, /y), the second's body, a third
+request (/z), then the first's body. Each prints the JSON list of the
+bodies. `h2-on-end` is `h2` that handles a request once its stream
 ends (after its body), as a server that reads the whole request first does.
 """
 
@@ -272,6 +275,26 @@ def h2_body_overlap(addr):
     return conn.bodies_of([1, 3])
 
 
+def h2_uploads(addr):
+    """Two requests whose bodies come at once (contexts /x and /y), and a third (/z) sent while
+    the first's body is still coming, each frame in its own write."""
+    import time
+
+    conn = RawH2(addr)
+    for data in (
+        conn.request(1, "/x", end=False),
+        conn.request(3, "/y", end=False),
+        h2_frame(0x0, 0x1, 3, b"body"),
+        conn.request(5, "/z"),
+        h2_frame(0x0, 0x1, 1, b"body"),
+    ):
+        conn.sock.sendall(data)
+        time.sleep(0.05)
+    conn.wait([1, 3, 5])
+    conn.sock.close()
+    return conn.bodies_of([1, 3, 5])
+
+
 def h2_trailers(addr):
     """A request (context /x) with a body and trailers (a HEADERS frame on its stream that
     ends it), each in its own write."""
@@ -435,6 +458,9 @@ def main():
     mode = sys.argv[1]
     if mode == "get-h2-body-overlap":
         sys.stdout.write(h2_body_overlap(sys.argv[2]).decode())
+        return
+    if mode == "get-h2-uploads":
+        sys.stdout.write(h2_uploads(sys.argv[2]).decode())
         return
     if mode == "get-h2-trailers":
         sys.stdout.write(h2_trailers(sys.argv[2]).decode())
