@@ -1048,13 +1048,22 @@ fn event_loop_service_sends_no_context_rather_than_a_wrong_one() {
     // Straight to b (not an entry point), claiming another context.
     let second = h1_get(b, "x-copper-context: /x\r\n");
     let first = first.join().unwrap();
-    // b's thread read a request on a second connection while the first was
-    // open: its sends cannot be tied to one request, so neither carries a
-    // context (the first would otherwise carry /x/b).
+    // b's thread reads requests on non-blocking sockets (and read one on a
+    // second connection while the first was open): its sends cannot be
+    // tied to one request, so neither carries a context (the first would
+    // otherwise carry /x/b).
     assert_eq!(first, "[]");
     assert_eq!(second, "[]");
     let reports = chain.stop();
-    assert!(reports[1].contains("tx_no_context=2"), "{reports:?}");
+    // asyncio reads from non-blocking sockets: the first request gives b's
+    // thread no value, before a second connection could mark it `mux`; the
+    // second finds it marked.
+    assert!(
+        reports[1].contains("tx_no_context=2")
+            && reports[1].contains("rx_nonblocking=1")
+            && reports[1].contains("rx_ambiguous=1 "),
+        "{reports:?}"
+    );
 }
 
 #[test]
