@@ -204,8 +204,10 @@ impl<'a> NonblockingNotice<'a> {
             Some(s) => eprintln!(
                 "copperc agent: `{s}` read {n} requests from non-blocking sockets (an event loop or an async runtime), and its calls carry no context while it handles them; if each of its threads handles one request at a time, run the agent with --one-request-per-thread (docs/ebpf.md, \"Threads\")"
             ),
+            // A pod's sidecar proxy reads so too: it passes on the header
+            // the application's own calls carry, so this is no fault there.
             None => eprintln!(
-                "copperc agent: followed services read {n} requests from non-blocking sockets (an event loop or an async runtime), and their calls carry no context while they handle them; declare a service whose threads each handle one request at a time with \"oneRequestPerThread\": true (copperc compile --one-request-per-thread; docs/ebpf.md, \"Threads\")"
+                "copperc agent: followed pods read {n} requests from non-blocking sockets (sidecar proxies, event loops, async runtimes), and the calls those threads send carry no context of their own; declare a service whose threads each handle one request at a time with \"oneRequestPerThread\": true (copperc compile --one-request-per-thread; docs/ebpf.md, \"Threads\")"
             ),
         }
     }
