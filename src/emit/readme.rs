@@ -96,7 +96,7 @@ fn kubernetes_row(p: &str) -> &'static str {
         ),
         (
             "k8s/configmap-copper-ctx-config.yaml",
-            "the add-on's configuration: namespace, services with pod labels, versions, callees, entry points",
+            "the add-on's configuration: namespace, services with pod labels, versions, callees, entry points, services declared to handle one request per thread (`--one-request-per-thread`)",
         ),
         ("k8s/configmap-copper-ctx-bpf.yaml", "the add-on's eBPF object"),
     ];
