@@ -1037,6 +1037,33 @@ fn split_requests_keep_their_contexts(tag: &str, hooks: &str, plans: &[String]) 
     );
 }
 
+/// A read with `MSG_DONTWAIT` on a blocking socket does not wait either:
+/// b (which reads its requests so) sends no context, over each set of
+/// receive hooks (the socket hook is given the flag; the syscall hooks read
+/// it from recvfrom's fourth argument).
+#[test]
+fn a_request_read_with_msg_dontwait_gives_no_context() {
+    for hooks in ["socket", "tracepoints", "tp-btf"] {
+        let mut chain = Chain::start_named(
+            &format!("dontwait-{hooks}"),
+            ["h1", "h1-dontwait", "h1"],
+            ["a", "b", "c"],
+            None,
+            hooks,
+            &[],
+        );
+        let got = [h1_get(chain.ports[0], ""), h1_get(chain.ports[0], "")];
+        let reports = chain.stop();
+        assert_eq!(got, ["[]", "[]"], "{hooks}: {reports:#?}");
+        assert!(
+            reports[1].contains("rx_h1_requests=2 ")
+                && reports[1].contains("tx_no_context=2 ")
+                && reports[1].contains("rx_nonblocking=2"),
+            "{hooks}: {reports:#?}"
+        );
+    }
+}
+
 #[test]
 fn event_loop_service_sends_no_context_rather_than_a_wrong_one() {
     // b is one asyncio thread serving every connection and waits a second

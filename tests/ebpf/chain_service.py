@@ -1,7 +1,7 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|h1-async
+    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|h1-async|h1-dontwait
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -10,7 +10,9 @@ request, calls the next hop (if any) from the handling thread, over HTTP/1.1
 next hop's body. The last hop answers with the JSON list of the
 `x-copper-context` values it received. `h1-async` is one asyncio event loop
 thread serving every connection (HTTP/1.1), which waits a second before it
-calls the next hop, so that requests overlap. `h2-fanout` is `h2` that sends
+calls the next hop, so that requests overlap. `h1-dontwait` is `h1` that
+reads each request with `MSG_DONTWAIT` (after select()) from a blocking
+socket. `h2-fanout` is `h2` that sends
 three requests to the next hop in one write on one connection and answers
 with the JSON list of their bodies; `h2-cut-send` sends them in three
 writes that end inside the first and the third HEADERS frame's frame header. `h2-padded` is `h2` whose HEADERS frames
@@ -418,6 +420,41 @@ def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=F
     server.serve_forever()
 
 
+def serve_h1_dontwait(nxt):
+    """`h1` whose thread per connection waits for the request with select() and reads it with
+    MSG_DONTWAIT, on a blocking socket: a read that does not wait, as event loops make."""
+    import select
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            head = b""
+            while b"\r\n\r\n" not in head:
+                select.select([sock], [], [], 10)
+                try:
+                    chunk = sock.recv(65535, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return
+                head += chunk
+            values = [
+                line.split(b":", 1)[1].strip().decode()
+                for line in head.split(b"\r\n")[1:]
+                if line.lower().startswith(HEADER.encode() + b":")
+            ]
+            body = h1_get(nxt) if nxt else json.dumps(values).encode()
+            sock.sendall(b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    print("PORT", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
 def serve_h1_async(nxt):
     import asyncio
 
@@ -489,6 +526,7 @@ def main():
         "h1-serial": lambda n: serve_h1(n, serial=True),
         "h1-serial-keepalive-in": lambda n: serve_h1(n, keep_in=True, serial=True),
         "h1-async": serve_h1_async,
+        "h1-dontwait": serve_h1_dontwait,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
         "h2-cut-send": lambda n: serve_h2(n, streams=3, cut_send=True),
