@@ -1419,7 +1419,7 @@ fn await_agent(cgroup: &Path, service: &str, ready: &Path, timeout: u32) -> (Opt
 
 /// The agent's `config.json` as `copperc compile` writes it into
 /// `k8s/configmap-copper-ctx-config.yaml`, for the chain a -> b -> c with
-/// the entry point a, c declared to handle one request per thread (which
+/// the entry point a, b declared to handle one request per thread (which
 /// changes nothing for a blocking service).
 fn compiled_agent_config(dir: &Path) -> PathBuf {
     let graph = dir.join("graph.json");
@@ -1437,7 +1437,7 @@ fn compiled_agent_config(dir: &Path) -> PathBuf {
     .unwrap();
     let out = dir.join("out");
     let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["compile", "--target", "k8s", "--one-request-per-thread", "c", "--graph"])
+        .args(["compile", "--target", "k8s", "--one-request-per-thread", "b", "--graph"])
         .arg(&graph)
         .arg("--out")
         .arg(&out)
@@ -1493,8 +1493,8 @@ fn node_wide_agent_finds_new_pods_by_exec_events_or_by_search() {
         let (code, err) = await_agent(&node.pod(pod).join("wait"), pod, &ready, 10);
         assert_eq!(code, Some(0), "await-agent for `{pod}` ({said}): {err}");
         let followed = said_until(&stderr, "following").pop().unwrap();
-        // compiled_agent_config declares c to handle one request per thread.
-        let flags = if pod == "c" { " (one request per thread)" } else { "" };
+        // compiled_agent_config declares b to handle one request per thread.
+        let flags = if pod == "b" { " (one request per thread)" } else { "" };
         assert!(followed.contains(&format!("as `{pod}`{flags} (process")), "{followed}");
         let mut agent = node.children.pop().unwrap();
         let _ = Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status();
@@ -1541,11 +1541,13 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let said = said_until(&stderr, "configuration does not list").pop().unwrap();
     assert!(said.contains("`zzz`, which the configuration does not list"), "{said}");
 
-    // The applications start in their pods' `app` cgroups, after the wait.
+    // The applications start in their pods' `app` cgroups, after the wait;
+    // c reads its requests without waiting (MSG_DONTWAIT), as an event loop
+    // does, which c, calling nobody, answers alike.
     let mut next = None;
     let mut ports = Vec::new();
-    for pod in ["c", "b", "a"] {
-        let (child, port) = spawn_service(&node.pod(pod).join("app"), "h1", next);
+    for (pod, mode) in [("c", "h1-dontwait"), ("b", "h1"), ("a", "h1")] {
+        let (child, port) = spawn_service(&node.pod(pod).join("app"), mode, next);
         node.children.push(child);
         ports.push(port);
         next = Some(port);
@@ -1555,6 +1557,12 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     // `app` cgroup's cached answer: the pod's cgroup, one step up.
     let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(a, ""), h1_get(b, "")];
     assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"]);
+    // The agent tells, once, that requests were read without waiting.
+    let said = said_until(&stderr, "from non-blocking sockets").pop().unwrap();
+    assert!(
+        said.contains("followed pods read") && said.contains("oneRequestPerThread"),
+        "{said}"
+    );
 
     // A pod that goes away is no longer followed, and its link is unpinned.
     for service in node.children.drain(1..) {
