@@ -14,9 +14,10 @@
 //! single-threaded tokio runtime, and that thread opens one h2c connection to
 //! the next hop, with its first request, and keeps it. Each request is handled,
 //! and the next hop called, on the thread that read it: what the add-on needs
-//! to tie the two (docs/ebpf.md, "Threads"). A multi-threaded runtime would
-//! move the handler between threads, and the add-on would then send no
-//! context. A service answers with its next hop's body; the last one answers
+//! to tie the two (docs/ebpf.md, "Threads"). Its sockets are non-blocking,
+//! so its agent must be told so (`--one-request-per-thread`); without it the
+//! add-on sends no context, as it does for a multi-threaded runtime, which
+//! moves the handler between threads. A service answers with its next hop's body; the last one answers
 //! with the JSON list of the `x-copper-context` values it received.
 //!
 //! With `--send-context-if FILE` it sends `x-copper-context: /a/b` itself
