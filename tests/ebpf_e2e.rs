@@ -867,9 +867,12 @@ fn h2_crate_services_on_non_blocking_sockets_send_no_context_by_default() {
                 && reports[1].contains("rx_nonblocking=20"),
             "{hooks}: {reports:#?}"
         );
+        // Said once, within a second of the first such request: with the
+        // count of that moment.
         let told = |i: usize, name: &str| {
             chain.said[i].iter().any(|l| {
-                l.contains(&format!("`{name}` read 20 requests from non-blocking sockets"))
+                l.starts_with(&format!("copperc agent: `{name}` read "))
+                    && l.contains(" requests from non-blocking sockets")
                     && l.contains("--one-request-per-thread")
             })
         };
