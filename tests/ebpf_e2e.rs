@@ -963,7 +963,12 @@ fn an_h2_request_read_with_the_end_of_another_gives_no_context() {
     // /z (read while /x's body still came, handled before /x) is not sent
     // with /x's request.
     assert_eq!(uploads, [Vec::<String>::new(), Vec::new(), Vec::new()], "{reports:#?}");
-    assert!(reports[1].contains("rx_h2_requests=4 "), "{reports:#?}");
+    // b's six calls to c: the trailers' request with its context, the rest
+    // without (how many reads the requests took may vary; these may not).
+    assert!(
+        reports[1].contains("tx_h2_inserted=1 ") && reports[1].contains("tx_no_context=5 "),
+        "{reports:#?}"
+    );
 }
 
 /// A request's HEADERS frame that the server reads in pieces (its frame
