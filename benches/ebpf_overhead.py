@@ -259,6 +259,17 @@ def get(port):
     return t1 - t0, b"".join(chunks).split(b"\r\n\r\n", 1)[-1]
 
 
+def next_hop_args(nxt):
+    """The arguments that point a chain service (chain_service.py or copperc-h2c-testsvc) at the
+    next hop, and make it send the context header itself with --services-send-context."""
+    if not nxt:
+        return ""
+    out = f" --next 127.0.0.1:{nxt}"
+    if args.services_send_context:
+        out += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
+    return out
+
+
 def remove_cgroup(path):
     """Kills what is left in a cgroup folder and removes it (if it exists)."""
     if not os.path.isdir(path):
@@ -409,11 +420,7 @@ class Bench:
                 os.makedirs(where)
             procs = os.path.join(where, "cgroup.procs")
             if args.protocol == "h2c":
-                script = f"echo $$ > '{procs}' && exec '{args.h2c_testsvc}'"
-                if nxt:
-                    script += f" --next 127.0.0.1:{nxt}"
-                    if args.services_send_context:
-                        script += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
+                script = f"echo $$ > '{procs}' && exec '{args.h2c_testsvc}'" + next_hop_args(nxt)
                 nxt = self.start_printing_port(script, name)
                 continue
             if args.services == "native":
@@ -432,11 +439,7 @@ class Bench:
                 nxt = port
                 continue
             kind = "h1-keepalive" if args.keepalive else "h1"
-            script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' {kind}"
-            if nxt:
-                script += f" --next 127.0.0.1:{nxt}"
-                if args.services_send_context:
-                    script += f" --send-context-if '{SEND_CONTEXT_FLAG}'"
+            script = f"echo $$ > '{procs}' && exec '{args.python}' -u '{args.service}' {kind}" + next_hop_args(nxt)
             nxt = self.start_printing_port(script, name)
         return nxt
 

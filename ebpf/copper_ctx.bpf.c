@@ -1153,10 +1153,12 @@ struct frame_head {
  * cancels it). A HEADERS frame on the open stream is its trailers, not a
  * request. A request that opens while another is still being sent overlaps
  * it; when both have bodies to come, the client sends requests at once and
- * the connection gives no context from then on (rx_h2). A global function, verified once: inlined, its branches
- * multiplied the states of every program that reads requests (the object
- * took three times as long to load). The verifier takes the memory it is
- * given as scalars afterwards, so it gets no struct that holds a pointer.
+ * the connection gives no context from then on (rx_h2).
+ *
+ * A global function, verified once: inlined, its branches multiplied the
+ * states of every program that reads requests (the object took three times
+ * as long to load). The verifier takes the memory it is given as scalars
+ * afterwards, so it gets no struct that holds a pointer.
  */
 __noinline int rx_frame(struct rx_frames *w, const struct frame_head *fh, __u32 block)
 {
@@ -1438,14 +1440,8 @@ static __always_inline void rx_h2(struct scratch *s, struct h2_rx *st, __u64 con
 	if (!r->seen && n < SCAN && !bpf_probe_read_user(s->buf, masked(n, SCAN - 1), (void *)ubuf))
 		w.s = s;
 	bpf_loop(MAX_FRAMES, rx_walk_cb, &w, 0);
-	if (w.desync || (w.off < n && !w.cut)) {
-		st->desync = 1;
-		count(ST_RX_AMBIGUOUS);
-		clear_value();
-		return;
-	}
-	if (w.f.concurrent) {
-		/* Two requests' bodies at once: the client multiplexes uploads. */
+	/* Frame boundaries lost, or two requests' bodies at once (the client multiplexes uploads). */
+	if (w.desync || (w.off < n && !w.cut) || w.f.concurrent) {
 		st->desync = 1;
 		count(ST_RX_AMBIGUOUS);
 		clear_value();

@@ -313,6 +313,28 @@ def h2_trailers(addr):
     return conn.bodies_of([1])
 
 
+def contexts_in_head(head):
+    """The `x-copper-context` values of an HTTP/1.x request head (bytes), in order."""
+    return [
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")[1:]
+        if line.lower().startswith(HEADER.encode() + b":")
+    ]
+
+
+def serve_threads(handler):
+    """Serves `handler` (a socketserver.BaseRequestHandler) with a thread per connection on a
+    free port of 127.0.0.1, which it prints as `PORT <n>`."""
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), handler)
+    print("PORT", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
 class KeptConnection:
     """One HTTP/1.1 connection to the next hop, opened once and kept: each
     handler thread sends its request on it in turn."""
@@ -411,13 +433,7 @@ def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=F
                 if out:
                     sock.sendall(out)
 
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-
-    server = Server(("127.0.0.1", 0), Handler)
-    print("PORT", server.server_address[1], flush=True)
-    server.serve_forever()
+    serve_threads(Handler)
 
 
 def serve_h1_dontwait(nxt):
@@ -438,21 +454,10 @@ def serve_h1_dontwait(nxt):
                 if not chunk:
                     return
                 head += chunk
-            values = [
-                line.split(b":", 1)[1].strip().decode()
-                for line in head.split(b"\r\n")[1:]
-                if line.lower().startswith(HEADER.encode() + b":")
-            ]
-            body = h1_get(nxt) if nxt else json.dumps(values).encode()
+            body = h1_get(nxt) if nxt else json.dumps(contexts_in_head(head)).encode()
             sock.sendall(b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
 
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-
-    server = Server(("127.0.0.1", 0), Handler)
-    print("PORT", server.server_address[1], flush=True)
-    server.serve_forever()
+    serve_threads(Handler)
 
 
 def serve_h1_async(nxt):
@@ -469,16 +474,11 @@ def serve_h1_async(nxt):
 
     async def handle(reader, writer):
         head = await reader.readuntil(b"\r\n\r\n")
-        values = [
-            line.split(b":", 1)[1].strip().decode()
-            for line in head.split(b"\r\n")[1:]
-            if line.lower().startswith(HEADER.encode() + b":")
-        ]
         if nxt:
             await asyncio.sleep(1.0)
             body = await call_next()
         else:
-            body = json.dumps(values).encode()
+            body = json.dumps(contexts_in_head(head)).encode()
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
         await writer.drain()
         writer.close()
