@@ -156,6 +156,10 @@ if args.services_send_context and (args.interleaved or not args.keepalive or
                                    (args.services != "python" and args.protocol != "h2c")):
     parser.error("--services-send-context goes with the ABBA design, --keepalive, and --services python or "
                  "--protocol h2c")
+if args.services_send_context and not args.floor:
+    # With the add-on's programs running, the answers would carry the services' header and the add-on's both.
+    parser.error("--services-send-context goes with --floor (and --baseline-object of the same floor object): "
+                 "it measures what the header costs the services, with no program inserting one")
 if args.protocol == "h2c" and (args.services != "native" or not args.keepalive or args.echo_headers):
     parser.error("--protocol h2c goes with --services native and --keepalive, without --echo-headers")
 if args.aa and not args.interleaved:

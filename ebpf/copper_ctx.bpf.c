@@ -261,6 +261,12 @@ struct conn_state {
 	 */
 	__u32 tx_have;
 	__u8 tx_part[24];
+	/*
+	 * h2c: the highest stream id that a sent HEADERS frame opened. A client
+	 * opens each stream with a higher id than all before (RFC 9113, 5.1.1),
+	 * so a HEADERS frame on a stream no higher is its trailers.
+	 */
+	__u32 tx_last_stream;
 };
 
 struct {
@@ -2112,6 +2118,12 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 	linearize(msg);
 }
 
+/* The stream id of a frame header's bytes 5 to 8. */
+static __always_inline __u32 stream_id(__u8 b5, __u8 b6, __u8 b7, __u8 b8)
+{
+	return ((__u32)(b5 & 0x7f) << 24) | ((__u32)b6 << 16) | ((__u32)b7 << 8) | b8;
+}
+
 /* Rewrites the 24-bit length of the frame at `off`; 0 on success. */
 static __always_inline int set_frame_len(struct sk_msg_md *msg, __u32 off, __u32 flen)
 {
@@ -2177,6 +2189,27 @@ static __always_inline __u32 tx_h2_headers(struct sk_msg_md *msg, struct scratch
 	return len;
 }
 
+/*
+ * Whether a HEADERS frame on stream `sid`, sent on msg's connection, opens
+ * a stream (a request) rather than ending one (trailers); notes it. A
+ * global function: carried in tx_walk's state instead, the stream id made
+ * the verifier walk twice as many states of the sk_msg program.
+ */
+__noinline int tx_opens_stream(struct sk_msg_md *msg, __u32 sid)
+{
+	struct conn_state *st;
+
+	if (!msg || !msg->sk)
+		return 1;
+	st = bpf_sk_storage_get(&conns, msg->sk, 0, 0);
+	if (!st)
+		return 1;
+	if (sid <= st->tx_last_stream)
+		return 0;
+	st->tx_last_stream = sid;
+	return 1;
+}
+
 struct tx_walk {
 	struct sk_msg_md *msg;
 	__u32 off;
@@ -2194,7 +2227,7 @@ static long tx_walk_cb(__u64 i, void *c)
 	struct tx_walk *w = c;
 	struct sk_msg_md *msg = w->msg;
 	struct scratch *s;
-	__u32 off = w->off, flen, flags, end, added;
+	__u32 off = w->off, flen, flags, end, added, sid;
 	__u8 *d, *e, type;
 
 	if (off >= w->size)
@@ -2232,7 +2265,8 @@ static long tx_walk_cb(__u64 i, void *c)
 	type = d[3];
 	flags = d[4];
 	end = off + 9 + flen;
-	if (type == 0x1) {
+	sid = stream_id(d[5], d[6], d[7], d[8]);
+	if (type == 0x1 && tx_opens_stream(msg, sid)) {
 		s = get_scratch();
 		if (!w->has_tv) {
 			count(ST_TX_NO_CONTEXT);
@@ -2260,6 +2294,7 @@ struct h2_build {
 	__u32 out; /* bytes written to s->msg */
 	__u32 len; /* bytes of the literal, 0: none */
 	__u32 has_tv;
+	__u32 last_stream; /* conn_state.tx_last_stream */
 	__u32 fail; /* a frame header cut by the message's end, too many frames, no room */
 	__u32 inserted;
 	__u32 skipped;
@@ -2288,7 +2323,7 @@ static __always_inline int h2_put(struct h2_build *b, struct scratch *s, __u32 f
 __noinline int h2_frame(struct h2_build *b)
 {
 	struct scratch *s = get_scratch();
-	__u32 at, flen, flags, end, pad = 0, block, o;
+	__u32 at, flen, flags, end, pad = 0, block, o, sid;
 
 	if (!b)
 		return 1;
@@ -2306,7 +2341,10 @@ __noinline int h2_frame(struct h2_build *b)
 	flen = ((__u32)B(s, at) << 16) | ((__u32)B(s, at + 1) << 8) | B(s, at + 2);
 	flags = B(s, at + 4);
 	end = at + 9 + flen;
-	if (B(s, at + 3) == 0x1) {
+	sid = stream_id(B(s, at + 5), B(s, at + 6), B(s, at + 7), B(s, at + 8));
+	/* A HEADERS frame on a stream opened before is its trailers: as it is. */
+	if (B(s, at + 3) == 0x1 && sid > b->last_stream) {
+		b->last_stream = sid;
 		if (!b->has_tv) {
 			b->no_context++;
 		} else if (!b->len || end > b->n || !(flags & 0x4) || flen + b->len > H2_MAX_FRAME) {
@@ -2360,7 +2398,7 @@ static long h2_build_cb(__u64 i, void *c)
 static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s, struct conn_state *st,
 				       __u32 size, __u32 off, __u32 has_tv, __u32 len)
 {
-	struct h2_build b = {.in = off, .n = size, .len = len, .has_tv = has_tv};
+	struct h2_build b = {.in = off, .n = size, .len = len, .has_tv = has_tv, .last_stream = st->tx_last_stream};
 
 	if (size >= SCAN || off > size)
 		return -1;
@@ -2375,6 +2413,7 @@ static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s,
 	count_n(ST_TX_SKIPPED, b.skipped);
 	count_n(ST_TX_NO_CONTEXT, b.no_context);
 	st->tx_skip = b.in - size;
+	st->tx_last_stream = b.last_stream;
 	return 0;
 }
 
@@ -2386,7 +2425,7 @@ static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s,
  */
 static __always_inline int tx_complete_header(struct scratch *s, struct conn_state *st, __u32 size, __u32 *off)
 {
-	__u32 have = st->tx_have & 15, need = 9 - have, flen, end;
+	__u32 have = st->tx_have & 15, need = 9 - have, flen, end, sid;
 
 	if (have > 8) {
 		st->tx_proto = P_DESYNC;
@@ -2404,8 +2443,11 @@ static __always_inline int tx_complete_header(struct scratch *s, struct conn_sta
 		goto lost;
 	st->tx_have = 0;
 	flen = ((__u32)st->tx_part[0] << 16) | ((__u32)st->tx_part[1] << 8) | st->tx_part[2];
-	if (st->tx_part[3] == 0x1)
+	sid = stream_id(st->tx_part[5], st->tx_part[6], st->tx_part[7], st->tx_part[8]);
+	if (st->tx_part[3] == 0x1 && sid > st->tx_last_stream) {
+		st->tx_last_stream = sid;
 		count(ST_TX_SKIPPED);
+	}
 	end = need + flen;
 	if (end >= size) {
 		st->tx_skip = end - size;
@@ -2538,6 +2580,7 @@ int copper_sk_msg(struct sk_msg_md *msg)
 		st->tx_proto = P_H2;
 		st->tx_skip = 0;
 		st->tx_have = 0;
+		st->tx_last_stream = 0;
 		st->responses = 1;
 		tx_h2(msg, s, st, size, PREFACE_LEN);
 		return SK_PASS;

@@ -1211,6 +1211,27 @@ fn h2_frame_headers_cut_between_writes_keep_the_connection_in_step() {
     );
 }
 
+/// b sends its request to c with a body and trailers (HEADERS, DATA,
+/// HEADERS on the same stream, in one write): the context goes into the
+/// request's header block only, not into its trailers. Over the rebuilt
+/// message (a short one) and over the message changed in place (b's
+/// HEADERS frame carries a 1,500-byte header).
+#[test]
+fn h2_trailers_that_a_service_sends_get_no_context() {
+    for b_mode in ["h2-trailers", "h2-large-trailers"] {
+        let mut chain = Chain::start("trailers-out", ["h2", b_mode, "h2-on-end"]);
+        let a = chain.ports[0];
+        let got = [h2_get_python(a), h2_get_python(a)];
+        let reports = chain.stop();
+        let want = r#"{"headers": ["/a/b"], "trailers": []}"#;
+        assert_eq!(got, [want, want], "{b_mode}: {reports:#?}");
+        assert!(
+            reports[1].contains("tx_h2_inserted=2 ") && reports[1].contains("tx_skipped=0 "),
+            "{b_mode}: {reports:#?}"
+        );
+    }
+}
+
 #[test]
 fn padded_h2_headers_frames_carry_the_context() {
     // a pads its HEADERS frames: a's add-on inserts before the padding, b's

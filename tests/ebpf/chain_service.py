@@ -1,7 +1,8 @@
 """A thread-per-request HTTP service for tests/ebpf_e2e.rs that knows nothing
 about `x-copper-context`: it never copies a header.
 
-    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|h1-async|h1-dontwait
+    chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|
+                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -59,7 +60,12 @@ body and trailers come in writes of their own; the third sends two
 requests whose bodies come at once (/x, /y), the second's body, a third
 request (/z), then the first's body. Each prints the JSON list of the
 bodies. `h2-on-end` is `h2` that handles a request once its stream
-ends (after its body), as a server that reads the whole request first does.
+ends (after its body), as a server that reads the whole request first does;
+as the last hop it answers a request that had trailers with
+`{"headers": [...], "trailers": [...]}`, the `x-copper-context` values of
+each. `h2-trailers` and `h2-large-trailers` are `h2` and `h2-large` whose
+request to the next hop has a body and trailers (`x-t: 1`), all three
+frames in one write.
 """
 
 import http.client
@@ -114,7 +120,7 @@ def headers_at(data):
     return found
 
 
-def h2_get(addr, extra=(), streams=1, padded=False, cut_send=False):
+def h2_get(addr, extra=(), streams=1, padded=False, cut_send=False, trailers=False):
     import h2.config
     import h2.connection
     import h2.events
@@ -126,7 +132,10 @@ def h2_get(addr, extra=(), streams=1, padded=False, cut_send=False):
     headers = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", addr)]
     # Every request of the connection goes out in one write.
     for i in range(streams):
-        conn.send_headers(1 + 2 * i, headers + list(extra), end_stream=True)
+        conn.send_headers(1 + 2 * i, headers + list(extra), end_stream=not trailers)
+        if trailers:
+            conn.send_data(1 + 2 * i, b"body")
+            conn.send_headers(1 + 2 * i, [("x-t", "1")], end_stream=True)
     out = conn.data_to_send()
     if cut_send:
         # Three writes: the first ends 4 bytes into the first HEADERS frame's
@@ -389,22 +398,26 @@ def serve_h1(nxt, keep=False, large=False, keep_in=False, serial=False, send_con
     server.serve_forever()
 
 
-def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=False):
+def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=False, trailers=False):
     import h2.config
     import h2.connection
     import h2.events
 
-    def answer(conn, ev):
+    def values(fields):
+        return [
+            (v.decode() if isinstance(v, bytes) else v)
+            for k, v in fields
+            if (k.decode() if isinstance(k, bytes) else k) == HEADER
+        ]
+
+    def answer(conn, ev, trailer_fields=None):
         if nxt:
             extra = [("x-pad", "p" * LARGE_PAD)] if large else []
-            body = h2_get(nxt, extra, streams=streams, padded=padded, cut_send=cut_send)
+            body = h2_get(nxt, extra, streams=streams, padded=padded, cut_send=cut_send, trailers=trailers)
+        elif trailer_fields is None:
+            body = json.dumps(values(ev.headers)).encode()
         else:
-            values = [
-                (v.decode() if isinstance(v, bytes) else v)
-                for k, v in ev.headers
-                if (k.decode() if isinstance(k, bytes) else k) == HEADER
-            ]
-            body = json.dumps(values).encode()
+            body = json.dumps({"headers": values(ev.headers), "trailers": values(trailer_fields)}).encode()
         conn.send_headers(ev.stream_id, [(":status", "200"), ("content-length", str(len(body)))])
         conn.send_data(ev.stream_id, body, end_stream=True)
 
@@ -415,6 +428,7 @@ def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=F
             conn.initiate_connection()
             sock.sendall(conn.data_to_send())
             heads = {}  # on_end: each request's headers until its stream ends
+            tails = {}  # on_end: each request's trailers
             while True:
                 data = sock.recv(65535)
                 if not data:
@@ -427,8 +441,10 @@ def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=F
                             heads[ev.stream_id] = ev
                         else:
                             answer(conn, ev)
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        tails[ev.stream_id] = ev.headers
                     elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id in heads:
-                        answer(conn, heads.pop(ev.stream_id))
+                        answer(conn, heads.pop(ev.stream_id), tails.pop(ev.stream_id, None))
                 out = conn.data_to_send()
                 if out:
                     sock.sendall(out)
@@ -533,6 +549,8 @@ def main():
         "h2-padded": lambda n: serve_h2(n, padded=True),
         "h2-on-end": lambda n: serve_h2(n, on_end=True),
         "h2-large": lambda n: serve_h2(n, large=True),
+        "h2-trailers": lambda n: serve_h2(n, trailers=True),
+        "h2-large-trailers": lambda n: serve_h2(n, large=True, trailers=True),
     }
     serve[mode](nxt)
 
