@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf bench-ebpf-floor bench-ebpf-python bench-ebpf-h2c eval fuzz clean
+.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf bench-ebpf-floor bench-ebpf-python bench-ebpf-h2c bench-ebpf-verifier eval fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-ebpf-floor  the same chains with programs that return at once: what the hooks cost by themselves (root)"
 	@echo "make bench-ebpf-python  the Python chain's cost taken apart on one CPU: floor, programs' time, the header (root)"
 	@echo "make bench-ebpf-h2c  the add-on on an h2c chain of the h2 crate, kept connections: with it, the floor object, none (root)"
+	@echo "make bench-ebpf-verifier  the verifier's work per program of the add-on (instructions of the 1M limit, states) and its load time (root)"
 	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
 
@@ -147,6 +148,11 @@ bench-ebpf-python: build deps $(FLOOR_OBJ) $(SPIN_OBJ)
 	$(PY_ONE_CPU) --baseline-object $(FLOOR_OBJ) --bpf-stats
 	$(PY_ONE_CPU) --object $(SPIN_OBJ) --floor --baseline-object $(FLOOR_OBJ) --bpf-stats
 	$(PY_ONE_CPU) --object $(FLOOR_OBJ) --floor --baseline-object $(FLOOR_OBJ) --services-send-context
+# What the kernel's verifier does for each program (about a minute: the
+# statistics come with its full log). BASELINE=OBJ prints another object
+# beside it, e.g. the previous commit's.
+bench-ebpf-verifier: $(BUILD)/ebpf/copper_ctx.bpf.o
+	python3 benches/ebpf_verifier_stats.py --object $< $(if $(BASELINE),--baseline $(BASELINE))
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md
 # and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to
