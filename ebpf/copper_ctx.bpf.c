@@ -2211,7 +2211,6 @@ __noinline int tx_opens_stream(struct sk_msg_md *msg, __u32 sid)
 }
 
 struct tx_walk {
-	struct sk_msg_md *msg;
 	__u32 off;
 	__u32 size;
 	__u32 len;    /* bytes to insert, 0: none */
@@ -2221,15 +2220,21 @@ struct tx_walk {
 	__u8 part[8]; /* which are these */
 };
 
-/* One frame of tx_h2's walk (a bpf_loop callback: verified once). */
-static long tx_walk_cb(__u64 i, void *c)
+/*
+ * One frame of tx_h2's walk: 1 when the walk stops. A global function,
+ * verified once: as the bpf_loop callback's body the verifier followed
+ * every value of the walk's state (three quarters of the sk_msg program's
+ * verification, 315,000 of its 417,000 instructions).
+ */
+__noinline int tx_walk_frame(struct sk_msg_md *msg, struct tx_walk *w)
 {
-	struct tx_walk *w = c;
-	struct sk_msg_md *msg = w->msg;
 	struct scratch *s;
-	__u32 off = w->off, flen, flags, end, added, sid;
+	__u32 off, flen, flags, end, added, sid;
 	__u8 *d, *e, type;
 
+	if (!msg || !w)
+		return 1;
+	off = w->off;
 	if (off >= w->size)
 		return 1;
 	if (off + 9 > w->size) {
@@ -2281,6 +2286,18 @@ static long tx_walk_cb(__u64 i, void *c)
 	}
 	w->off = end;
 	return 0;
+}
+
+struct tx_walk_loop {
+	struct sk_msg_md *msg;
+	struct tx_walk w;
+};
+
+static long tx_walk_cb(__u64 i, void *c)
+{
+	struct tx_walk_loop *l = c;
+
+	return tx_walk_frame(l->msg, &l->w) ? 1 : 0;
 }
 
 /*
@@ -2471,31 +2488,32 @@ static __always_inline void tx_h2(struct sk_msg_md *msg, struct scratch *s, stru
 				  __u32 size, __u32 off)
 {
 	struct thread_state *tv = thread_value();
-	struct tx_walk w = {.msg = msg, .off = off, .size = size};
+	struct tx_walk_loop l = {.msg = msg, .w = {.off = off, .size = size}};
+	struct tx_walk *w = &l.w;
 
 	if (st->tx_have) {
 		if (tx_complete_header(s, st, size, &off))
 			return;
-		w.off = off;
+		w->off = off;
 	}
 	if (tv) {
-		w.has_tv = 1;
-		w.len = build_insert(s, tv, 1);
+		w->has_tv = 1;
+		w->len = build_insert(s, tv, 1);
 	}
-	if (!tx_h2_whole(msg, s, st, size, off, w.has_tv, w.len))
+	if (!tx_h2_whole(msg, s, st, size, off, w->has_tv, w->len))
 		return;
-	bpf_loop(MAX_FRAMES, tx_walk_cb, &w, 0);
-	if (w.size != size)
+	bpf_loop(MAX_FRAMES, tx_walk_cb, &l, 0);
+	if (w->size != size)
 		linearize(msg);
-	if (w.desync || w.off < w.size) {
+	if (w->desync || w->off < w->size) {
 		st->tx_proto = P_DESYNC;
 		count(ST_TX_DESYNC);
 		return;
 	}
-	st->tx_skip = w.off - w.size;
-	if (w.cut) {
-		__builtin_memcpy(st->tx_part, w.part, 8);
-		st->tx_have = w.cut;
+	st->tx_skip = w->off - w->size;
+	if (w->cut) {
+		__builtin_memcpy(st->tx_part, w->part, 8);
+		st->tx_have = w->cut;
 	}
 }
 
