@@ -417,8 +417,11 @@ class Bench:
         for name in ["c", "b", "a"]:
             os.makedirs(dirs[name])
             where = dirs[name]
-            if args.mode == "node" and not twin:
-                # A pod: the waiter's cgroup and the application's, side by side.
+            if args.mode == "node":
+                # A pod: the waiter's cgroup and the application's, side by side. The unfollowed twin's
+                # pods have the same folders (its `wait` stays empty, so that no agent follows it): a
+                # service one cgroup level deeper costs more in the kernel's own accounting, which the
+                # comparison would charge to the add-on.
                 os.makedirs(os.path.join(where, "wait"))
                 where = os.path.join(where, "app")
                 os.makedirs(where)
@@ -577,10 +580,10 @@ class Bench:
         if os.path.exists(self.config):
             os.unlink(self.config)
         for name in NAMES:
-            for leaf in ("wait", "app"):
-                remove_cgroup(os.path.join(self.dirs[name], leaf))
-            remove_cgroup(self.dirs[name])
-            remove_cgroup(self.twin_dirs[name])
+            for pod in (self.dirs[name], self.twin_dirs[name]):
+                for leaf in ("wait", "app"):
+                    remove_cgroup(os.path.join(pod, leaf))
+                remove_cgroup(pod)
         for root in (self.root, self.twin_root):
             if os.path.isdir(root):
                 os.rmdir(root)
