@@ -2391,6 +2391,40 @@ static long h2_build_cb(__u64 i, void *c)
 }
 
 /*
+ * The common message of an h2c client: one request's HEADERS frame alone,
+ * whole, not PADDED, at the message's end. Its literal goes at the end, so
+ * the message is rebuilt straight from s->buf and s->out (see rebuild), its
+ * frame length fixed in s->buf first: no walk and no copy through s->msg.
+ * 0 when done (st updated); -1 for any other message, unchanged.
+ */
+static __always_inline int tx_h2_one_request(struct sk_msg_md *msg, struct scratch *s, struct conn_state *st,
+					     __u32 size, __u32 off, __u32 len)
+{
+	__u32 flen, sid;
+
+	if (!len || off + 9 > size || size >= SCAN || B(s, off + 3) != 0x1 || (B(s, off + 4) & 0xc) != 0x4)
+		return -1;
+	flen = ((__u32)B(s, off) << 16) | ((__u32)B(s, off + 1) << 8) | B(s, off + 2);
+	sid = stream_id(B(s, off + 5), B(s, off + 6), B(s, off + 7), B(s, off + 8));
+	if (off + 9 + flen != size || sid <= st->tx_last_stream || flen + len > H2_MAX_FRAME)
+		return -1;
+	s->buf[masked(off, SCAN - 1)] = (flen + len) >> 16;
+	s->buf[masked(off + 1, SCAN - 1)] = (flen + len) >> 8;
+	s->buf[masked(off + 2, SCAN - 1)] = flen + len;
+	if (rebuild(msg, size, size, len)) {
+		/* s->buf as it was: the walk below may still take the message. */
+		s->buf[masked(off, SCAN - 1)] = flen >> 16;
+		s->buf[masked(off + 1, SCAN - 1)] = flen >> 8;
+		s->buf[masked(off + 2, SCAN - 1)] = flen;
+		return -1;
+	}
+	count(ST_TX_H2_INSERTED);
+	st->tx_skip = 0;
+	st->tx_last_stream = sid;
+	return 0;
+}
+
+/*
  * tx_h2 for a message of under SCAN bytes, all in s->buf: rebuilt whole into
  * one new piece (see rebuild). 0 when done (st updated); the message is
  * unchanged otherwise, and tx_h2 takes the message piece by piece.
@@ -2402,6 +2436,8 @@ static __always_inline int tx_h2_whole(struct sk_msg_md *msg, struct scratch *s,
 
 	if (size >= SCAN || off > size)
 		return -1;
+	if (!tx_h2_one_request(msg, s, st, size, off, len))
+		return 0;
 	if (h2_put(&b, s, 0, off))
 		return -1;
 	bpf_loop(MAX_FRAMES, h2_build_cb, &b, 0);
