@@ -20,6 +20,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -1286,6 +1287,69 @@ fn compiled_object_is_the_built_one_and_loads_with_the_agent() {
         "the agent did not attach the written object: {attached}"
     );
     assert_eq!(status.code(), Some(0), "the agent did not detach cleanly on SIGTERM");
+}
+
+/// No program may come near the verifier's limit of one million processed
+/// instructions: one that does fails to load on a kernel whose verifier
+/// prunes less. A change that carries one more value through a loop's
+/// state can double a program's count (it once took the sk_msg program
+/// from 417,885 to 857,100) while every other test still passes. `copperc
+/// agent --verbose` prints each program's statistics; every program of the
+/// object must be there, under half the limit.
+#[test]
+fn every_program_stays_under_half_the_verifiers_limit() {
+    preconditions();
+    let cgroup = cgroup2_root().join(format!("copperc-verifier-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--service", "x", "--verbose", "--cgroup"])
+        .arg(&cgroup)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let said = said_until(&stderr, "attached to");
+    terminate(&mut child, &stderr);
+    let _ = std::fs::remove_dir(&cgroup);
+    let mut processed = BTreeMap::new();
+    let mut program = None;
+    for line in &said {
+        if let Some(rest) = line
+            .split("prog '")
+            .nth(1)
+            .filter(|_| line.contains("BEGIN PROG LOAD LOG"))
+        {
+            program = rest.split('\'').next().map(str::to_string);
+        } else if let (Some(p), Some(rest)) = (&program, line.strip_prefix("processed ")) {
+            let insns: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+            processed.insert(p.clone(), insns);
+            program = None;
+        }
+    }
+    let programs = [
+        "copper_enter_close",
+        "copper_exit_read",
+        "copper_exit_recvfrom",
+        "copper_exit_recvmsg",
+        "copper_sk_msg",
+        "copper_sock_recv",
+        "copper_sock_state",
+        "copper_sockops",
+        "copper_sys_enter",
+        "copper_sys_exit",
+    ];
+    assert_eq!(
+        processed.keys().map(String::as_str).collect::<Vec<_>>(),
+        programs,
+        "the verifier's statistics of every program: {said:#?}"
+    );
+    for (program, insns) in &processed {
+        assert!(
+            *insns < 500_000,
+            "the verifier walked {insns} instructions of `{program}`, over half its limit of 1,000,000 \
+             (make bench-ebpf-verifier compares two objects): {processed:?}"
+        );
+    }
 }
 
 /// Processes and cgroups of the node-wide test, removed on drop (children

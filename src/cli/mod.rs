@@ -269,7 +269,8 @@ pub struct AgentArgs {
     /// that `copperc compile` writes).
     #[arg(long, value_name = "FILE")]
     pub object: Option<std::path::PathBuf>,
-    /// Echo libbpf's messages (including verifier logs) on stderr.
+    /// Echo libbpf's messages on stderr, with the verifier's statistics for each program
+    /// (instructions processed, of its limit of one million) and its log when it refuses one.
     #[arg(long, short)]
     pub verbose: bool,
 }

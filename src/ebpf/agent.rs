@@ -73,10 +73,11 @@ fn load_object(
     bytes: &[u8],
     pins: Option<&PinDir>,
     threads: Option<u32>,
+    verbose: bool,
 ) -> Result<(Object, Features), libbpf_rs::Error> {
     let tasks = std::env::var_os(NO_TASK_STORAGE_ENV).is_none() && has_task_storage(&kernel_btf());
     if tasks {
-        match open_and_load(bytes, pins, threads, true) {
+        match open_and_load(bytes, pins, threads, true, verbose) {
             Ok(o) => return Ok(o),
             Err(e) if pins_do_not_fit(&e) => return Err(e),
             Err(_) => {
@@ -84,7 +85,7 @@ fn load_object(
             }
         }
     }
-    open_and_load(bytes, pins, threads, false)
+    open_and_load(bytes, pins, threads, false, verbose)
 }
 
 /// The load failed because a pinned map of an earlier agent does not fit
@@ -100,8 +101,17 @@ fn open_and_load(
     pins: Option<&PinDir>,
     threads: Option<u32>,
     tasks: bool,
+    verbose: bool,
 ) -> Result<(Object, Features), libbpf_rs::Error> {
     let mut open = ObjectBuilder::default().open_memory(bytes)?;
+    if verbose {
+        // The verifier's statistics (log level 4), which libbpf prints
+        // after each program loads: how near a program is to the limit
+        // of instructions the verifier walks.
+        for mut prog in open.progs_mut() {
+            prog.set_log_level(4);
+        }
+    }
     // One of the two places for the threads' state is not created: the
     // verifier drops the code that would use it (see `.rodata.cache`).
     for mut map in open.maps_mut() {
@@ -265,7 +275,7 @@ impl Agent {
         let pins = pins.map(PinDir::prepare).transpose()?;
         let had_pins = pins.as_ref().is_some_and(|p| p.map("socks").exists());
         let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
-        let (object, features) = match load_object(bytes, pins.as_ref(), threads) {
+        let (object, features) = match load_object(bytes, pins.as_ref(), threads, verbose) {
             Ok(o) => o,
             Err(e) if had_pins && pins_do_not_fit(&e) => {
                 // Pins of an object with other maps (another version):
@@ -275,7 +285,8 @@ impl Agent {
                         .map_err(|e| AgentError::Config(format!("cannot remove the pinned maps: {e}")))?;
                 }
                 takeover = Some("replaced the pinned maps of an incompatible earlier object".into());
-                load_object(bytes, pins.as_ref(), threads).map_err(|e| kernel_error("load the eBPF programs", &e))?
+                load_object(bytes, pins.as_ref(), threads, verbose)
+                    .map_err(|e| kernel_error("load the eBPF programs", &e))?
             }
             Err(e) => return Err(kernel_error("load the eBPF programs", &e)),
         };
