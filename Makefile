@@ -148,11 +148,12 @@ bench-ebpf-python: build deps $(FLOOR_OBJ) $(SPIN_OBJ)
 	$(PY_ONE_CPU) --baseline-object $(FLOOR_OBJ) --bpf-stats
 	$(PY_ONE_CPU) --object $(SPIN_OBJ) --floor --baseline-object $(FLOOR_OBJ) --bpf-stats
 	$(PY_ONE_CPU) --object $(FLOOR_OBJ) --floor --baseline-object $(FLOOR_OBJ) --services-send-context
-# What the kernel's verifier does for each program (about a minute: the
-# statistics come with its full log). BASELINE=OBJ prints another object
-# beside it, e.g. the previous commit's.
-bench-ebpf-verifier: $(BUILD)/ebpf/copper_ctx.bpf.o
-	python3 benches/ebpf_verifier_stats.py --object $< $(if $(BASELINE),--baseline $(BASELINE))
+# What the kernel's verifier does for each program (`copperc agent
+# --verbose` prints it), and the object's load time, in a few seconds.
+# BASELINE=OBJ prints another object beside it, e.g. the previous commit's.
+bench-ebpf-verifier: build $(BUILD)/ebpf/copper_ctx.bpf.o
+	python3 benches/ebpf_verifier_stats.py --copperc target/release/copperc --object $(BUILD)/ebpf/copper_ctx.bpf.o \
+		$(if $(BASELINE),--baseline $(BASELINE))
 # Expressiveness, dataplane cost (services and Envoy sidecars on loopback)
 # and placement scale; rewrites the generated sections of docs/evaluation.md
 # and docs/eval/ (results.json and the SVG plots). EVAL_ARGS is passed on to
