@@ -21,12 +21,14 @@ As root, with bpftool on the PATH (the Makefile installs it). With
 
 import argparse
 import os
-import signal
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+from ebpf_bench import cgroup2_root
 
 LIMIT = 1_000_000
 BEGIN = re.compile(r"prog '([A-Za-z0-9_]+)': -- BEGIN PROG LOAD LOG --")
@@ -49,15 +51,6 @@ def load_seconds(obj):
         tail = "\n".join(run.stderr.splitlines()[-20:])
         sys.exit(f"ebpf_verifier_stats.py: the kernel refused {obj}:\n{tail}")
     return seconds
-
-
-def cgroup2_root():
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 2 and fields[2] == "cgroup2":
-                return fields[1]
-    sys.exit("ebpf_verifier_stats.py: no cgroup v2 mount in /proc/self/mounts")
 
 
 def agent_log(copperc, obj):

@@ -1147,6 +1147,18 @@ struct walk_ctx {
 	__u32 cut; /* the read ends after `cut` bytes (1 to 8) of a frame header, at `off` */
 };
 
+/* The payload length of a frame header's bytes 0 to 2. */
+static __always_inline __u32 frame_len(__u8 b0, __u8 b1, __u8 b2)
+{
+	return ((__u32)b0 << 16) | ((__u32)b1 << 8) | b2;
+}
+
+/* The stream id of a frame header's bytes 5 to 8. */
+static __always_inline __u32 stream_id(__u8 b5, __u8 b6, __u8 b7, __u8 b8)
+{
+	return ((__u32)(b5 & 0x7f) << 24) | ((__u32)b6 << 16) | ((__u32)b7 << 8) | b8;
+}
+
 /* A frame header: a global function's argument needs a sized type. */
 struct frame_head {
 	__u8 b[9];
@@ -1174,7 +1186,7 @@ __noinline int rx_frame(struct rx_frames *w, const struct frame_head *fh, __u32 
 	if (!w || !fh)
 		return 0;
 	h = fh->b;
-	sid = ((__u32)(h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	sid = stream_id(h[5], h[6], h[7], h[8]);
 	end_stream = h[4] & 0x1;
 
 	if (h[3] == 0x1 && sid != w->open) {
@@ -1182,7 +1194,7 @@ __noinline int rx_frame(struct rx_frames *w, const struct frame_head *fh, __u32 
 			w->overlap = 1;
 		w->headers++;
 		w->h_block = block;
-		w->h_len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+		w->h_len = frame_len(h[0], h[1], h[2]);
 		w->h_flags = h[4];
 		/*
 		 * The open stream stays followed until it ends; a second one
@@ -1223,7 +1235,7 @@ static long rx_walk_cb(__u64 i, void *c)
 		return 1;
 	}
 	rx_frame(&w->f, &fh, w->off + 9);
-	w->off += 9 + (((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2]);
+	w->off += 9 + frame_len(h[0], h[1], h[2]);
 	return 0;
 }
 
@@ -1303,7 +1315,7 @@ static __always_inline int rx_complete_header(struct h2_rx *st, struct walk_ctx 
 		return 1;
 	}
 	st->have = 0;
-	flen = ((__u32)st->part[0] << 16) | ((__u32)st->part[1] << 8) | st->part[2];
+	flen = frame_len(st->part[0], st->part[1], st->part[2]);
 	rx_frame(&w->f, (const struct frame_head *)st->part, w->off + need);
 	w->off += need + flen;
 	return 0;
@@ -2118,12 +2130,6 @@ static __always_inline void tx_h1(struct sk_msg_md *msg, struct scratch *s, __u3
 	linearize(msg);
 }
 
-/* The stream id of a frame header's bytes 5 to 8. */
-static __always_inline __u32 stream_id(__u8 b5, __u8 b6, __u8 b7, __u8 b8)
-{
-	return ((__u32)(b5 & 0x7f) << 24) | ((__u32)b6 << 16) | ((__u32)b7 << 8) | b8;
-}
-
 /* Rewrites the 24-bit length of the frame at `off`; 0 on success. */
 static __always_inline int set_frame_len(struct sk_msg_md *msg, __u32 off, __u32 flen)
 {
@@ -2247,7 +2253,7 @@ __noinline int tx_walk_frame(struct sk_msg_md *msg, struct tx_walk *w)
 		w->desync = 1;
 		return 1;
 	}
-	flen = ((__u32)d[0] << 16) | ((__u32)d[1] << 8) | d[2];
+	flen = frame_len(d[0], d[1], d[2]);
 	type = d[3];
 	flags = d[4];
 	end = off + 9 + flen;
@@ -2338,7 +2344,7 @@ __noinline int h2_frame(struct h2_build *b)
 		b->fail = 1;
 		return 1;
 	}
-	flen = ((__u32)B(s, at) << 16) | ((__u32)B(s, at + 1) << 8) | B(s, at + 2);
+	flen = frame_len(B(s, at), B(s, at + 1), B(s, at + 2));
 	flags = B(s, at + 4);
 	end = at + 9 + flen;
 	sid = stream_id(B(s, at + 5), B(s, at + 6), B(s, at + 7), B(s, at + 8));
@@ -2390,6 +2396,14 @@ static long h2_build_cb(__u64 i, void *c)
 	return h2_frame(c) ? 1 : 0;
 }
 
+/* Writes `flen` as the length of the frame header at s->buf[off]. */
+static __always_inline void buf_frame_len(struct scratch *s, __u32 off, __u32 flen)
+{
+	s->buf[masked(off, SCAN - 1)] = flen >> 16;
+	s->buf[masked(off + 1, SCAN - 1)] = flen >> 8;
+	s->buf[masked(off + 2, SCAN - 1)] = flen;
+}
+
 /*
  * The common message of an h2c client: one request's HEADERS frame alone,
  * whole, not PADDED, at the message's end. Its literal goes at the end, so
@@ -2404,18 +2418,14 @@ static __always_inline int tx_h2_one_request(struct sk_msg_md *msg, struct scrat
 
 	if (!len || off + 9 > size || size >= SCAN || B(s, off + 3) != 0x1 || (B(s, off + 4) & 0xc) != 0x4)
 		return -1;
-	flen = ((__u32)B(s, off) << 16) | ((__u32)B(s, off + 1) << 8) | B(s, off + 2);
+	flen = frame_len(B(s, off), B(s, off + 1), B(s, off + 2));
 	sid = stream_id(B(s, off + 5), B(s, off + 6), B(s, off + 7), B(s, off + 8));
 	if (off + 9 + flen != size || sid <= st->tx_last_stream || flen + len > H2_MAX_FRAME)
 		return -1;
-	s->buf[masked(off, SCAN - 1)] = (flen + len) >> 16;
-	s->buf[masked(off + 1, SCAN - 1)] = (flen + len) >> 8;
-	s->buf[masked(off + 2, SCAN - 1)] = flen + len;
+	buf_frame_len(s, off, flen + len);
 	if (rebuild(msg, size, size, len)) {
 		/* s->buf as it was: the walk below may still take the message. */
-		s->buf[masked(off, SCAN - 1)] = flen >> 16;
-		s->buf[masked(off + 1, SCAN - 1)] = flen >> 8;
-		s->buf[masked(off + 2, SCAN - 1)] = flen;
+		buf_frame_len(s, off, flen);
 		return -1;
 	}
 	count(ST_TX_H2_INSERTED);
@@ -2478,7 +2488,7 @@ static __always_inline int tx_complete_header(struct scratch *s, struct conn_sta
 	if (bpf_probe_read_kernel(&st->tx_part[have], masked(need, 15), s->buf))
 		goto lost;
 	st->tx_have = 0;
-	flen = ((__u32)st->tx_part[0] << 16) | ((__u32)st->tx_part[1] << 8) | st->tx_part[2];
+	flen = frame_len(st->tx_part[0], st->tx_part[1], st->tx_part[2]);
 	sid = stream_id(st->tx_part[5], st->tx_part[6], st->tx_part[7], st->tx_part[8]);
 	if (st->tx_part[3] == 0x1 && sid > st->tx_last_stream) {
 		st->tx_last_stream = sid;
