@@ -87,7 +87,14 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// one text: `//// path`, then the file. Binaries (the eBPF object) and
 /// very long lines (its base64 in a ConfigMap) vary with the compiler, so
 /// they are shown by kind and length.
+///
+/// A line over 1,000 characters is shown as its length, except the base64 of
+/// the eBPF object built into copperc (the ConfigMap's `copper.bpf.o`), which
+/// is checked to be exactly that object and shown as a name: the object's
+/// bytes depend on the kernel whose BTF the build read, so its length would
+/// tie the snapshot to one machine.
 pub fn tree_text(root: &Path, dirs: &[&str]) -> String {
+    let object = copperc::emit::k8s::base64(copperc::ebpf::OBJECT);
     let mut s = String::new();
     for d in dirs {
         for p in files_under(&root.join(d)) {
@@ -95,7 +102,9 @@ pub fn tree_text(root: &Path, dirs: &[&str]) -> String {
             match String::from_utf8(std::fs::read(&p).unwrap()) {
                 Ok(text) => {
                     for line in text.split_inclusive('\n') {
-                        if line.len() > 1000 {
+                        if line.trim() == object {
+                            s.push_str("<base64 of copperc::ebpf::OBJECT, the built eBPF object>\n");
+                        } else if line.len() > 1000 {
                             s.push_str(&format!("<{} characters>\n", line.trim_end().len()));
                         } else {
                             s.push_str(line);
