@@ -52,7 +52,7 @@ stops by itself after --max-seconds.
 Usage: build/venv/bin/python benches/ebpf_overhead.py [--copperc target/release/copperc] [--mode node|per-service] [--keepalive]
        [--services python|native [--echo-headers]] [--bpf-stats] [--object FILE [--floor]] [--rounds 12] [--requests 2000] [--warmup 100] [--settle 1]
        [--interleaved [--aa] [--dump FILE]] [--baseline-object FILE] [--services-send-context] [--cpus 0]
-       [--protocol h1|h2c]
+       [--protocol h1|h2c [--h2c-requests bare|grpc]]
 """
 import argparse
 import bisect
@@ -94,6 +94,11 @@ parser.add_argument("--protocol", choices=["h1", "h2c"], default="h1",
                          "the next hop); needs --services native and --keepalive. The client sends one request a "
                          "stream on its kept connection")
 parser.add_argument("--h2c-testsvc", default="target/release/examples/copperc-h2c-testsvc")
+parser.add_argument("--h2c-requests", choices=["bare", "grpc"], default="bare",
+                    help="--protocol h2c: bare requests carry the pseudo-header fields alone (GET), so that the "
+                         "context header is the only regular field a service receives, and its HeaderMap is "
+                         "allocated for it; grpc requests are shaped as a gRPC client's (POST with content-type, te "
+                         "and user-agent, as tonic sends with every call), at every hop and from the client")
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--requests", type=int, default=2000,
                     help="measured requests a window; the p99 of fewer than 1,000 moves by more than the add-on "
@@ -174,7 +179,7 @@ BASELINE = ["--object", args.baseline_object] if args.baseline_object else None
 SEND_CONTEXT_FLAG = f"/tmp/copper-ovh-{os.getpid()}.send-context"
 
 NAMES = ["a", "b", "c"]
-PROTOCOL = "h2c (the h2 crate)" if args.protocol == "h2c" else "HTTP/1.1"
+PROTOCOL = (f"h2c (the h2 crate, {args.h2c_requests} requests)" if args.protocol == "h2c" else "HTTP/1.1")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -236,8 +241,14 @@ def wait_port(port, proc, what):
 def seen_by_c(body):
     """What c saw: its list of contexts (python services, h2c), or its context header in the nested report
     (native HTTP/1.1)."""
-    if args.services == "python" or args.protocol == "h2c":
+    if args.services == "python":
         return body
+    if args.protocol == "h2c":
+        try:
+            # --report-absent's empty entry stands for no context.
+            return json.dumps([v for v in json.loads(body) if v != ""]).encode()
+        except (ValueError, TypeError):
+            return b"unparsable: " + body[:200]
     try:
         report = json.loads(body)
         c = report["calls"][0]["body"]["calls"][0]["body"]
@@ -326,6 +337,10 @@ class KeptH2c:
 
     # :method GET, :scheme http, :path /, then :authority "a" as a literal without indexing (name index 1).
     BLOCK = b"\x82\x86\x84\x01\x01a"
+    # --h2c-requests grpc: :method POST, :scheme http, :path /, :authority "a", then content-type (static
+    # index 31), te (a new name) and user-agent (static index 58), each a literal without indexing.
+    GRPC_BLOCK = (b"\x83\x86\x84\x01\x01a" + b"\x0f\x10\x10application/grpc" + b"\x00\x02te\x08trailers"
+                  + b"\x0f\x2b\x13copperc-h2c-testsvc")
     # END_STREAM | END_HEADERS
     FLAGS = 0x05
 
@@ -359,7 +374,8 @@ class KeptH2c:
         sid = self.stream
         self.stream += 2
         t0 = time.perf_counter_ns()
-        self.sock.sendall(self.frame(0x1, self.FLAGS, sid, self.BLOCK))
+        block = self.GRPC_BLOCK if args.h2c_requests == "grpc" else self.BLOCK
+        self.sock.sendall(self.frame(0x1, self.FLAGS, sid, block))
         body = b""
         while True:
             kind, flags, stream, payload = self.next_frame()
@@ -427,7 +443,11 @@ class Bench:
                 os.makedirs(where)
             procs = os.path.join(where, "cgroup.procs")
             if args.protocol == "h2c":
-                script = f"echo $$ > '{procs}' && exec '{args.h2c_testsvc}'" + next_hop_args(nxt)
+                # --report-absent: c answers [""] rather than [] without a context, so that its answer costs
+                # the same JSON work in both chains (as --context-only does for copperc-testsvc).
+                script = f"echo $$ > '{procs}' && exec '{args.h2c_testsvc}' --report-absent" + next_hop_args(nxt)
+                if args.h2c_requests == "grpc":
+                    script += " --grpc-headers"
                 nxt = self.start_printing_port(script, name)
                 continue
             if args.services == "native":

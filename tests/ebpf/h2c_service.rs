@@ -7,6 +7,7 @@
 //! ```text
 //! copperc-h2c-testsvc [--listen PORT] [--next HOST:PORT] [--send-context-if FILE]
 //!                     [--streams-at-once] [--multi-thread] [--delay-ms MS]
+//!                     [--grpc-headers] [--report-absent]
 //! ```
 //!
 //! Listens on 127.0.0.1 (a free port unless `--listen`) and prints
@@ -25,6 +26,15 @@
 //! a literal without indexing, which decodes the same way): what the header
 //! costs the services, without the add-on (benches/ebpf_overhead.py
 //! `--services-send-context`).
+//!
+//! With `--grpc-headers` its calls are shaped as a gRPC client's (tonic's):
+//! `POST` with `content-type: application/grpc`, `te: trailers` and a
+//! `user-agent`, the fields gRPC sends with every call. Without it a call
+//! carries no regular field at all, so that the context header is the first
+//! one the callee's `http::HeaderMap` holds and allocates for. With
+//! `--report-absent` the last hop reports a missing header as one empty
+//! string, so that its answer has the same shape, and costs the same JSON
+//! work, with and without the add-on (as `copperc-testsvc --context-only`).
 //!
 //! Two other shapes are what the add-on cannot tie a call to its request
 //! in, and must then send no context: `--streams-at-once` serves the
@@ -76,6 +86,13 @@ struct Args {
     /// Wait this long in each request before calling the next hop.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Send each call as a gRPC client does: POST, with content-type, te
+    /// and user-agent.
+    #[arg(long)]
+    grpc_headers: bool,
+    /// The last hop reports a missing context header as an empty string.
+    #[arg(long)]
+    report_absent: bool,
 }
 
 /// What every connection's thread needs to know.
@@ -84,6 +101,8 @@ struct Service {
     send_context_if: Option<PathBuf>,
     streams_at_once: bool,
     delay: std::time::Duration,
+    grpc_headers: bool,
+    report_absent: bool,
 }
 
 impl Service {
@@ -111,6 +130,8 @@ fn main() -> ExitCode {
         send_context_if: args.send_context_if,
         streams_at_once: args.streams_at_once || args.multi_thread,
         delay: std::time::Duration::from_millis(args.delay_ms),
+        grpc_headers: args.grpc_headers,
+        report_absent: args.report_absent,
     });
     if args.multi_thread {
         return match serve_on_workers(listener, service) {
@@ -218,8 +239,8 @@ async fn answer(
         tokio::time::sleep(service.delay).await;
     }
     let body = match (service.next, upstream) {
-        (Some(addr), Some(send)) => call(send, addr, service.sends_context()).await?,
-        _ => contexts_seen(request.headers())?,
+        (Some(addr), Some(send)) => call(send, addr, service).await?,
+        _ => contexts_seen(request.headers(), service.report_absent)?,
     };
     let response = http::Response::builder()
         .status(200)
@@ -244,14 +265,22 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, Failure> {
     Ok(send)
 }
 
-/// One GET to the next hop, with the context header if `own`; returns the body.
-async fn call(send: SendRequest<Bytes>, addr: SocketAddr, own: bool) -> Result<Bytes, Failure> {
+/// One call to the next hop (a GET, or a gRPC-shaped POST), with the
+/// context header if the service sends it itself; returns the body.
+async fn call(send: SendRequest<Bytes>, addr: SocketAddr, service: &Service) -> Result<Bytes, Failure> {
     let mut send = send.ready().await?;
-    let mut request = http::Request::builder()
-        .method("GET")
-        .uri(format!("http://{addr}/"))
-        .body(())?;
-    if own {
+    let mut request = http::Request::builder().uri(format!("http://{addr}/"));
+    request = if service.grpc_headers {
+        request
+            .method("POST")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("user-agent", "copperc-h2c-testsvc")
+    } else {
+        request.method("GET")
+    };
+    let mut request = request.body(())?;
+    if service.sends_context() {
         let mut value = http::HeaderValue::from_static("/a/b");
         value.set_sensitive(true);
         request.headers_mut().insert("x-copper-context", value);
@@ -267,12 +296,16 @@ async fn call(send: SendRequest<Bytes>, addr: SocketAddr, own: bool) -> Result<B
     Ok(Bytes::from(out))
 }
 
-/// The last hop's answer: every `x-copper-context` value, in order.
-fn contexts_seen(headers: &http::HeaderMap) -> Result<Bytes, Failure> {
-    let values = headers
+/// The last hop's answer: every `x-copper-context` value, in order (with
+/// `report_absent`, `[""]` when there is none).
+fn contexts_seen(headers: &http::HeaderMap, report_absent: bool) -> Result<Bytes, Failure> {
+    let mut values = headers
         .get_all("x-copper-context")
         .iter()
         .map(|v| v.to_str().map(str::to_owned))
         .collect::<Result<Vec<_>, _>>()?;
+    if values.is_empty() && report_absent {
+        values.push(String::new());
+    }
     Ok(Bytes::from(serde_json::to_vec(&values)?))
 }
