@@ -18,7 +18,7 @@ help:
 	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain, and each program's cost per call (root)"
 	@echo "make bench-ebpf-floor  the same chains with programs that return at once: what the hooks cost by themselves (root)"
 	@echo "make bench-ebpf-python  the Python chain's cost taken apart on one CPU: floor, programs' time, the header (root)"
-	@echo "make bench-ebpf-h2c  the add-on on an h2c chain of the h2 crate, kept connections: with it, the floor object, none (root)"
+	@echo "make bench-ebpf-h2c  the add-on on an h2c chain of the h2 crate, kept connections, bare and gRPC-shaped requests: with it, the floor object, none (root)"
 	@echo "make bench-ebpf-verifier  the verifier's work per program of the add-on (instructions of the 1M limit, states) and its load time (root)"
 	@echo "make eval     run the evaluation (real Envoy on loopback, about 10 min): docs/evaluation.md tables, docs/eval/*.svg"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 60)"
@@ -127,13 +127,15 @@ bench-ebpf-floor: build deps $(FLOOR_OBJ)
 	$(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native --keepalive \
 		--interleaved --rounds 64 --requests 2000 --warmup 500 --aa
 # The h2c chain (tests/ebpf/h2c_service.rs, the h2 crate, kept connections):
-# the add-on, the floor object, and two unfollowed chains, each beside an
-# unfollowed twin (docs/evaluation.md, "The h2c chain").
+# the add-on with bare requests and with gRPC-shaped ones, the floor object,
+# and two unfollowed chains, each beside an unfollowed twin
+# (docs/evaluation.md, "The h2c chain").
 H2C_INTERLEAVED := $(VENV)/bin/python benches/ebpf_overhead.py --copperc target/release/copperc --services native \
 	--keepalive --protocol h2c --interleaved --rounds 64 --requests 2000 --warmup 500
 bench-ebpf-h2c: build deps $(FLOOR_OBJ)
 	$(CARGO) build --release --locked --example copperc-h2c-testsvc
 	$(H2C_INTERLEAVED)
+	$(H2C_INTERLEAVED) --h2c-requests grpc
 	$(H2C_INTERLEAVED) --floor --object $(FLOOR_OBJ)
 	$(H2C_INTERLEAVED) --aa
 # The Python chain's cost taken apart, on one CPU, in the same processes
