@@ -34,20 +34,6 @@ const PYTHON: &str = "build/venv/bin/python";
 /// The mode of `spawn_service` that runs the Rust h2c service.
 const H2C_RUST: &str = "h2c-rust";
 
-/// copperc-h2c-testsvc, an example target, built for the profile of this test
-/// (`make test` builds it: `cargo test --all-targets` builds examples only as
-/// test binaries).
-fn h2c_service() -> PathBuf {
-    let copperc = Path::new(env!("CARGO_BIN_EXE_copperc"));
-    let svc = copperc.with_file_name("examples").join("copperc-h2c-testsvc");
-    assert!(
-        svc.exists(),
-        "{} is missing: build it with `cargo build [--release] --example copperc-h2c-testsvc` (make test does)",
-        svc.display()
-    );
-    svc
-}
-
 /// Lines of a child's pipe, read on a thread so that waits can time out.
 fn lines<R: Read + Send + 'static>(r: R) -> Receiver<String> {
     let (tx, rx) = channel();
@@ -312,7 +298,7 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
 fn spawn_service(cgroup: &Path, mode: &str, next: Option<u16>) -> (Child, u16) {
     let procs = cgroup.join("cgroup.procs");
     let program = if let Some(args) = mode.strip_prefix(H2C_RUST) {
-        let svc = h2c_service();
+        let svc = common::h2c_testsvc();
         format!("'{}'{args}", svc.display())
     } else {
         format!("{PYTHON} -u {SERVICE} {mode}")

@@ -10,7 +10,9 @@
 //! one built against the machine's BTF, relocated there by CO-RE. The chain
 //! client -> a -> b -> c, one agent per service, must carry `/a/b` to c
 //! over HTTP/1.1 and over h2c, and a forged context from the client must not
-//! go past a; each agent must detach on SIGTERM.
+//! go past a; each agent must detach on SIGTERM. The HTTP/1.1 chain runs
+//! again under one node-wide agent (`--config`, the DaemonSet's way), which
+//! on this kernel finds new pods by searching /proc.
 //!
 //! Needs what `make deps` installs: qemu-system-x86, busybox-static, cpio,
 //! nghttp, and the kernel at build/kernels/debian-6.1/vmlinuz (or the file
@@ -22,6 +24,8 @@
     clippy::panic,
     reason = "test code: a panic is a failure report"
 )]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -109,12 +113,7 @@ fn install(root: &Path, from: &Path, at: &str, strip: bool) {
 fn initramfs(dir: &Path) -> PathBuf {
     let root = dir.join("root");
     let copperc = Path::new(env!("CARGO_BIN_EXE_copperc"));
-    let h2c = copperc.with_file_name("examples").join("copperc-h2c-testsvc");
-    assert!(
-        h2c.exists(),
-        "{} is missing: build it with `cargo build --example copperc-h2c-testsvc` (make test does)",
-        h2c.display()
-    );
+    let h2c = common::h2c_testsvc();
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.is_file() && libraries(busybox).is_empty(),
@@ -201,7 +200,7 @@ fn reports(console: &str) -> BTreeMap<String, String> {
             continue;
         };
         let words = match rest.split_whitespace().next() {
-            Some("attach" | "exit" | "detach" | "answer") => 3,
+            Some("attach" | "exit" | "detach" | "answer" | "await") => 3,
             _ => 1,
         };
         let mut parts = rest.splitn(words + 1, ' ');
@@ -268,8 +267,29 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
         "{}",
         show()
     );
+    assert_eq!(h1_contexts(get("answer node plain")), ["", "/a", "/a/b"], "{}", show());
+    assert_eq!(
+        h1_contexts(get("answer node forged")),
+        ["/evil/x", "/a", "/a/b"],
+        "{}",
+        show()
+    );
     assert_eq!(get("answer h2c plain"), r#"["/a/b"]"#, "{}", show());
     assert_eq!(get("answer h2c forged"), r#"["/a/b"]"#, "{}", show());
+
+    // The node-wide agent, which on this kernel finds new pods by searching
+    // /proc (no exec events before Linux 6.6), follows each pod that
+    // announces itself, and detaches on SIGTERM.
+    let node = get("attach node agent");
+    assert!(
+        node.contains("node-wide") && node.contains("syscall tracepoints"),
+        "{}",
+        show()
+    );
+    for s in ["a", "b", "c"] {
+        assert_eq!(get(&format!("await node {s}")), "0", "{}", show());
+    }
+    assert_eq!(get("exit node agent"), "0", "{}", show());
 
     // Each of the two requests was given its context by the agents of a and
     // b, and read with it by those of b and c.

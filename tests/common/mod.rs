@@ -54,6 +54,20 @@ pub fn require(path: &str, what: &str) -> PathBuf {
     p
 }
 
+/// copperc-h2c-testsvc, an example target, built for the profile of the
+/// test (`make test` builds it: `cargo test --all-targets` builds examples
+/// only as test binaries).
+pub fn h2c_testsvc() -> PathBuf {
+    let copperc = Path::new(env!("CARGO_BIN_EXE_copperc"));
+    let svc = copperc.with_file_name("examples").join("copperc-h2c-testsvc");
+    assert!(
+        svc.exists(),
+        "{} is missing: build it with `cargo build [--release] --example copperc-h2c-testsvc` (make test does)",
+        svc.display()
+    );
+    svc
+}
+
 pub fn envoy() -> PathBuf {
     require(
         "build/venv/bin/envoy",

@@ -2,9 +2,11 @@
 # The init of the virtual machine of tests/ebpf_older_kernel.rs: on the
 # kernel under test, the chain client -> a -> b -> c with one
 # `copperc agent` per service, over HTTP/1.1 (copperc-testsvc) and h2c
-# (copperc-h2c-testsvc, nghttp as the client), each request sent once
-# plain and once with a forged context. Every line the test reads starts
-# with `COPPER-VM `; the machine powers off at the end.
+# (copperc-h2c-testsvc, nghttp as the client), then over HTTP/1.1 again
+# with one node-wide agent (`--config`, as the DaemonSet runs it) for
+# three pods that announce themselves with `copperc await-agent`; each
+# request sent once plain and once with a forged context. Every line the
+# test reads starts with `COPPER-VM `; the machine powers off at the end.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -88,6 +90,39 @@ wait_port 18011
 say answer h2c plain "$(/nghttp http://127.0.0.1:18011/)"
 say answer h2c forged "$(/nghttp -H 'x-copper-context: /evil/x' http://127.0.0.1:18011/)"
 stop_agents h2c
+
+# Node-wide: each pod folder holds `wait`, where await-agent announces the
+# pod, and `app`, where its service runs once the agent follows it.
+mkdir -p /sys/fs/cgroup/pods
+echo '{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}' >/tmp/config.json
+/copperc agent --no-pins --pods-under /sys/fs/cgroup/pods --config /tmp/config.json 2>/tmp/node-agent.log &
+node_agent=$!
+i=0
+while [ "$i" -lt 1200 ] && [ ! -s /tmp/node-agent.log ] && kill -0 "$node_agent" 2>/dev/null; do
+	sleep 0.25
+	i=$((i + 1))
+done
+say attach node agent "$(head -n 1 /tmp/node-agent.log)"
+port=18024
+next=""
+for s in c b a; do
+	mkdir -p "/sys/fs/cgroup/pods/$s/wait" "/sys/fs/cgroup/pods/$s/app"
+	sh -c 'echo $$ > "$0/cgroup.procs" && COPPER_CTX_SERVICE="$1" exec /copperc await-agent --exit-when-attached --timeout 120 --ready-file "/tmp/ready-$1"' \
+		"/sys/fs/cgroup/pods/$s/wait" "$s" >/dev/null 2>"/tmp/node-await-$s.log"
+	say await node "$s" "$?"
+	port=$((port - 1))
+	callee=""
+	[ -n "$next" ] && callee="--callee next=127.0.0.1:$next"
+	in_cgroup "pods/$s/app" /copperc-testsvc --name "$s" --listen "$port" --no-context --context-only --lifetime 300 $callee
+	wait_port "$port"
+	next=$port
+done
+say answer node plain "$(wget -q -O - http://127.0.0.1:$next/)"
+say answer node forged "$(wget -q -O - --header 'x-copper-context: /evil/x' http://127.0.0.1:$next/)"
+kill -TERM "$node_agent"
+wait "$node_agent"
+say exit node agent "$?"
+say detach node agent "$(tail -n 1 /tmp/node-agent.log)"
 
 say done
 poweroff -f
