@@ -11,8 +11,10 @@
 //! client -> a -> b -> c, one agent per service, must carry `/a/b` to c
 //! over HTTP/1.1 and over h2c, and a forged context from the client must not
 //! go past a; each agent must detach on SIGTERM. The HTTP/1.1 chain runs
-//! again under one node-wide agent (`--config`, the DaemonSet's way), which
-//! on this kernel finds new pods by searching /proc.
+//! again with tp_btf sys_enter/sys_exit, the last set of hooks, and under
+//! one node-wide agent (`--config`, the DaemonSet's way), which on this
+//! kernel finds new pods by searching /proc. An agent asked for the socket
+//! receive hook by name must refuse, saying why.
 //!
 //! Needs what `make deps` installs: qemu-system-x86, busybox-static, cpio,
 //! nghttp, and the kernel at build/kernels/debian-6.1/vmlinuz (or the file
@@ -235,17 +237,34 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
     let dir = tempfile::tempdir().unwrap();
     let image = initramfs(dir.path());
     let console = boot(&kernel, &image, dir.path());
+    // Shown with --nocapture, and by the harness when the test fails.
+    println!("{console}");
     let got = reports(&console);
     let show = || format!("{got:#?}\nconsole:\n{console}");
     let get = |key: &str| got.get(key).unwrap_or_else(|| panic!("no `{key}`: {}", show()));
 
     assert!(get("uname").starts_with("6.1."), "{}", show());
     assert!(got.contains_key("done"), "{}", show());
-    for phase in ["h1", "h2c"] {
+    // Asked for by name, the socket receive hook (Linux 6.4) is refused,
+    // with the reason.
+    assert_ne!(get("exit refused agent"), "0", "{}", show());
+    let refusal = get("refusal");
+    assert!(
+        refusal.contains("error: cannot attach the socket receive hook")
+            && refusal.contains("no `sock_recv_length` tracepoint, which came in Linux 6.4 (this is Linux 6.1."),
+        "{}",
+        show()
+    );
+
+    for (phase, hooks) in [
+        ("h1", "syscall tracepoints"),
+        ("tpbtf", "tp_btf sys_enter/sys_exit"),
+        ("h2c", "syscall tracepoints"),
+    ] {
         for s in ["a", "b", "c"] {
             let attach = get(&format!("attach {phase} {s}"));
             for fallback in [
-                "syscall tracepoints",
+                hooks,
                 "the kernel has no cgroup storage",
                 "threads' state in an LRU hash",
             ] {
@@ -263,6 +282,13 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
     assert_eq!(h1_contexts(get("answer h1 plain")), ["", "/a", "/a/b"], "{}", show());
     assert_eq!(
         h1_contexts(get("answer h1 forged")),
+        ["/evil/x", "/a", "/a/b"],
+        "{}",
+        show()
+    );
+    assert_eq!(h1_contexts(get("answer tpbtf plain")), ["", "/a", "/a/b"], "{}", show());
+    assert_eq!(
+        h1_contexts(get("answer tpbtf forged")),
         ["/evil/x", "/a", "/a/b"],
         "{}",
         show()
@@ -290,10 +316,21 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
         assert_eq!(get(&format!("await node {s}")), "0", "{}", show());
     }
     assert_eq!(get("exit node agent"), "0", "{}", show());
+    // a and b each gave two requests their context; b and c read them.
+    let node = get("detach node agent");
+    assert!(
+        node.contains("tx_h1_inserted=4 ") && node.contains("rx_with_context=4 "),
+        "{}",
+        show()
+    );
 
     // Each of the two requests was given its context by the agents of a and
     // b, and read with it by those of b and c.
-    for (phase, tx) in [("h1", "tx_h1_inserted=2 "), ("h2c", "tx_h2_inserted=2 ")] {
+    for (phase, tx) in [
+        ("h1", "tx_h1_inserted=2 "),
+        ("tpbtf", "tx_h1_inserted=2 "),
+        ("h2c", "tx_h2_inserted=2 "),
+    ] {
         for s in ["a", "b"] {
             assert!(get(&format!("detach {phase} {s}")).contains(tx), "{}", show());
         }

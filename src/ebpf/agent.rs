@@ -62,6 +62,9 @@ struct Features {
     service_cache: bool,
     /// It keeps the threads' state in task storage, not in `threads`.
     task_storage: bool,
+    /// The kernel has the socket receive tracepoint (Linux 6.4), so the
+    /// socket hook's programs were loaded.
+    socket_hook: bool,
 }
 
 /// `open_and_load` with the threads' state in task storage where the kernel
@@ -137,7 +140,8 @@ fn open_and_load(
     // A tp_btf program needs its tracepoint in the kernel's BTF to load at
     // all; without it (before Linux 6.4) the object loads without the
     // socket hook, and the agent falls back to the syscall hooks.
-    if !btf_has_name(&btf, b"btf_trace_sock_recv_length") {
+    let socket_hook = btf_has_name(&btf, b"btf_trace_sock_recv_length");
+    if !socket_hook {
         for mut prog in open.progs_mut() {
             if SOCKET_PROGS.iter().any(|n| prog.name() == *n) {
                 prog.set_autoload(false);
@@ -177,6 +181,7 @@ fn open_and_load(
             Features {
                 service_cache: cache,
                 task_storage: tasks,
+                socket_hook,
             },
         )
     })
@@ -210,6 +215,13 @@ pub struct Agent {
     /// This agent's epoch in `control`: thread values written under an
     /// earlier agent's are never sent.
     epoch: u32,
+}
+
+/// The running kernel's release, as `uname -r` prints it, for messages.
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| format!("Linux {}", u.release().to_string_lossy()))
+        .unwrap_or_else(|_| "a kernel whose release is unknown".into())
 }
 
 fn check_cgroup(path: &Path) -> Result<File, AgentError> {
@@ -423,6 +435,20 @@ impl Agent {
         // At the socket when the kernel has `sock_recv_length` (6.4 and
         // later): no syscall is traced at all.
         let socket_why = match hooks {
+            // Its programs were not loaded: attaching them would fail with
+            // libbpf's "no FD", which says nothing of the kernel.
+            HookChoice::Socket if !self.features.socket_hook => {
+                return Err(AgentError::Kernel {
+                    step: "attach the socket receive hook (tp_btf sock_recv_length)".into(),
+                    detail: format!(
+                        "the kernel's BTF has no `sock_recv_length` tracepoint, which came in Linux 6.4 (this is {}); \
+                         `--syscall-hooks auto` falls back to the syscall tracepoints",
+                        kernel_release()
+                    ),
+                    log: Vec::new(),
+                });
+            }
+            HookChoice::Auto if !self.features.socket_hook => "no socket receive tracepoint (Linux 6.4); ".to_string(),
             HookChoice::Auto | HookChoice::Socket => match self.attach_all(&SOCKET_PROGS) {
                 Ok(l) => {
                     links.extend(l);

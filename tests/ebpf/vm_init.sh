@@ -1,12 +1,14 @@
 #!/bin/busybox sh
 # The init of the virtual machine of tests/ebpf_older_kernel.rs: on the
 # kernel under test, the chain client -> a -> b -> c with one
-# `copperc agent` per service, over HTTP/1.1 (copperc-testsvc) and h2c
-# (copperc-h2c-testsvc, nghttp as the client), then over HTTP/1.1 again
-# with one node-wide agent (`--config`, as the DaemonSet runs it) for
-# three pods that announce themselves with `copperc await-agent`; each
-# request sent once plain and once with a forged context. Every line the
-# test reads starts with `COPPER-VM `; the machine powers off at the end.
+# `copperc agent` per service, over HTTP/1.1 (copperc-testsvc) with the
+# hooks the agent picks and with tp_btf sys_enter/sys_exit, over h2c
+# (copperc-h2c-testsvc, nghttp as the client), and over HTTP/1.1 under one
+# node-wide agent (`--config`, as the DaemonSet runs it) for three pods
+# that announce themselves with `copperc await-agent`; each request sent
+# once plain and once with a forged context. First, an agent asked for a
+# hook that the kernel lacks must refuse. Every line the test reads starts
+# with `COPPER-VM `; the machine powers off at the end.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -19,13 +21,13 @@ ip link set lo up
 say() { echo "COPPER-VM $*"; }
 say uname "$(uname -r)"
 
-# start_agents PHASE [AGENT FLAGS OF b AND c]: one agent per service, each
+# start_agents PHASE FLAGS [FLAGS OF b AND c]: one agent per service, each
 # on its own cgroup; returns once all three attached (or one exited).
 start_agents() {
 	for s in a b c; do
 		mkdir -p "/sys/fs/cgroup/$1-$s"
-		if [ "$s" = a ]; then extra=--entrypoint; else extra="$2"; fi
-		/copperc agent --service "$s" --cgroup "/sys/fs/cgroup/$1-$s" $extra 2>"/tmp/$1-agent-$s.log" &
+		if [ "$s" = a ]; then extra=--entrypoint; else extra="$3"; fi
+		/copperc agent --service "$s" --cgroup "/sys/fs/cgroup/$1-$s" $2 $extra 2>"/tmp/$1-agent-$s.log" &
 		echo $! >"/tmp/$1-agent-$s.pid"
 	done
 	i=0
@@ -66,21 +68,40 @@ wait_port() {
 	done
 }
 
-# HTTP/1.1: a thread per connection, a new connection per call.
-start_agents h1 ""
-in_cgroup h1-c /copperc-testsvc --name c --listen 18003 --no-context --context-only --lifetime 300
-wait_port 18003
-in_cgroup h1-b /copperc-testsvc --name b --listen 18002 --no-context --context-only --lifetime 300 --callee next=127.0.0.1:18003
-wait_port 18002
-in_cgroup h1-a /copperc-testsvc --name a --listen 18001 --no-context --context-only --lifetime 300 --callee next=127.0.0.1:18002
-wait_port 18001
-say answer h1 plain "$(wget -q -O - http://127.0.0.1:18001/)"
-say answer h1 forged "$(wget -q -O - --header 'x-copper-context: /evil/x' http://127.0.0.1:18001/)"
-stop_agents h1
+# h1_chain PHASE PORT: the HTTP/1.1 chain (a thread per connection, a new
+# connection per call) on ports PORT+1 to PORT+3, its two requests, and
+# the agents' stop.
+h1_chain() {
+	in_cgroup "$1-c" /copperc-testsvc --name c --listen $(($2 + 3)) --no-context --context-only --lifetime 300
+	wait_port $(($2 + 3))
+	in_cgroup "$1-b" /copperc-testsvc --name b --listen $(($2 + 2)) --no-context --context-only --lifetime 300 \
+		--callee next=127.0.0.1:$(($2 + 3))
+	wait_port $(($2 + 2))
+	in_cgroup "$1-a" /copperc-testsvc --name a --listen $(($2 + 1)) --no-context --context-only --lifetime 300 \
+		--callee next=127.0.0.1:$(($2 + 2))
+	wait_port $(($2 + 1))
+	say answer "$1" plain "$(wget -q -O - http://127.0.0.1:$(($2 + 1))/)"
+	say answer "$1" forged "$(wget -q -O - --header 'x-copper-context: /evil/x' http://127.0.0.1:$(($2 + 1))/)"
+	stop_agents "$1"
+}
+
+# The socket receive hook, asked for by name, needs Linux 6.4: the agent
+# must refuse and say why.
+mkdir -p /sys/fs/cgroup/refused
+/copperc agent --service a --cgroup /sys/fs/cgroup/refused --syscall-hooks socket 2>/tmp/refused.log
+say exit refused agent "$?"
+say refusal "$(tr '\n' ' ' </tmp/refused.log)"
+
+# HTTP/1.1, with the hooks the agent picks (the syscall tracepoints here),
+# then with tp_btf sys_enter/sys_exit.
+start_agents h1 "" ""
+h1_chain h1 18000
+start_agents tpbtf "--syscall-hooks tp-btf" ""
+h1_chain tpbtf 18030
 
 # h2c: the h2 crate on a tokio runtime per connection, kept connections,
 # non-blocking sockets: b and c are declared one request per thread.
-start_agents h2c --one-request-per-thread
+start_agents h2c "" --one-request-per-thread
 in_cgroup h2c-c /copperc-h2c-testsvc --listen 18013 >/dev/null
 wait_port 18013
 in_cgroup h2c-b /copperc-h2c-testsvc --listen 18012 --next 127.0.0.1:18013 >/dev/null
