@@ -257,9 +257,9 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
     );
 
     for (phase, hooks) in [
-        ("h1", "syscall tracepoints"),
+        ("h1", "syscall tracepoints: no socket receive tracepoint (Linux 6.4)"),
         ("tpbtf", "tp_btf sys_enter/sys_exit"),
-        ("h2c", "syscall tracepoints"),
+        ("h2c", "syscall tracepoints: no socket receive tracepoint (Linux 6.4)"),
     ] {
         for s in ["a", "b", "c"] {
             let attach = get(&format!("attach {phase} {s}"));
@@ -308,7 +308,7 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
     // announces itself, and detaches on SIGTERM.
     let node = get("attach node agent");
     assert!(
-        node.contains("node-wide") && node.contains("syscall tracepoints"),
+        node.contains("node-wide") && node.contains("syscall tracepoints: no socket receive tracepoint (Linux 6.4)"),
         "{}",
         show()
     );

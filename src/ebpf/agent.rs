@@ -448,7 +448,7 @@ impl Agent {
                     log: Vec::new(),
                 });
             }
-            HookChoice::Auto if !self.features.socket_hook => "no socket receive tracepoint (Linux 6.4); ".to_string(),
+            HookChoice::Auto if !self.features.socket_hook => "no socket receive tracepoint (Linux 6.4)".to_string(),
             HookChoice::Auto | HookChoice::Socket => match self.attach_all(&SOCKET_PROGS) {
                 Ok(l) => {
                     links.extend(l);
@@ -459,7 +459,7 @@ impl Agent {
                 Err(e) if hooks == HookChoice::Socket => return Err(e),
                 Err(e) => {
                     take_log();
-                    format!("no socket receive tracepoint ({e}); ")
+                    format!("no socket receive tracepoint ({e})")
                 }
             },
             HookChoice::Tracepoints | HookChoice::TpBtf => String::new(),
@@ -482,6 +482,7 @@ impl Agent {
                         super::tracefs::Tracefs::Mounted(p) => Some(p),
                         _ => None,
                     },
+                    why: socket_why,
                 };
             }
             (Err(why), HookChoice::Tracepoints) => {
@@ -495,7 +496,11 @@ impl Agent {
                 take_log();
                 links.extend(self.attach_all(&TP_BTF_PROGS)?);
                 self.syscall_hooks = SyscallHooks::TpBtf {
-                    why: format!("{socket_why}{why}"),
+                    why: if socket_why.is_empty() {
+                        why
+                    } else {
+                        format!("{socket_why}; {why}")
+                    },
                 };
             }
         }

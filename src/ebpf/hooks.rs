@@ -27,8 +27,9 @@ pub enum SyscallHooks {
     /// no syscall.
     Socket,
     /// `tracepoint/syscalls/sys_{enter,exit}_*`: run only for the syscalls
-    /// the add-on reads; `mounted`: the agent mounted tracefs there.
-    Tracepoints { mounted: Option<PathBuf> },
+    /// the add-on reads; `mounted`: the agent mounted tracefs there; `why`
+    /// the socket hook was not used (empty: they were chosen by name).
+    Tracepoints { mounted: Option<PathBuf>, why: String },
     /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: run for every syscall on the
     /// machine and cost much more; `why` the tracepoints were not used.
     TpBtf { why: String },
@@ -41,9 +42,15 @@ impl fmt::Display for SyscallHooks {
                 "socket receive hook (tp_btf sock_recv_length) and connection state hook (tp_btf \
                  inet_sock_set_state), no syscall traced",
             ),
-            SyscallHooks::Tracepoints { mounted: None } => f.write_str("syscall tracepoints"),
-            SyscallHooks::Tracepoints { mounted: Some(p) } => {
-                write!(f, "syscall tracepoints; mounted tracefs at {}", p.display())
+            SyscallHooks::Tracepoints { mounted, why } => {
+                f.write_str("syscall tracepoints")?;
+                if !why.is_empty() {
+                    write!(f, ": {why}")?;
+                }
+                match mounted {
+                    Some(p) => write!(f, "; mounted tracefs at {}", p.display()),
+                    None => Ok(()),
+                }
             }
             SyscallHooks::TpBtf { why } => write!(
                 f,
