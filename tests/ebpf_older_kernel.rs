@@ -279,27 +279,18 @@ fn chain_carries_contexts_on_debian_12_linux_6_1() {
         }
     }
 
-    assert_eq!(h1_contexts(get("answer h1 plain")), ["", "/a", "/a/b"], "{}", show());
-    assert_eq!(
-        h1_contexts(get("answer h1 forged")),
-        ["/evil/x", "/a", "/a/b"],
-        "{}",
-        show()
-    );
-    assert_eq!(h1_contexts(get("answer tpbtf plain")), ["", "/a", "/a/b"], "{}", show());
-    assert_eq!(
-        h1_contexts(get("answer tpbtf forged")),
-        ["/evil/x", "/a", "/a/b"],
-        "{}",
-        show()
-    );
-    assert_eq!(h1_contexts(get("answer node plain")), ["", "/a", "/a/b"], "{}", show());
-    assert_eq!(
-        h1_contexts(get("answer node forged")),
-        ["/evil/x", "/a", "/a/b"],
-        "{}",
-        show()
-    );
+    // What each hop of the HTTP/1.1 chains received: a forged context stops
+    // at a, the entry point.
+    for phase in ["h1", "tpbtf", "node"] {
+        for (request, first) in [("plain", ""), ("forged", "/evil/x")] {
+            assert_eq!(
+                h1_contexts(get(&format!("answer {phase} {request}"))),
+                [first, "/a", "/a/b"],
+                "{phase} {request}: {}",
+                show()
+            );
+        }
+    }
     assert_eq!(get("answer h2c plain"), r#"["/a/b"]"#, "{}", show());
     assert_eq!(get("answer h2c forged"), r#"["/a/b"]"#, "{}", show());
 
