@@ -71,9 +71,9 @@ apt-deps:
 # name moves with each Debian point release).
 $(OLD_KERNEL): | apt-deps
 	rm -rf $(BUILD)/kernels/debian-6.1.part && mkdir -p $(BUILD)/kernels/debian-6.1.part
-	pkg=$$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); \
-	if [ -z "$$pkg" ]; then apt-get update -qq; \
-		pkg=$$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); fi; \
+	newest() { apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1; }; \
+	pkg=$$(newest); \
+	if [ -z "$$pkg" ]; then apt-get update -qq; pkg=$$(newest); fi; \
 	test -n "$$pkg" || { echo "error: no linux-image-6.1.0-*-amd64 (Debian 12's kernel) in the apt sources"; exit 1; }; \
 	cd $(BUILD)/kernels/debian-6.1.part && apt-get download -q $$pkg && dpkg-deb -x $${pkg}_*.deb unpacked && \
 		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package

@@ -349,6 +349,7 @@ class KeptH2c:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.stream = 1
+        self.block = self.GRPC_BLOCK if args.h2c_requests == "grpc" else self.BLOCK
         self.unacknowledged = 0  # DATA bytes received since the last connection WINDOW_UPDATE
         self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(0x4, 0, 0, b""))
 
@@ -374,8 +375,7 @@ class KeptH2c:
         sid = self.stream
         self.stream += 2
         t0 = time.perf_counter_ns()
-        block = self.GRPC_BLOCK if args.h2c_requests == "grpc" else self.BLOCK
-        self.sock.sendall(self.frame(0x1, self.FLAGS, sid, block))
+        self.sock.sendall(self.frame(0x1, self.FLAGS, sid, self.block))
         body = b""
         while True:
             kind, flags, stream, payload = self.next_frame()

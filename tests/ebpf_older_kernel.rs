@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Longer than a run takes under emulation on two slow cores (about 40 s
-/// for the boot, six agents' loads and the requests).
+/// Longer than a run takes under emulation on two slow cores (about 95 s
+/// for the boot, eleven agents' loads and the requests).
 const DEADLINE: Duration = Duration::from_secs(600);
 
 fn kernel() -> PathBuf {
