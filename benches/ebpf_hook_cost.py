@@ -52,7 +52,12 @@ syscall tracepoints instead of the socket receive hook: the read rows then
 show `copper_exit_recvfrom` (Python's `recv` is the recvfrom syscall).
 
 Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
-       [--wall-rounds 2] [--entrypoint] [--syscall-hooks socket|tracepoints]
+       [--wall-rounds 2] [--entrypoint] [--syscall-hooks socket|tracepoints] [--exclude-sink-port]
+
+With `--exclude-sink-port` the agent excludes the port of the sink that
+every case talks to: the send cases' connections never enter the sockhash,
+sk_msg must not run on them, and the wall-time table shows what a send to
+an excluded port costs against no agent.
 """
 import argparse
 import os
@@ -87,6 +92,10 @@ parser.add_argument("--cases", help="run only these cases, by the names of CASES
                     "send-new, send-h2): to measure one change to one path quickly")
 parser.add_argument("--syscall-hooks", choices=["socket", "tracepoints"], default="socket",
                     help="which receive hooks the agent attaches (`copperc agent --syscall-hooks`)")
+parser.add_argument("--exclude-sink-port", action="store_true",
+                    help="the agent leaves the connections to the script's sink out (`copperc agent "
+                         "--exclude-outbound-ports`): the send rows then show what a send costs on a connection "
+                         "to an excluded port (sk_msg must not run), against none")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
@@ -263,6 +272,14 @@ def check_counters(lines):
         "tx_h1_inserted": runs("send-kept") * n + runs("send-new") * new,
         "tx_h2_inserted": runs("send-h2") * n,
     }
+    if args.exclude_sink_port:
+        sent = {k: counters.get(k) for k in ("tx_h1_inserted", "tx_h2_inserted") if int(counters.get(k, -1)) != 0}
+        # The sink's connections (the response read's is a pair of its own).
+        opened = runs("send-kept", "send-h2") + runs("send-new") * new
+        if sent or int(counters.get("tx_excluded_conns", -1)) < opened:
+            sys.exit(f"error: connections to the excluded port were followed ({sent}) or not counted "
+                     f"(tx_excluded_conns, want {opened} or more); it said: {said}")
+        want["tx_h1_inserted"] = want["tx_h2_inserted"] = 0
     if args.floor:
         busy = {k: counters.get(k) for k in want if int(counters.get(k, -1)) != 0}
         if busy:
@@ -275,9 +292,11 @@ def check_counters(lines):
         sys.exit(f"error: the agent's counters fall short of the operations (have, want): {short}; it said: {said}")
 
 
-def start_agent(folder):
+def start_agent(folder, sink_port):
     """One agent on the folder; returns it and the queue of its stderr lines."""
     cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
+    if args.exclude_sink_port:
+        cmd += ["--exclude-outbound-ports", str(sink_port)]
     if args.entrypoint:
         cmd.append("--entrypoint")
     cmd += ["--syscall-hooks", args.syscall_hooks]
@@ -356,13 +375,18 @@ def main():
         for name in names:
             c = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
             t = after.get(name, (0, 0))[1] - before.get(name, (0, 0))[1]
+            if args.exclude_sink_port and name == "copper_sk_msg":
+                if c != 0:
+                    sys.exit(f"error: {name} ran {c} times on connections to an excluded port (case {case})")
+                rows.append((label, n, name, 0.0, 0.0))
+                continue
             if c < n:
                 sys.exit(f"error: {name} ran {c} times for {n} operations of case {case}")
             rows.append((label, n, name, c / n, t / c))
 
     try:
         sink = Sink()
-        agent, lines = start_agent(folder)
+        agent, lines = start_agent(folder, sink.port)
         time.sleep(SETTLE)
         run_cases(folder, sink.port, program_rows)
         stop_agent(agent)
@@ -372,7 +396,7 @@ def main():
         set_bpf_stats(stats_before if stats_before != "1" else "0")
         for r in range(args.wall_rounds):
             for with_agent in ((False, True) if r % 2 == 0 else (True, False)):
-                agent = start_agent(folder)[0] if with_agent else None
+                agent = start_agent(folder, sink.port)[0] if with_agent else None
                 # As in ebpf_overhead.py: what attaching or detaching sets
                 # off in the kernel ends before the loops are timed.
                 time.sleep(SETTLE)
@@ -387,7 +411,9 @@ def main():
         except OSError:
             pass
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}"
-          f"{'; object: ' + args.object if args.object else ''}; one process per case, operations in a tight loop\n")
+          f"{'; object: ' + args.object if args.object else ''}"
+          f"{'; the sink port excluded (--exclude-outbound-ports)' if args.exclude_sink_port else ''}"
+          f"; one process per case, operations in a tight loop\n")
     print("Program time (kernel.bpf_stats_enabled: run time over runs, helpers included, and the statistics' "
           "two clock reads):\n")
     print("| case | operations | program | calls per operation | ns per call |")

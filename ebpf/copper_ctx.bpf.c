@@ -24,6 +24,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "copper_ctx.h"
@@ -165,6 +166,16 @@ struct {
  * of its own, so that it is the first and only value there.
  */
 const volatile __u32 cgroup_cache SEC(".rodata.cache") = 1;
+
+/*
+ * Remote ports whose connections never enter the sockhash, one bit per port
+ * (`copperc agent --exclude-outbound-ports`, set by the agent before loading):
+ * a database's or a cache's connections then take the kernel's plain send
+ * path, not the sockhash's, and sk_msg never runs on them. Read-only data,
+ * not a map, so that an agent that takes over pinned maps brings its own
+ * list (with its sockops program) and nothing stale stays behind.
+ */
+const volatile __u32 skip_ports[SKIP_PORT_WORDS] SEC(".rodata.ports");
 
 /*
  * Connections opened by the service, keyed by socket cookie; sk_msg is
@@ -1881,12 +1892,19 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 SEC("sockops")
 int copper_sockops(struct bpf_sock_ops *skops)
 {
+	__u32 port;
 	__u64 key;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
+	/* remote_port: the port in network order, in the field's upper half on a little-endian CPU. */
+	port = bpf_ntohl(skops->remote_port) & 0xffff;
+	if (skip_ports[masked(port >> 5, SKIP_PORT_WORDS - 1)] & (1U << (port & 31))) {
+		count(ST_TX_EXCLUDED);
+		return 1;
+	}
 	key = bpf_get_socket_cookie(skops);
 	bpf_sock_hash_update(skops, &socks, &key, BPF_ANY);
 	return 1;

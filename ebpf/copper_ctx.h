@@ -29,6 +29,9 @@
 /* Tail of a HEADERS frame searched for the literal (it is the last field). */
 #define H2_TAIL 288
 
+/* Words of the excluded remote ports' bitmap: one bit for each of 65,536 ports. */
+#define SKIP_PORT_WORDS 2048
+
 /* Services a loaded object follows (entries of the `services` map). */
 #define MAX_SERVICES 4096
 /* Distinct cgroup depths among them (entries of the `levels` map). */
@@ -72,6 +75,7 @@ enum copper_stat {
 	ST_TX_DESYNC,          /* h2c connections no longer followed */
 	ST_TX_ERROR,           /* helper failures (message left unchanged) */
 	ST_RX_NONBLOCKING,     /* requests read from non-blocking sockets: no context */
+	ST_TX_EXCLUDED,        /* connections opened to an excluded port: not followed */
 	ST_COUNT,
 };
 

@@ -458,6 +458,123 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     );
 }
 
+/// An upstream on 127.0.0.1 that answers every request `[]` and hands on
+/// each request head it reads, as received; returns its port.
+fn recording_upstream() -> (u16, Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]");
+            if tx.send(String::from_utf8_lossy(&head).into_owned()).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// `--exclude-outbound-ports`: a connection the service opens to an
+/// excluded port never enters the sockhash, so its requests go out as the
+/// service wrote them; one to another port carries the context. The first
+/// agent excludes the upstream's port with its bytes swapped (what a
+/// remote port read in the wrong byte order would match), the second the
+/// port itself; the service opens a connection per call, so each call
+/// after the second agent attached is left alone.
+#[test]
+fn connections_to_excluded_ports_are_not_followed() {
+    /// The agent, the service and its cgroup go, even when an assertion fails.
+    struct Service {
+        root: PathBuf,
+        agent: Option<Child>,
+        child: Option<(Child, u16)>,
+    }
+    impl Drop for Service {
+        fn drop(&mut self) {
+            for child in self.agent.iter_mut().chain(self.child.iter_mut().map(|(c, _)| c)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_dir(&self.root);
+        }
+    }
+    preconditions();
+    let root = cgroup2_root().join(format!("copper-e2e-excl-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let mut service = Service {
+        root: root.clone(),
+        agent: None,
+        child: None,
+    };
+    let (port, heads) = recording_upstream();
+    let swapped = match port.swap_bytes() {
+        0 => 1,
+        p if p == port => port.wrapping_add(1).max(1),
+        p => p,
+    };
+    let start_agent = |ports: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_copperc"))
+            .args([
+                "agent",
+                "--service",
+                "b",
+                "--entrypoint",
+                "--exclude-outbound-ports",
+                &ports,
+                "--cgroup",
+            ])
+            .arg(&root)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = lines(child.stderr.take().unwrap());
+        let first = said_until(&stderr, " attached to ").pop().unwrap();
+        (child, stderr, first)
+    };
+    let mut got = Vec::new();
+    for (excluded, context) in [(swapped, true), (port, false)] {
+        let (agent, stderr, first) = start_agent(excluded.to_string());
+        let agent = service.agent.insert(agent);
+        assert!(
+            first.contains(&format!("; connections to ports {excluded} not followed)")),
+            "{first}"
+        );
+        let b = service
+            .child
+            .get_or_insert_with(|| spawn_service(&root, "h1", Some(port)))
+            .1;
+        assert_eq!(h1_get(b, ""), "[]");
+        let head = heads.recv_timeout(Duration::from_secs(20)).unwrap();
+        let report = terminate(agent, &stderr).pop().unwrap_or_default();
+        service.agent = None;
+        got.push((context, head.contains("\r\nx-copper-context: /b\r\n"), report.clone()));
+        if context {
+            assert!(
+                report.contains("tx_h1_inserted=1 ") && report.ends_with("tx_excluded_conns=0"),
+                "{report}"
+            );
+        } else {
+            assert!(
+                !head.to_ascii_lowercase().contains("x-copper-context"),
+                "an excluded connection carried a context: {head:?}"
+            );
+            assert!(
+                report.contains("tx_h1_inserted=0 ") && report.ends_with("tx_excluded_conns=1"),
+                "{report}"
+            );
+        }
+    }
+    drop(service);
+    assert!(got.iter().all(|(want, has, _)| want == has), "{got:#?}");
+}
+
 /// A service whose cgroup is below the one its agent follows: b two levels
 /// down, c five (more than the cached walk up the tree takes before it asks
 /// the kernel's helper). Their second requests find the service from their
@@ -1501,7 +1618,8 @@ fn await_agent(cgroup: &Path, service: &str, ready: &Path, timeout: u32) -> (Opt
 /// The agent's `config.json` as `copperc compile` writes it into
 /// `k8s/configmap-copper-ctx-config.yaml`, for the chain a -> b -> c with
 /// the entry point a, b declared to handle one request per thread (which
-/// changes nothing for a blocking service).
+/// changes nothing for a blocking service), and the ports of PostgreSQL and
+/// Redis excluded (none of the chain's connections goes there).
 fn compiled_agent_config(dir: &Path) -> PathBuf {
     let graph = dir.join("graph.json");
     std::fs::write(
@@ -1518,7 +1636,16 @@ fn compiled_agent_config(dir: &Path) -> PathBuf {
     .unwrap();
     let out = dir.join("out");
     let r = Command::new(env!("CARGO_BIN_EXE_copperc"))
-        .args(["compile", "--target", "k8s", "--one-request-per-thread", "b", "--graph"])
+        .args([
+            "compile",
+            "--target",
+            "k8s",
+            "--one-request-per-thread",
+            "b",
+            "--exclude-outbound-ports",
+            "6379,5432",
+            "--graph",
+        ])
         .arg(&graph)
         .arg("--out")
         .arg(&out)
@@ -1599,6 +1726,10 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     };
     let first = next_line("starting");
     assert!(first.contains("node-wide for 3 services"), "{first}");
+    assert!(
+        first.contains("; connections to ports 5432,6379 not followed)"),
+        "{first}"
+    );
 
     // A pod waits until the agent follows it, then reports ready.
     for pod in ["c", "b", "a"] {

@@ -682,6 +682,32 @@ fn flags_and_targets() {
         .collect();
     declared.sort_unstable();
     assert_eq!(declared, ["details", "ratings", "reviews"]);
+    // Without --exclude-outbound-ports the key is absent: every connection is followed.
+    assert!(config.get("excludeOutboundPorts").is_none(), "{config}");
+
+    // Excluded ports: merged and sorted, whatever the order given.
+    let out = tmp.path().join("excluded");
+    compile_ok(
+        graph,
+        &policies,
+        &out,
+        &[
+            "--exclude-outbound-ports",
+            "9001-9099,6379",
+            "--exclude-outbound-ports",
+            "5432,9000",
+        ],
+    );
+    let cm = yaml(&out.join("k8s/configmap-copper-ctx-config.yaml"));
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(config["excludeOutboundPorts"], json!(["5432", "6379", "9000-9099"]));
+    let bad = tmp.path().join("bad-port");
+    let r = compile(graph, &policies, &bad, &["--exclude-outbound-ports", "5432,70000"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`70000` is not a port (1 to 65535)"), "{stderr}");
+    assert!(!bad.exists());
+
     let bad = tmp.path().join("bad-name");
     let r = compile(graph, &policies, &bad, &["--one-request-per-thread", "reviewz"]);
     let stderr = String::from_utf8_lossy(&r.stderr);

@@ -18,6 +18,7 @@ use crate::ebpf::ServiceFlags;
 use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice, RENEW_EVERY};
 use crate::ebpf::exec_events::{ExecEvents, Seen};
 use crate::ebpf::node::{self, NO_EXEC_EVENTS_ENV, NodeConfig, SERVICE_ENV};
+use crate::ebpf::ports::PortSet;
 
 /// How long a restarted node-wide agent waits before it removes the pinned
 /// links of pods it did not find again.
@@ -124,6 +125,15 @@ fn hook_choice(arg: SyscallHookArg) -> HookChoice {
     }
 }
 
+/// The first line's note on excluded ports: `""` when there are none.
+fn excluded(ports: &PortSet) -> String {
+    if ports.is_empty() {
+        String::new()
+    } else {
+        format!("; connections to ports {ports} not followed")
+    }
+}
+
 fn print_stats(agent: &Agent, what: &str) {
     let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!("copperc agent: {what} detached; {}", text.join(" "));
@@ -139,6 +149,7 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
         },
         hooks: hook_choice(args.syscall_hooks),
         object,
+        excluded_ports: PortSet::from_ranges(&args.exclude_outbound_ports),
     };
     let agent = match Agent::start(&cfg, args.verbose) {
         Ok(a) => a,
@@ -148,11 +159,12 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
         }
     };
     eprintln!(
-        "copperc agent: `{}`{} attached to {} ({}); SIGTERM or SIGINT detaches",
+        "copperc agent: `{}`{} attached to {} ({}{}); SIGTERM or SIGINT detaches",
         cfg.service,
         cfg.flags.describe(),
         cfg.cgroup.display(),
-        hooks(&agent)
+        hooks(&agent),
+        excluded(&cfg.excluded_ports)
     );
     let mut notice = NonblockingNotice::new(Some(&cfg.service));
     while !stop.load(Ordering::Relaxed) {
@@ -249,6 +261,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         hook_choice(args.syscall_hooks),
         args.verbose,
         (!args.no_pins).then_some(args.pin_dir.as_path()),
+        &cfg.excluded_ports,
     ) {
         Ok(a) => a,
         Err(e) => {
@@ -276,9 +289,10 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         ),
     };
     eprintln!(
-        "copperc agent: node-wide for {} services ({}), cgroups under {}; waiting for pods that run `copperc await-agent`; {discovery}; SIGTERM or SIGINT detaches",
+        "copperc agent: node-wide for {} services ({}{}), cgroups under {}; waiting for pods that run `copperc await-agent`; {discovery}; SIGTERM or SIGINT detaches",
         cfg.services.len(),
         hooks(&agent),
+        excluded(&cfg.excluded_ports),
         root.display()
     );
     if let Some(t) = &agent.takeover {

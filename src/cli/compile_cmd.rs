@@ -45,6 +45,7 @@ pub fn run(args: &CompileArgs) -> u8 {
         eprint!("{}", render(Format::Human, &[d], &placed.sources, color));
         return EXIT_USAGE;
     }
+    let excluded_ports = crate::ebpf::ports::PortSet::from_ranges(&args.exclude_outbound_ports);
     add_sidecars(&mut placed, args.place);
     // Cilium's limits can depend on where a policy lands (which contexts it
     // must list). When Cilium refuses a policy at the chosen sidecar, take
@@ -61,6 +62,7 @@ pub fn run(args: &CompileArgs) -> u8 {
                 agent_image: &args.agent_image,
                 ebpf_object: Some(crate::ebpf::OBJECT),
                 one_request_per_thread: &args.one_request_per_thread,
+                excluded_ports: &excluded_ports,
             },
         };
         let diags = match emit::emit(&input, args.target) {

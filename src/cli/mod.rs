@@ -175,6 +175,11 @@ pub struct CompileArgs {
     /// option, or separate names with commas.
     #[arg(long, value_name = "SERVICE", value_delimiter = ',')]
     pub one_request_per_thread: Vec<String>,
+    /// Remote ports whose connections the eBPF add-on leaves alone, on every node (the agent's
+    /// `excludeOutboundPorts`): databases, caches and other peers that never speak HTTP.
+    /// Ports and ranges, e.g. `5432,6379,9000-9099`.
+    #[arg(long, value_name = "PORTS", value_delimiter = ',', value_parser = crate::ebpf::ports::parse_item)]
+    pub exclude_outbound_ports: Vec<(u16, u16)>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -232,9 +237,15 @@ pub struct AgentArgs {
     /// to the calls sent while it is handled: none rather than a wrong one.
     #[arg(long, requires = "service")]
     pub one_request_per_thread: bool,
+    /// Remote ports whose connections the service opens are not followed: they never enter the
+    /// sockhash, so their sends take the kernel's plain path and carry no context (databases,
+    /// caches: peers that never speak HTTP). Ports and ranges, e.g. `5432,6379,9000-9099`.
+    /// Node-wide, `excludeOutboundPorts` in the configuration says it.
+    #[arg(long, value_name = "PORTS", value_delimiter = ',', value_parser = crate::ebpf::ports::parse_item, requires = "service")]
+    pub exclude_outbound_ports: Vec<(u16, u16)>,
     /// Node-wide: the add-on's configuration (`config.json` of `k8s/configmap-copper-ctx-config.yaml`);
     /// follows every pod whose `copperc await-agent` names one of its services.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "cgroup", "entrypoint", "one_request_per_thread"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "cgroup", "entrypoint", "one_request_per_thread", "exclude_outbound_ports"])]
     pub config: Option<std::path::PathBuf>,
     /// Node-wide: where the whole cgroup v2 hierarchy is mounted. Default: found in /proc/self/mountinfo.
     #[arg(long, value_name = "PATH", requires = "config")]

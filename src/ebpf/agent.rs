@@ -26,6 +26,7 @@ use super::hooks::{
 
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
+use super::ports::PortSet;
 use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, ServiceFlags, config_bytes};
 
 /// What the agent is asked to do.
@@ -39,6 +40,8 @@ pub struct AgentConfig {
     /// bytes of a file (such as the `ebpf/copper_ctx.bpf.o` that
     /// `copperc compile` writes, which is the same object).
     pub object: Option<Vec<u8>>,
+    /// Remote ports whose connections are not followed.
+    pub excluded_ports: PortSet,
 }
 
 /// How long the object sends after the last `keep_alive` of a pinning
@@ -76,11 +79,12 @@ fn load_object(
     bytes: &[u8],
     pins: Option<&PinDir>,
     threads: Option<u32>,
+    excluded: &PortSet,
     verbose: bool,
 ) -> Result<(Object, Features), libbpf_rs::Error> {
     let tasks = std::env::var_os(NO_TASK_STORAGE_ENV).is_none() && has_task_storage(&kernel_btf());
     if tasks {
-        match open_and_load(bytes, pins, threads, true, verbose) {
+        match open_and_load(bytes, pins, threads, excluded, true, verbose) {
             Ok(o) => return Ok(o),
             Err(e) if pins_do_not_fit(&e) => return Err(e),
             Err(_) => {
@@ -88,7 +92,7 @@ fn load_object(
             }
         }
     }
-    open_and_load(bytes, pins, threads, false, verbose)
+    open_and_load(bytes, pins, threads, excluded, false, verbose)
 }
 
 /// The load failed because a pinned map of an earlier agent does not fit
@@ -97,12 +101,27 @@ fn pins_do_not_fit(e: &libbpf_rs::Error) -> bool {
     e.to_string().contains("reuse") || take_log_mentions("reuse pinned map")
 }
 
+/// The object has the bitmap of excluded ports, of this copperc's size
+/// (objects of copperc before `--exclude-outbound-ports` have none).
+fn has_port_bitmap(bytes: &[u8]) -> bool {
+    let size = super::ports::SKIP_PORT_WORDS * 4;
+    ObjectBuilder::default().open_memory(bytes).is_ok_and(|open| {
+        open.maps()
+            .any(|m| m.name() == PORTS_SECTION && m.initial_value().is_some_and(|v| v.len() == size))
+    })
+}
+
+/// The read-only section that holds the excluded ports' bitmap.
+const PORTS_SECTION: &str = ".rodata.ports";
+
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
-/// loads it, with the threads' state in task storage if `tasks`.
+/// loads it, with the threads' state in task storage if `tasks`, and the
+/// connections to `excluded` ports left out of the sockhash.
 fn open_and_load(
     bytes: &[u8],
     pins: Option<&PinDir>,
     threads: Option<u32>,
+    excluded: &PortSet,
     tasks: bool,
     verbose: bool,
 ) -> Result<(Object, Features), libbpf_rs::Error> {
@@ -124,6 +143,12 @@ fn open_and_load(
             Some(".rodata.tasks") if !tasks => {
                 if let Some(value) = map.initial_value_mut() {
                     value.fill(0);
+                }
+            }
+            Some(PORTS_SECTION) => {
+                let bitmap = excluded.bitmap();
+                if let Some(value) = map.initial_value_mut().filter(|v| v.len() == bitmap.len()) {
+                    value.copy_from_slice(&bitmap);
                 }
             }
             _ => {}
@@ -246,6 +271,7 @@ impl Agent {
             verbose,
             None,
             Some(THREADS_ONE_SERVICE),
+            &cfg.excluded_ports,
         )?;
         agent.register(&cfg.cgroup, &cfg.service, cfg.flags)?;
         Ok(agent)
@@ -258,13 +284,15 @@ impl Agent {
     /// With `pins`, the maps are pinned there, or taken over from an earlier
     /// agent that pinned them (see `pins`): the sockets it followed stay
     /// followed.
+    /// Connections to the `excluded` ports never enter the sockhash.
     pub fn load(
         object: Option<&[u8]>,
         hooks: HookChoice,
         verbose: bool,
         pins: Option<&Path>,
+        excluded: &PortSet,
     ) -> Result<Agent, AgentError> {
-        Agent::load_sized(object, hooks, verbose, pins, None)
+        Agent::load_sized(object, hooks, verbose, pins, None, excluded)
     }
 
     /// `load`, with room for `threads` threads in the map `threads` (`None`:
@@ -275,6 +303,7 @@ impl Agent {
         verbose: bool,
         pins: Option<&Path>,
         threads: Option<u32>,
+        excluded: &PortSet,
     ) -> Result<Agent, AgentError> {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(AgentError::NoBtf(
@@ -284,10 +313,16 @@ impl Agent {
         start_capture(verbose);
 
         let bytes = object.unwrap_or(OBJECT);
+        // An older object would follow those connections all the same.
+        if !excluded.is_empty() && !has_port_bitmap(bytes) {
+            return Err(AgentError::Config(format!(
+                "the eBPF object predates excluded outbound ports (it has no `{PORTS_SECTION}`), so it would follow connections to {excluded}: load the object of this copperc"
+            )));
+        }
         let pins = pins.map(PinDir::prepare).transpose()?;
         let had_pins = pins.as_ref().is_some_and(|p| p.map("socks").exists());
         let mut takeover = had_pins.then(|| "took over the pinned maps of an earlier agent".to_string());
-        let (object, features) = match load_object(bytes, pins.as_ref(), threads, verbose) {
+        let (object, features) = match load_object(bytes, pins.as_ref(), threads, excluded, verbose) {
             Ok(o) => o,
             Err(e) if had_pins && pins_do_not_fit(&e) => {
                 // Pins of an object with other maps (another version):
@@ -297,7 +332,7 @@ impl Agent {
                         .map_err(|e| AgentError::Config(format!("cannot remove the pinned maps: {e}")))?;
                 }
                 takeover = Some("replaced the pinned maps of an incompatible earlier object".into());
-                load_object(bytes, pins.as_ref(), threads, verbose)
+                load_object(bytes, pins.as_ref(), threads, excluded, verbose)
                     .map_err(|e| kernel_error("load the eBPF programs", &e))?
             }
             Err(e) => return Err(kernel_error("load the eBPF programs", &e)),

@@ -3,7 +3,8 @@
 //! of a service's entry in its `services` map, the loader (`agent`) with its
 //! errors (`error`) and receive hooks (`hooks`), the cgroup v2 tree as the
 //! loader sees it (`cgroup`), tracefs (`tracefs`), the pins that let a new
-//! agent take over (`pins`), and the node-wide mode that finds the pods of a
+//! agent take over (`pins`), the outbound ports it leaves alone (`ports`),
+//! and the node-wide mode that finds the pods of a
 //! Kubernetes node (`node`), told of new ones by exec events (`exec_events`).
 
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod exec_events;
 pub mod hooks;
 pub mod node;
 pub mod pins;
+pub mod ports;
 pub mod tracefs;
 
 /// The compiled object (BPF ELF with BTF, CO-RE relocations).
@@ -39,7 +41,7 @@ pub const MAX_LEVELS: usize = 8;
 pub const VALUE_MAX: usize = 240;
 
 /// Names of the `stats` counters, in the order of `enum copper_stat`.
-pub const STATS: [&str; 11] = [
+pub const STATS: [&str; 12] = [
     "rx_h1_requests",
     "rx_h2_requests",
     "rx_with_context",
@@ -51,6 +53,7 @@ pub const STATS: [&str; 11] = [
     "tx_desync",
     "tx_errors",
     "rx_nonblocking",
+    "tx_excluded_conns",
 ];
 
 /// How the add-on treats a service's requests: the `flags` of its

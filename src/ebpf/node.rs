@@ -27,21 +27,36 @@ use serde::Deserialize;
 
 use super::ServiceFlags;
 use super::cgroup::process_cgroup;
+use super::ports::PortSet;
 
 /// The environment variable that marks a waiter and names its service.
 pub const SERVICE_ENV: &str = "COPPER_CTX_SERVICE";
 
 /// What the node-wide agent knows of the application: its services, which
-/// of them are entry points, and which handle one request per thread.
+/// of them are entry points, which handle one request per thread, and the
+/// remote ports whose connections it leaves alone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeConfig {
     /// Service name -> how its requests are treated.
     pub services: BTreeMap<String, ServiceFlags>,
+    /// `excludeOutboundPorts`: connections any followed pod opens to these
+    /// ports are not followed.
+    pub excluded_ports: PortSet,
 }
 
 #[derive(Deserialize)]
 struct RawConfig {
     services: Vec<RawService>,
+    #[serde(default, rename = "excludeOutboundPorts")]
+    exclude_outbound_ports: Vec<RawPorts>,
+}
+
+/// An item of `excludeOutboundPorts`: `5432`, `"5432"` or `"9000-9099"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPorts {
+    Number(u64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -73,7 +88,19 @@ pub fn parse_config(text: &str) -> Result<NodeConfig, String> {
     if services.is_empty() {
         return Err("the configuration lists no services".into());
     }
-    Ok(NodeConfig { services })
+    let items: Vec<String> = raw
+        .exclude_outbound_ports
+        .into_iter()
+        .map(|p| match p {
+            RawPorts::Number(n) => n.to_string(),
+            RawPorts::Text(t) => t,
+        })
+        .collect();
+    let excluded_ports = PortSet::parse_items(&items).map_err(|e| format!("excludeOutboundPorts: {e}"))?;
+    Ok(NodeConfig {
+        services,
+        excluded_ports,
+    })
 }
 
 /// A process that waits for the agent.
@@ -204,6 +231,16 @@ mod tests {
         assert!(parse_config(r#"{"services":[{"name":"a"},{"name":"a"}]}"#).is_err());
         assert!(parse_config(r#"{"services":[]}"#).is_err());
         assert!(parse_config("[]").is_err());
+        assert!(c.excluded_ports.is_empty());
+    }
+
+    #[test]
+    fn excluded_ports_in_config() {
+        let c =
+            parse_config(r#"{"services":[{"name":"a"}],"excludeOutboundPorts":[6379,"5432","9000-9099"]}"#).unwrap();
+        assert_eq!(c.excluded_ports.to_string(), "5432,6379,9000-9099");
+        let err = parse_config(r#"{"services":[{"name":"a"}],"excludeOutboundPorts":[70000]}"#).unwrap_err();
+        assert_eq!(err, "excludeOutboundPorts: `70000` is not a port (1 to 65535)");
     }
 
     #[test]

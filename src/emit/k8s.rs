@@ -73,6 +73,9 @@ pub struct Cluster<'a> {
     /// Services declared to handle one request per thread (the agent's
     /// `oneRequestPerThread`), all of them in the call graph.
     pub one_request_per_thread: &'a [String],
+    /// Remote ports whose connections the add-on leaves alone (the
+    /// agent's `excludeOutboundPorts`).
+    pub excluded_ports: &'a crate::ebpf::ports::PortSet,
 }
 
 impl Default for Cluster<'_> {
@@ -82,6 +85,7 @@ impl Default for Cluster<'_> {
             agent_image: DEFAULT_AGENT_IMAGE,
             ebpf_object: None,
             one_request_per_thread: &[],
+            excluded_ports: &crate::ebpf::ports::NO_PORTS,
         }
     }
 }
@@ -250,11 +254,17 @@ fn agent_config(input: &EmitInput) -> String {
             })
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "header": CONTEXT_HEADER,
         "namespace": input.cluster.namespace,
         "services": services,
     });
+    let excluded = input.cluster.excluded_ports;
+    if !excluded.is_empty()
+        && let Some(map) = doc.as_object_mut()
+    {
+        map.insert("excludeOutboundPorts".into(), json!(excluded.items()));
+    }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
