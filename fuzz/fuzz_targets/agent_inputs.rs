@@ -1,5 +1,6 @@
-//! What the node-wide agent parses: its configuration, mountinfo and the
-//! /proc files of other processes (which those processes control in part).
+//! What the node-wide agent parses: its configuration, mountinfo, the
+//! /proc files of other processes (which those processes control in part)
+//! and excluded ports.
 //! Must not panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -12,4 +13,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = copperc::ebpf::node::service_of(data);
     let _ = copperc::ebpf::node::start_time(&text);
     let _ = copperc::ebpf::node::catches_usr1(&text);
+    let _ = copperc::ebpf::ports::parse_item(&text);
 });

@@ -128,6 +128,31 @@ mod tests {
         assert_eq!(parse_item(" 1-65535 ").unwrap(), (1, 65535));
     }
 
+    proptest::proptest! {
+        /// Against a model, the plain set of ports: the same members,
+        /// ranges sorted, disjoint and not adjacent, and the printed items
+        /// read back to the same set.
+        #[test]
+        fn port_set_is_the_union_of_its_ranges(
+            raw in proptest::collection::vec((1u16..=u16::MAX, 0u16..300), 0..12),
+            probes in proptest::collection::vec(0u16..=u16::MAX, 64),
+        ) {
+            let ranges: Vec<(u16, u16)> = raw.iter().map(|&(lo, len)| (lo, lo.saturating_add(len))).collect();
+            let set = PortSet::from_ranges(&ranges);
+            let model: std::collections::BTreeSet<u16> = ranges.iter().flat_map(|&(lo, hi)| lo..=hi).collect();
+            for (lo, hi) in ranges.iter().copied().chain(probes.iter().map(|&p| (p, p))) {
+                for p in [lo, hi, lo.saturating_sub(1), hi.saturating_add(1)] {
+                    proptest::prop_assert_eq!(set.contains(p), model.contains(&p), "port {}", p);
+                }
+            }
+            for w in set.ranges.windows(2) {
+                proptest::prop_assert!(u32::from(w[0].1) + 1 < u32::from(w[1].0), "{:?}", set.ranges);
+            }
+            proptest::prop_assert_eq!(PortSet::parse_items(&set.items()).unwrap(), set.clone());
+            proptest::prop_assert_eq!(set.is_empty(), model.is_empty());
+        }
+    }
+
     #[test]
     fn bitmap_agrees_with_contains() {
         let set = PortSet::parse_items(&["1", "31-33", "65535", "4000-4100"]).unwrap();
