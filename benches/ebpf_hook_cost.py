@@ -55,9 +55,10 @@ Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release
        [--wall-rounds 2] [--entrypoint] [--syscall-hooks socket|tracepoints] [--exclude-sink-port]
 
 With `--exclude-sink-port` the agent excludes the port of the sink that
-every case talks to: the send cases' connections never enter the sockhash,
-sk_msg must not run on them, and the wall-time table shows what a send to
-an excluded port costs against no agent.
+the send cases talk to, and the port of the response read's connection:
+those connections never enter the sockhash, sk_msg must not run on them,
+and the tables show what a send to an excluded port, and a response read
+there, cost.
 """
 import argparse
 import os
@@ -98,6 +99,7 @@ parser.add_argument("--exclude-sink-port", action="store_true",
                          "to an excluded port (sk_msg must not run), against none")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+parser.add_argument("--pair-port", type=int, default=0, help=argparse.SUPPRESS)  # internal: the response read's port
 parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup the case's process joins
 args = parser.parse_args()
 if args.floor and not args.object:
@@ -138,10 +140,11 @@ CASES = [
 ]
 
 
-def tcp_pair():
-    """A loopback TCP connection: (the end that connected, the end that accepted)."""
+def tcp_pair(port=0):
+    """A loopback TCP connection: (the end that connected, the end that accepted), to `port` (0: any)."""
     with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", port))
         srv.listen(1)
         c = socket.create_connection(srv.getsockname())
         s, _ = srv.accept()
@@ -171,7 +174,7 @@ def loop_case(case, n, port, join):
     payload = {"read-outside": RESPONSE, "read-first": CTX_FIRST, "read-fifth": CTX_FIFTH,
                "read-browser": BROWSER}.get(case)
     if case == "read-response":
-        out, peer = tcp_pair()
+        out, peer = tcp_pair(args.pair_port)
     elif case in ("send-kept", "send-h2"):
         s = socket.create_connection(("127.0.0.1", port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -274,8 +277,7 @@ def check_counters(lines):
     }
     if args.exclude_sink_port:
         sent = {k: counters.get(k) for k in ("tx_h1_inserted", "tx_h2_inserted") if int(counters.get(k, -1)) != 0}
-        # The sink's connections (the response read's is a pair of its own).
-        opened = runs("send-kept", "send-h2") + runs("send-new") * new
+        opened = runs("read-response", "send-kept", "send-h2") + runs("send-new") * new
         if sent or int(counters.get("tx_excluded_conns", -1)) < opened:
             sys.exit(f"error: connections to the excluded port were followed ({sent}) or not counted "
                      f"(tx_excluded_conns, want {opened} or more); it said: {said}")
@@ -292,11 +294,23 @@ def check_counters(lines):
         sys.exit(f"error: the agent's counters fall short of the operations (have, want): {short}; it said: {said}")
 
 
+def free_port():
+    """A port that no socket holds now (the response read's connection goes there)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The response read's connection: with --exclude-sink-port, its port is
+# excluded too, so that the row shows a read on an excluded connection.
+PAIR_PORT = free_port() if args.exclude_sink_port and not args.case else 0
+
+
 def start_agent(folder, sink_port):
     """One agent on the folder; returns it and the queue of its stderr lines."""
     cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
     if args.exclude_sink_port:
-        cmd += ["--exclude-outbound-ports", str(sink_port)]
+        cmd += ["--exclude-outbound-ports", f"{sink_port},{PAIR_PORT}"]
     if args.entrypoint:
         cmd.append("--entrypoint")
     cmd += ["--syscall-hooks", args.syscall_hooks]
@@ -344,8 +358,8 @@ def run_cases(folder, port, on_case=None):
         join = [] if case == "read-outside" else ["--join", folder]
         before = programs() if on_case else None
         segments = tcp_out_segments()
-        r = subprocess.run([sys.executable, __file__, "--case", case, "-n", str(n), "--port", str(port)] + join,
-                           stdout=subprocess.PIPE, text=True)
+        r = subprocess.run([sys.executable, __file__, "--case", case, "-n", str(n), "--port", str(port),
+                            "--pair-port", str(PAIR_PORT)] + join, stdout=subprocess.PIPE, text=True)
         segments = tcp_out_segments() - segments
         said = r.stdout.split()
         if r.returncode != 0 or len(said) != 2 or said[0] != "WALL":

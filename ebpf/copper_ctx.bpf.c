@@ -1892,6 +1892,8 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 SEC("sockops")
 int copper_sockops(struct bpf_sock_ops *skops)
 {
+	struct conn_state *st;
+	struct bpf_sock *sk;
 	__u32 port;
 	__u64 key;
 
@@ -1902,6 +1904,18 @@ int copper_sockops(struct bpf_sock_ops *skops)
 	/* remote_port: the port in network order, in the field's upper half on a little-endian CPU. */
 	port = bpf_ntohl(skops->remote_port) & 0xffff;
 	if (skip_ports[masked(port >> 5, SKIP_PORT_WORDS - 1)] & (1U << (port & 31))) {
+		/*
+		 * What the service reads there are responses, as on a connection
+		 * that sk_msg marks: the socket receive hook then passes each read
+		 * after one storage look-up, not after the service's look-up and
+		 * a copy of the data.
+		 */
+		sk = skops->sk;
+		if (sk) {
+			st = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (st)
+				st->responses = 1;
+		}
 		count(ST_TX_EXCLUDED);
 		return 1;
 	}
