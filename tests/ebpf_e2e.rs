@@ -458,6 +458,68 @@ fn http1_context_reaches_c_and_forged_header_is_ignored() {
     );
 }
 
+/// `copperc agent --service --metrics` answers scrapes while it runs: its
+/// counters as the requests go through, and the one cgroup it follows; a
+/// second agent on the same address is refused before it attaches anything.
+#[test]
+fn a_service_agent_serves_its_counters_as_metrics() {
+    let metrics_args: &[&str] = &["--metrics", "127.0.0.1:0"];
+    let setups = [
+        Setup::default(),
+        Setup {
+            nest: 0,
+            agent_args: metrics_args,
+        },
+        Setup::default(),
+    ];
+    let mut chain = Chain::start_with(
+        "metrics",
+        ["h1", "h1", "h1"],
+        ["a", "b", "c"],
+        None,
+        "auto",
+        &[],
+        setups,
+    );
+    let line = chain.agents[1]
+        .stderr
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_default();
+    let metrics = metrics_url(&line);
+    let got = [
+        h1_get(chain.ports[0], ""),
+        h1_get(chain.ports[0], ""),
+        h1_get(chain.ports[1], ""),
+    ];
+    assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let text = scrape(&metrics);
+    for line in [
+        "copper_ctx_followed_cgroups{service=\"b\"} 1",
+        "copper_ctx_rx_h1_requests_total 3",
+        "copper_ctx_rx_with_context_total 2",
+        "copper_ctx_tx_h1_inserted_total 2",
+        "copper_ctx_tx_no_context_total 1",
+    ] {
+        assert!(text.contains(&format!("\n{line}\n")), "no `{line}` in:\n{text}");
+    }
+    let busy = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--service", "b", "--cgroup"])
+        .arg(chain.root.join("b"))
+        .args(["--metrics", &metrics])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert_eq!(busy.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("cannot serve metrics on {metrics}: ")), "{err}");
+    // Its counters at exit are those the last scrape showed.
+    let reports = chain.stop();
+    assert!(
+        reports[1].contains("rx_h1_requests=3 ") && reports[1].contains("tx_h1_inserted=2 "),
+        "{reports:?}"
+    );
+}
+
 /// An upstream on 127.0.0.1 that answers every request `[]` and hands on
 /// each request head it reads, as received; returns its port.
 fn recording_upstream() -> (u16, Receiver<String>) {
@@ -1462,6 +1524,8 @@ struct Node {
     /// The agents' pins (a folder of its own on the BPF file system).
     pins: PathBuf,
     children: Vec<Child>,
+    /// More arguments for the next agent that `agent_with` starts.
+    extra_args: Vec<String>,
 }
 
 impl Node {
@@ -1473,6 +1537,7 @@ impl Node {
             root: cgroup2_root().join(&id),
             pins: PathBuf::from("/sys/fs/bpf").join(&id),
             children: Vec::new(),
+            extra_args: Vec::new(),
         };
         for pod in ["a", "b", "c", "x"] {
             for leaf in ["wait", "app"] {
@@ -1488,6 +1553,14 @@ impl Node {
         self.agent_with(config, pins, "50", &[])
     }
 
+    /// The same with more arguments for the agent.
+    fn agent_args(&mut self, config: &Path, pins: bool, args: &[&str]) -> Receiver<String> {
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        let stderr = self.agent_with(config, pins, "50", &[]);
+        self.extra_args.clear();
+        stderr
+    }
+
     /// The same with a search of /proc every `scan_interval` ms where it
     /// has no exec events, and `env` set for it.
     fn agent_with(&mut self, config: &Path, pins: bool, scan_interval: &str, env: &[(&str, &str)]) -> Receiver<String> {
@@ -1497,6 +1570,7 @@ impl Node {
             .arg(&self.root)
             .arg("--config")
             .arg(config)
+            .args(&self.extra_args)
             .envs(env.iter().copied());
         if pins {
             cmd.arg("--pin-dir").arg(&self.pins);
@@ -1563,6 +1637,34 @@ impl Drop for Node {
             .arg(&self.pins)
             .output();
     }
+}
+
+/// The address in the agent's line `metrics at http://ADDR/metrics`.
+fn metrics_url(line: &str) -> String {
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in `{line}`"));
+    addr.to_string()
+}
+
+/// One scrape of `http://ADDR/metrics`: the body of a 200 answer in the
+/// Prometheus text format.
+fn scrape(addr: &str) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to the metrics at {addr}: {e}"));
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: agent\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in `{answer}`"));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    body.to_string()
 }
 
 /// Lines of `stderr` until one contains `until` (30 s at most).
@@ -1718,7 +1820,7 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     let mut node = Node::new("node");
     let tmp = tempfile::tempdir().unwrap();
     let config = compiled_agent_config(tmp.path());
-    let stderr = node.agent(&config, true);
+    let stderr = node.agent_args(&config, true, &["--metrics", "127.0.0.1:0"]);
     let next_line = |what: &str| -> String {
         stderr
             .recv_timeout(Duration::from_secs(30))
@@ -1730,6 +1832,10 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
         first.contains("; connections to ports 5432,6379 not followed)"),
         "{first}"
     );
+    let metrics = metrics_url(&said_until(&stderr, "metrics at").pop().unwrap());
+    let none = scrape(&metrics);
+    assert!(none.contains("\ncopper_ctx_tx_h1_inserted_total 0\n"), "{none}");
+    assert!(!none.contains("copper_ctx_followed_cgroups{"), "{none}");
 
     // A pod waits until the agent follows it, then reports ready.
     for pod in ["c", "b", "a"] {
@@ -1769,6 +1875,22 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     // `app` cgroup's cached answer: the pod's cgroup, one step up.
     let got = [h1_get(a, "x-copper-context: /evil\r\n"), h1_get(a, ""), h1_get(b, "")];
     assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"]);
+    // A scrape shows the three pods and the counters of those requests (a
+    // and b inserted 4 values; b's own request had none to send; c read 3
+    // requests without waiting), within the agent's second between reads.
+    std::thread::sleep(Duration::from_millis(1200));
+    let text = scrape(&metrics);
+    for line in [
+        "copper_ctx_followed_cgroups{service=\"a\"} 1",
+        "copper_ctx_followed_cgroups{service=\"b\"} 1",
+        "copper_ctx_followed_cgroups{service=\"c\"} 1",
+        "copper_ctx_tx_h1_inserted_total 4",
+        "copper_ctx_tx_no_context_total 1",
+        "copper_ctx_rx_nonblocking_total 3",
+        "copper_ctx_agent_info{receive_hooks=\"socket\",threads_state=\"task_storage\",service_cache=\"true\",excluded_outbound_ports=\"5432,6379\"} 1",
+    ] {
+        assert!(text.contains(&format!("\n{line}\n")), "no `{line}` in:\n{text}");
+    }
     // The agent tells, once, that requests were read without waiting.
     let said = said_until(&stderr, "from non-blocking sockets").pop().unwrap();
     assert!(
@@ -1788,6 +1910,13 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     std::fs::remove_dir(node.pod("c")).unwrap();
     let said = said_until(&stderr, "is gone").pop().unwrap();
     assert!(said.contains("is gone; no longer followed"), "{said}");
+    std::thread::sleep(Duration::from_millis(1200));
+    let text = scrape(&metrics);
+    assert!(!text.contains("service=\"c\""), "{text}");
+    assert!(
+        text.contains("\ncopper_ctx_followed_cgroups{service=\"b\"} 1\n"),
+        "{text}"
+    );
     let links = std::fs::read_dir(node.pins.join("links")).unwrap().count();
     assert_eq!(links, 2, "pinned links of a and b only");
 

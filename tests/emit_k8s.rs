@@ -708,6 +708,36 @@ fn flags_and_targets() {
     assert!(stderr.contains("`70000` is not a port (1 to 65535)"), "{stderr}");
     assert!(!bad.exists());
 
+    // The agent's metrics: on port 9464 of each node unless told otherwise; 0 serves none.
+    let agent = |out: &Path| -> Value {
+        let ds = yaml(&out.join("k8s/daemonset-copper-ctx.yaml"));
+        ds["spec"]["template"].clone()
+    };
+    let default = agent(&out);
+    assert_eq!(
+        default["spec"]["containers"][0]["ports"],
+        json!([{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}])
+    );
+    let out = tmp.path().join("metrics-port");
+    compile_ok(graph, &policies, &out, &["--agent-metrics-port", "9970"]);
+    let template = agent(&out);
+    let args = template["spec"]["containers"][0]["args"].as_array().unwrap();
+    let at = args.iter().position(|a| a == "--metrics").unwrap();
+    assert_eq!(args[at + 1], "0.0.0.0:9970");
+    assert_eq!(template["metadata"]["annotations"]["prometheus.io/port"], "9970");
+    let out = tmp.path().join("no-metrics");
+    compile_ok(graph, &policies, &out, &["--agent-metrics-port", "0"]);
+    let template = agent(&out);
+    assert!(
+        !template["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--metrics")
+    );
+    assert!(template["spec"]["containers"][0].get("ports").is_none(), "{template}");
+    assert!(template["metadata"].get("annotations").is_none(), "{template}");
+
     let bad = tmp.path().join("bad-name");
     let r = compile(graph, &policies, &bad, &["--one-request-per-thread", "reviewz"]);
     let stderr = String::from_utf8_lossy(&r.stderr);
@@ -851,7 +881,10 @@ fn ebpf_object_hook_validates() {
     let policies = BTreeSet::from(["p"]);
     let bytes = b"test bytes, not an object\x00\xff";
     let mut paths = Vec::new();
-    for f in [ebpf_configmap(bytes, &policies), daemonset("img:1", true, &policies)] {
+    for f in [
+        ebpf_configmap(bytes, &policies),
+        daemonset("img:1", true, Some(9464), &policies),
+    ] {
         let p = tmp.path().join(f.path.replace('/', "_"));
         std::fs::write(&p, &f.bytes).unwrap();
         paths.push(p);

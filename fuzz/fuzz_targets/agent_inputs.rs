@@ -1,6 +1,7 @@
 //! What the node-wide agent parses: its configuration, mountinfo, the
-//! /proc files of other processes (which those processes control in part)
-//! and excluded ports.
+//! /proc files of other processes (which those processes control in part),
+//! excluded ports, and the requests its metrics listener reads from anyone
+//! who connects.
 //! Must not panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -14,4 +15,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = copperc::ebpf::node::start_time(&text);
     let _ = copperc::ebpf::node::catches_usr1(&text);
     let _ = copperc::ebpf::ports::parse_item(&text);
+    let _ = copperc::cli::metrics_server::respond(data, || Some(String::new()));
 });

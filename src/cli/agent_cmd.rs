@@ -13,10 +13,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::SyscallHookArg;
+use super::metrics_server::{self, SharedSnapshot};
 use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::ebpf::ServiceFlags;
 use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice, RENEW_EVERY};
 use crate::ebpf::exec_events::{ExecEvents, Seen};
+use crate::ebpf::hooks::SyscallHooks;
+use crate::ebpf::metrics::MetricsSnapshot;
 use crate::ebpf::node::{self, NO_EXEC_EVENTS_ENV, NodeConfig, SERVICE_ENV};
 use crate::ebpf::ports::PortSet;
 
@@ -106,9 +109,21 @@ pub fn run(args: &AgentArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
+    // Before anything is loaded: a port in use attaches nothing.
+    let metrics = match args.metrics.map(metrics_server::start).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "error: cannot serve metrics on {}: {e}",
+                args.metrics.map(|a| a.to_string()).unwrap_or_default()
+            );
+            return EXIT_USAGE;
+        }
+    };
+    let feed = MetricsFeed::new(metrics);
     match (&args.config, &args.service, &args.cgroup) {
-        (Some(config), _, _) => run_node(args, config, object, &stop),
-        (None, Some(service), Some(cgroup)) => run_one(args, service, cgroup, object, &stop),
+        (Some(config), _, _) => run_node(args, config, object, &stop, feed),
+        (None, Some(service), Some(cgroup)) => run_one(args, service, cgroup, object, &stop, feed),
         _ => {
             eprintln!("error: give --service and --cgroup, or --config");
             EXIT_USAGE
@@ -139,7 +154,14 @@ fn print_stats(agent: &Agent, what: &str) {
     eprintln!("copperc agent: {what} detached; {}", text.join(" "));
 }
 
-fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8>>, stop: &AtomicBool) -> u8 {
+fn run_one(
+    args: &AgentArgs,
+    service: &str,
+    cgroup: &Path,
+    object: Option<Vec<u8>>,
+    stop: &AtomicBool,
+    mut feed: MetricsFeed,
+) -> u8 {
     let cfg = AgentConfig {
         service: service.to_string(),
         cgroup: cgroup.to_path_buf(),
@@ -166,8 +188,10 @@ fn run_one(args: &AgentArgs, service: &str, cgroup: &Path, object: Option<Vec<u8
         hooks(&agent),
         excluded(&cfg.excluded_ports)
     );
+    feed.announce(&agent, &cfg.excluded_ports);
     let mut notice = NonblockingNotice::new(Some(&cfg.service));
     while !stop.load(Ordering::Relaxed) {
+        feed.refresh(&agent, &cfg.excluded_ports, false);
         std::thread::sleep(Duration::from_millis(50));
         notice.look(&agent, false);
     }
@@ -225,6 +249,65 @@ impl<'a> NonblockingNotice<'a> {
     }
 }
 
+/// Hands the agent's state to the metrics listener (`--metrics`): the
+/// counters once a second, the followed cgroups when they change. The
+/// listener's thread never reads the maps itself: the loaded object stays
+/// this loop's.
+struct MetricsFeed {
+    shared: Option<(std::net::SocketAddr, SharedSnapshot)>,
+    last: Option<Instant>,
+}
+
+impl MetricsFeed {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(shared: Option<(std::net::SocketAddr, SharedSnapshot)>) -> Self {
+        MetricsFeed { shared, last: None }
+    }
+
+    /// Hands over the first snapshot, then prints where scrapes go (after
+    /// the agent's first line).
+    fn announce(&mut self, agent: &Agent, excluded_ports: &PortSet) {
+        self.refresh(agent, excluded_ports, true);
+        if let Some((addr, _)) = &self.shared {
+            eprintln!("copperc agent: metrics at http://{addr}/metrics");
+        }
+    }
+
+    fn refresh(&mut self, agent: &Agent, excluded_ports: &PortSet, now: bool) {
+        let Some((_, shared)) = &self.shared else {
+            return;
+        };
+        if !now && self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let mut followed = std::collections::BTreeMap::new();
+        for (_, _, service) in agent.registered() {
+            *followed.entry(service.to_string()).or_insert(0) += 1;
+        }
+        metrics_server::publish(
+            shared,
+            MetricsSnapshot {
+                counters: agent.stats(),
+                followed,
+                receive_hooks: match agent.syscall_hooks() {
+                    SyscallHooks::Socket => "socket",
+                    SyscallHooks::Tracepoints { .. } => "tracepoints",
+                    SyscallHooks::TpBtf { .. } => "tp_btf",
+                },
+                threads_state: if agent.task_storage() {
+                    "task_storage"
+                } else {
+                    "lru_hash"
+                },
+                service_cache: agent.service_cache(),
+                excluded_ports: excluded_ports.to_string(),
+            },
+        );
+    }
+}
+
 /// Which waiters were already answered, and which problems already told,
 /// so that each is handled once, not on every scan.
 #[derive(Default)]
@@ -233,7 +316,7 @@ struct NodeState {
     warned: BTreeSet<(i32, u64)>,
 }
 
-fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &AtomicBool) -> u8 {
+fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &AtomicBool, mut feed: MetricsFeed) -> u8 {
     let text = match read_file(config) {
         Ok(t) => t,
         Err(code) => return code,
@@ -298,6 +381,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     if let Some(t) = &agent.takeover {
         eprintln!("copperc agent: {t} ({})", args.pin_dir.display());
     }
+    feed.announce(&agent, &cfg.excluded_ports);
     let under = args.pods_under.clone().unwrap_or_else(|| root.clone());
     let mut state = NodeState::default();
     let started = Instant::now();
@@ -332,10 +416,13 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             unanswered = scan(&mut agent, &cfg, &root, &under, &mut state);
             last_search = Some(Instant::now());
             last_gone_check = Instant::now();
+            // A pod found or gone shows at the next scrape, not a second later.
+            feed.refresh(&agent, &cfg.excluded_ports, true);
         } else if last_gone_check.elapsed() >= interval {
             forget_gone(&mut agent);
             last_gone_check = Instant::now();
         }
+        feed.refresh(&agent, &cfg.excluded_ports, false);
         // By then every running pod's waiter has been found again: the other
         // pinned links belong to pods that went away while no agent ran.
         if !pruned && started.elapsed() >= PRUNE_AFTER {

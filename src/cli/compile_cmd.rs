@@ -63,6 +63,7 @@ pub fn run(args: &CompileArgs) -> u8 {
                 ebpf_object: Some(crate::ebpf::OBJECT),
                 one_request_per_thread: &args.one_request_per_thread,
                 excluded_ports: &excluded_ports,
+                agent_metrics_port: (args.agent_metrics_port != 0).then_some(args.agent_metrics_port),
             },
         };
         let diags = match emit::emit(&input, args.target) {

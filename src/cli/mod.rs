@@ -7,6 +7,7 @@ mod check_cmd;
 mod compile_cmd;
 mod generate_cmd;
 pub mod inputs;
+pub mod metrics_server;
 mod pipeline;
 mod place_cmd;
 
@@ -169,6 +170,11 @@ pub struct CompileArgs {
     /// Image of the eBPF context add-on's DaemonSet (it runs `copperc agent`).
     #[arg(long, value_name = "IMAGE", default_value = crate::emit::k8s::DEFAULT_AGENT_IMAGE)]
     pub agent_image: String,
+    /// Port on each node where the eBPF add-on's agent serves Prometheus metrics (`copperc agent
+    /// --metrics 0.0.0.0:PORT`, on the host's network, with `prometheus.io/*` annotations); 0
+    /// serves none.
+    #[arg(long, value_name = "PORT", default_value_t = crate::emit::k8s::DEFAULT_AGENT_METRICS_PORT)]
+    pub agent_metrics_port: u16,
     /// Services whose threads each handle one request at a time, though they read requests from
     /// non-blocking sockets (a single-threaded async runtime per connection): the eBPF add-on
     /// ties their calls to their requests (`copperc agent --one-request-per-thread`). Repeat the
@@ -280,6 +286,11 @@ pub struct AgentArgs {
     /// that `copperc compile` writes).
     #[arg(long, value_name = "FILE")]
     pub object: Option<std::path::PathBuf>,
+    /// Serve the add-on's counters, the followed cgroups of each service and what the agent
+    /// attached at `http://ADDR/metrics`, in the Prometheus text format (e.g. `0.0.0.0:9464`;
+    /// port 0 picks a free one, which the agent prints).
+    #[arg(long, value_name = "ADDR", conflicts_with = "remove_pins")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Echo libbpf's messages on stderr, with the verifier's statistics for each program
     /// (instructions processed, of its limit of one million) and its log when it refuses one.
     #[arg(long, short)]

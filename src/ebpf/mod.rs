@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod error;
 pub mod exec_events;
 pub mod hooks;
+pub mod metrics;
 pub mod node;
 pub mod pins;
 pub mod ports;

@@ -56,6 +56,8 @@ pub const WAIT_CONTAINER: &str = "copper-ctx-wait";
 const WAIT_DIR: &str = "/run/copper-ctx";
 /// File name of the eBPF object in its ConfigMap.
 pub const BPF_OBJECT: &str = "copper.bpf.o";
+/// Where on each node the agent serves its metrics, unless told otherwise.
+pub const DEFAULT_AGENT_METRICS_PORT: u16 = 9464;
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "copperc");
 pub const POLICIES_ANNOTATION: &str = "copperc.dev/policies";
 pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
@@ -76,6 +78,9 @@ pub struct Cluster<'a> {
     /// Remote ports whose connections the add-on leaves alone (the
     /// agent's `excludeOutboundPorts`).
     pub excluded_ports: &'a crate::ebpf::ports::PortSet,
+    /// Port on each node where the agent serves its metrics
+    /// (`copperc agent --metrics`); `None`: none.
+    pub agent_metrics_port: Option<u16>,
 }
 
 impl Default for Cluster<'_> {
@@ -86,6 +91,7 @@ impl Default for Cluster<'_> {
             ebpf_object: None,
             one_request_per_thread: &[],
             excluded_ports: &crate::ebpf::ports::NO_PORTS,
+            agent_metrics_port: Some(DEFAULT_AGENT_METRICS_PORT),
         }
     }
 }
@@ -172,6 +178,7 @@ pub fn emit(input: &EmitInput, earlier: &[OutFile]) -> Result<Vec<OutFile>, Vec<
     files.push(daemonset(
         input.cluster.agent_image,
         input.cluster.ebpf_object.is_some(),
+        input.cluster.agent_metrics_port,
         &all,
     ));
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -320,12 +327,18 @@ pub fn ebpf_configmap(object: &[u8], policies: &BTreeSet<&str>) -> OutFile {
 }
 
 /// `k8s/daemonset-copper-ctx.yaml`; `with_object`: mount the object of
-/// `ebpf_configmap` and pass it to the agent (`--object`).
-pub fn daemonset(image: &str, with_object: bool, policies: &BTreeSet<&str>) -> OutFile {
-    object_file("DaemonSet", AGENT_NAME, policies, daemonset_body(image, with_object))
+/// `ebpf_configmap` and pass it to the agent (`--object`); `metrics_port`:
+/// where on the node the agent serves its metrics.
+pub fn daemonset(image: &str, with_object: bool, metrics_port: Option<u16>, policies: &BTreeSet<&str>) -> OutFile {
+    object_file(
+        "DaemonSet",
+        AGENT_NAME,
+        policies,
+        daemonset_body(image, with_object, metrics_port),
+    )
 }
 
-fn daemonset_body(image: &str, with_object: bool) -> Value {
+fn daemonset_body(image: &str, with_object: bool, metrics_port: Option<u16>) -> Value {
     let labels = json!({"app.kubernetes.io/name": AGENT_NAME});
     let mut args = vec![
         "agent".to_string(),
@@ -353,28 +366,45 @@ fn daemonset_body(image: &str, with_object: bool) -> Value {
         mounts.push(json!({"name": "bpf-object", "mountPath": BPF_DIR, "readOnly": true}));
         volumes.push(json!({"name": "bpf-object", "configMap": {"name": format!("{AGENT_NAME}-bpf")}}));
     }
+    // On the host's network, as node exporters are: one scrape target per
+    // node, found by the usual annotations.
+    let mut ports = Vec::new();
+    let mut template_meta = json!({"labels": labels});
+    if let Some(port) = metrics_port {
+        args.extend(["--metrics".to_string(), format!("0.0.0.0:{port}")]);
+        ports.push(json!({"name": "metrics", "containerPort": port, "protocol": "TCP"}));
+        template_meta["annotations"] = json!({
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": port.to_string(),
+            "prometheus.io/path": "/metrics",
+        });
+    }
+    let mut container = json!({
+        "name": "agent",
+        "image": image,
+        "command": ["copperc"],
+        "args": args,
+        "securityContext": {
+            "privileged": true,
+            "capabilities": {"add": ["BPF", "SYS_ADMIN", "NET_ADMIN"]},
+        },
+        "volumeMounts": mounts,
+    });
+    if !ports.is_empty() {
+        container["ports"] = json!(ports);
+    }
     json!({
         "spec": {
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": template_meta,
                 "spec": {
                     "hostNetwork": true,
                     "hostPID": true,
                     "dnsPolicy": "ClusterFirstWithHostNet",
                     "priorityClassName": "system-node-critical",
                     "tolerations": [{"operator": "Exists"}],
-                    "containers": [{
-                        "name": "agent",
-                        "image": image,
-                        "command": ["copperc"],
-                        "args": args,
-                        "securityContext": {
-                            "privileged": true,
-                            "capabilities": {"add": ["BPF", "SYS_ADMIN", "NET_ADMIN"]},
-                        },
-                        "volumeMounts": mounts,
-                    }],
+                    "containers": [container],
                     "volumes": volumes,
                 },
             },
