@@ -178,6 +178,31 @@ const volatile __u32 cgroup_cache SEC(".rodata.cache") = 1;
 const volatile __u32 skip_ports[SKIP_PORT_WORDS] SEC(".rodata.ports");
 
 /*
+ * Remote ports excluded for one service only (node-wide, a service's own
+ * `excludeOutboundPorts`): (the followed cgroup's id, a word of the port
+ * bitmap) -> its 32 bits, written by the agent for each cgroup it follows
+ * as such a service. Read only where `service_ports_on` is set, which the
+ * agent does before loading when some service has a list; otherwise the
+ * verifier drops the code that reads it and the map is not created. Not
+ * preallocated: most nodes have a few entries, if any.
+ */
+struct service_port_key {
+	__u64 cgroup;
+	__u32 word;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct service_port_key);
+	__type(value, __u32);
+} service_ports SEC(".maps");
+
+const volatile __u32 service_ports_on SEC(".rodata.svcports") = 0;
+
+/*
  * Connections opened by the service, keyed by socket cookie; sk_msg is
  * attached to this map.
  */
@@ -1889,6 +1914,46 @@ int BPF_PROG(copper_sys_exit, struct pt_regs *regs, long ret)
 
 /* ---- send side ---- */
 
+/* Steps up the cgroup tree from a socket's cgroup to its followed ancestor's. */
+#define SK_CGROUP_WALK 16
+
+/*
+ * Whether the service that opened `sk` excludes `port` itself. sockops runs
+ * this in softirq, where the current task is not the one that connected,
+ * and may not call the helpers that name a socket's cgroup: the socket's
+ * own cgroup (set when it was created) is read from the socket, and its
+ * ancestors at the depths where cgroups are followed (`levels`, deepest
+ * first) are looked up in `services`, as find_service does for a task.
+ */
+static __always_inline int service_skips(struct bpf_sock *sk, __u32 port)
+{
+	struct service_port_key key = {.word = port >> 5};
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct cgroup *c;
+	__u32 i, j, *bits;
+
+	if (!tp)
+		return 0;
+	c = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
+	for (i = 0; i < MAX_LEVELS; i++) {
+		__u32 k = i;
+		__u32 *lv = bpf_map_lookup_elem(&levels, &k);
+
+		if (!lv || *lv == 0 || !c)
+			return 0;
+		for (j = 0; j < SK_CGROUP_WALK && c && (__u32)c->level > *lv; j++)
+			c = c->self.parent ? c->self.parent->cgroup : NULL;
+		if (!c || (__u32)c->level != *lv)
+			continue;
+		key.cgroup = c->kn->id;
+		if (!bpf_map_lookup_elem(&services, &key.cgroup))
+			continue;
+		bits = bpf_map_lookup_elem(&service_ports, &key);
+		return bits && (*bits & (1U << (port & 31)));
+	}
+	return 0;
+}
+
 SEC("sockops")
 int copper_sockops(struct bpf_sock_ops *skops)
 {
@@ -1903,14 +1968,15 @@ int copper_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	/* remote_port: the port in network order, in the field's upper half on a little-endian CPU. */
 	port = bpf_ntohl(skops->remote_port) & 0xffff;
-	if (skip_ports[masked(port >> 5, SKIP_PORT_WORDS - 1)] & (1U << (port & 31))) {
+	sk = skops->sk;
+	if ((skip_ports[masked(port >> 5, SKIP_PORT_WORDS - 1)] & (1U << (port & 31))) ||
+	    (service_ports_on && sk && service_skips(sk, port))) {
 		/*
 		 * What the service reads there are responses, as on a connection
 		 * that sk_msg marks: the socket receive hook then passes each read
 		 * after one storage look-up, not after the service's look-up and
 		 * a copy of the data.
 		 */
-		sk = skops->sk;
 		if (sk) {
 			st = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 			if (st)

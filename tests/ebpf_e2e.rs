@@ -637,6 +637,64 @@ fn connections_to_excluded_ports_are_not_followed() {
     assert!(got.iter().all(|(want, has, _)| want == has), "{got:#?}");
 }
 
+/// Node-wide, a service's own `excludeOutboundPorts` leaves only its own
+/// pods' connections to those ports alone: a and b (both entry points)
+/// call the same recording upstream, whose port only b's list names. a's
+/// request carries its context, b's goes out as b wrote it. b's pod lies a
+/// level deeper than a's, and each service runs in its pod's `app` cgroup,
+/// so the socket's cgroup is walked up to the followed one at two depths.
+#[test]
+fn a_services_own_excluded_ports_leave_only_its_connections_alone() {
+    let mut node = Node::new("svcports");
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, heads) = recording_upstream();
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"services":[{{"name":"a","entrypoint":true}},{{"name":"b","entrypoint":true,"excludeOutboundPorts":[{port}]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let stderr = node.agent_args(&config, false, &["--metrics", "127.0.0.1:0"]);
+    let first = said_until(&stderr, "node-wide").pop().unwrap();
+    assert!(
+        first.contains(&format!("; connections of `b` to ports {port} not followed)")),
+        "{first}"
+    );
+    let mut got = Vec::new();
+    for pod in ["a", "b"] {
+        let ready = tmp.path().join(format!("{pod}.ready"));
+        let (code, err) = await_agent(&node.pod(pod).join("wait"), pod, &ready, 30);
+        assert_eq!(code, Some(0), "await-agent for `{pod}`: {err}");
+        let (child, service) = spawn_service(&node.pod(pod).join("app"), "h1", Some(port));
+        node.children.push(child);
+        assert_eq!(h1_get(service, ""), "[]");
+        let head = heads.recv_timeout(Duration::from_secs(20)).unwrap();
+        let context = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("x-copper-context:"))
+            .map(str::to_string);
+        got.push((pod, context));
+    }
+    let info = scrape(&metrics_url(&said_until(&stderr, "metrics at").pop().unwrap()));
+    assert!(
+        info.contains(&format!("excluded_outbound_ports=\"b:{port}\"}} 1\n")),
+        "{info}"
+    );
+    let mut agent = node.children.remove(0);
+    let report = terminate(&mut agent, &stderr).pop().unwrap_or_default();
+    assert_eq!(
+        got,
+        [("a", Some("x-copper-context: /a".to_string())), ("b", None)],
+        "{report}"
+    );
+    assert!(
+        report.contains("tx_h1_inserted=1 ") && report.ends_with("tx_excluded_conns=1"),
+        "{report}"
+    );
+}
+
 /// A service whose cgroup is below the one its agent follows: b two levels
 /// down, c five (more than the cached walk up the tree takes before it asks
 /// the kernel's helper). Their second requests find the service from their

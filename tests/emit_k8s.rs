@@ -701,6 +701,47 @@ fn flags_and_targets() {
     let cm = yaml(&out.join("k8s/configmap-copper-ctx-config.yaml"));
     let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
     assert_eq!(config["excludeOutboundPorts"], json!(["5432", "6379", "9000-9099"]));
+    // No service's own list was given: no service entry has the key.
+    assert!(
+        config["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s.get("excludeOutboundPorts").is_none())
+    );
+
+    // A service's own ports, named before a colon: in its entry only, merged
+    // and sorted; the node-wide list keeps the others.
+    let out = tmp.path().join("service-ports");
+    compile_ok(
+        graph,
+        &policies,
+        &out,
+        &[
+            "--exclude-outbound-ports",
+            "ratings:27017,6379,ratings:5432-5433",
+            "--exclude-outbound-ports",
+            "reviews:9042",
+        ],
+    );
+    let cm = yaml(&out.join("k8s/configmap-copper-ctx-config.yaml"));
+    let config: Value = serde_json::from_str(cm["data"]["config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(config["excludeOutboundPorts"], json!(["6379"]));
+    let own: BTreeMap<&str, &Value> = config["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| Some((s["name"].as_str()?, s.get("excludeOutboundPorts")?)))
+        .collect();
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert_eq!(own["ratings"], &json!(["5432-5433", "27017"]));
+    assert_eq!(own["reviews"], &json!(["9042"]));
+    let bad = tmp.path().join("bad-scoped");
+    let r = compile(graph, &policies, &bad, &["--exclude-outbound-ports", "ratingz:5432"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    insta::assert_snapshot!("exclude_outbound_ports_unknown_service", stderr);
+    assert!(!bad.exists());
     let bad = tmp.path().join("bad-port");
     let r = compile(graph, &policies, &bad, &["--exclude-outbound-ports", "5432,70000"]);
     let stderr = String::from_utf8_lossy(&r.stderr);

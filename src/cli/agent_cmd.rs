@@ -21,7 +21,7 @@ use crate::ebpf::exec_events::{ExecEvents, Seen};
 use crate::ebpf::hooks::SyscallHooks;
 use crate::ebpf::metrics::MetricsSnapshot;
 use crate::ebpf::node::{self, NO_EXEC_EVENTS_ENV, NodeConfig, SERVICE_ENV};
-use crate::ebpf::ports::PortSet;
+use crate::ebpf::ports::{Exclusions, NO_PORTS, PortSet};
 
 /// How long a restarted node-wide agent waits before it removes the pinned
 /// links of pods it did not find again.
@@ -149,6 +149,26 @@ fn excluded(ports: &PortSet) -> String {
     }
 }
 
+/// The node-wide first line's note on excluded ports, the services' own
+/// lists included: `""` when there are none.
+fn excluded_on_node(cfg: &NodeConfig) -> String {
+    let mut note = excluded(&cfg.excluded_ports);
+    for (service, ports) in &cfg.service_ports {
+        note.push_str(&format!("; connections of `{service}` to ports {ports} not followed"));
+    }
+    note
+}
+
+/// The node's excluded ports as `copperc compile --exclude-outbound-ports`
+/// takes them: the node-wide items, then each service's as `service:item`.
+fn node_excluded_items(cfg: &NodeConfig) -> String {
+    let mut items = cfg.excluded_ports.items();
+    for (service, ports) in &cfg.service_ports {
+        items.extend(ports.items().into_iter().map(|i| format!("{service}:{i}")));
+    }
+    items.join(",")
+}
+
 fn print_stats(agent: &Agent, what: &str) {
     let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!("copperc agent: {what} detached; {}", text.join(" "));
@@ -188,10 +208,11 @@ fn run_one(
         hooks(&agent),
         excluded(&cfg.excluded_ports)
     );
-    feed.announce(&agent, &cfg.excluded_ports);
+    let excluded_items = cfg.excluded_ports.to_string();
+    feed.announce(&agent, &excluded_items);
     let mut notice = NonblockingNotice::new(Some(&cfg.service));
     while !stop.load(Ordering::Relaxed) {
-        feed.refresh(&agent, &cfg.excluded_ports, false);
+        feed.refresh(&agent, &excluded_items, false);
         std::thread::sleep(Duration::from_millis(50));
         notice.look(&agent, false);
     }
@@ -267,14 +288,16 @@ impl MetricsFeed {
 
     /// Hands over the first snapshot, then prints where scrapes go (after
     /// the agent's first line).
-    fn announce(&mut self, agent: &Agent, excluded_ports: &PortSet) {
+    /// `excluded_ports`: the items of the excluded ports, as `copperc
+    /// compile --exclude-outbound-ports` takes them.
+    fn announce(&mut self, agent: &Agent, excluded_ports: &str) {
         self.refresh(agent, excluded_ports, true);
         if let Some((addr, _)) = &self.shared {
             eprintln!("copperc agent: metrics at http://{addr}/metrics");
         }
     }
 
-    fn refresh(&mut self, agent: &Agent, excluded_ports: &PortSet, now: bool) {
+    fn refresh(&mut self, agent: &Agent, excluded_ports: &str, now: bool) {
         let Some((_, shared)) = &self.shared else {
             return;
         };
@@ -344,7 +367,10 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         hook_choice(args.syscall_hooks),
         args.verbose,
         (!args.no_pins).then_some(args.pin_dir.as_path()),
-        &cfg.excluded_ports,
+        Exclusions {
+            all: &cfg.excluded_ports,
+            per_service: !cfg.service_ports.is_empty(),
+        },
     ) {
         Ok(a) => a,
         Err(e) => {
@@ -375,13 +401,14 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
         "copperc agent: node-wide for {} services ({}{}), cgroups under {}; waiting for pods that run `copperc await-agent`; {discovery}; SIGTERM or SIGINT detaches",
         cfg.services.len(),
         hooks(&agent),
-        excluded(&cfg.excluded_ports),
+        excluded_on_node(&cfg),
         root.display()
     );
     if let Some(t) = &agent.takeover {
         eprintln!("copperc agent: {t} ({})", args.pin_dir.display());
     }
-    feed.announce(&agent, &cfg.excluded_ports);
+    let excluded_items = node_excluded_items(&cfg);
+    feed.announce(&agent, &excluded_items);
     let under = args.pods_under.clone().unwrap_or_else(|| root.clone());
     let mut state = NodeState::default();
     let started = Instant::now();
@@ -417,12 +444,12 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             last_search = Some(Instant::now());
             last_gone_check = Instant::now();
             // A pod found or gone shows at the next scrape, not a second later.
-            feed.refresh(&agent, &cfg.excluded_ports, true);
+            feed.refresh(&agent, &excluded_items, true);
         } else if last_gone_check.elapsed() >= interval {
             forget_gone(&mut agent);
             last_gone_check = Instant::now();
         }
-        feed.refresh(&agent, &cfg.excluded_ports, false);
+        feed.refresh(&agent, &excluded_items, false);
         // By then every running pod's waiter has been found again: the other
         // pinned links belong to pods that went away while no agent ran.
         if !pruned && started.elapsed() >= PRUNE_AFTER {
@@ -498,7 +525,8 @@ fn scan(agent: &mut Agent, cfg: &NodeConfig, root: &Path, under: &Path, state: &
             state.warned.insert(key);
             continue;
         };
-        match agent.register(&pod, &w.service, flags) {
+        let ports = cfg.service_ports.get(&w.service).unwrap_or(&NO_PORTS);
+        match agent.register(&pod, &w.service, flags, ports) {
             Ok(_) => {
                 if let Err(e) = kill(Pid::from_raw(w.pid), Signal::SIGUSR1) {
                     // It ended in between: the next scan no longer lists it.

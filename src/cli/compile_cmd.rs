@@ -6,23 +6,48 @@ use super::pipeline::{PipelineArgs, run_to_placement};
 use super::{CompileArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, PlaceMode};
 use crate::diag::render::{Format, render};
 use crate::diag::{Code, Diagnostic};
+use crate::ebpf::ports::PortSet;
 use crate::emit::{self, EmitInput};
 
-/// `--one-request-per-thread` names only services of the call graph: a
-/// misspelt name would otherwise leave its service without contexts, silently.
-fn known_services(names: &[String], graph: &crate::graph::CallGraph) -> Result<(), Diagnostic> {
-    let Some(unknown) = names.iter().find(|n| !graph.services.iter().any(|s| &s.name == *n)) else {
+/// `--one-request-per-thread` and `--exclude-outbound-ports SERVICE:PORTS`
+/// name only services of the call graph: a misspelt name would otherwise
+/// leave its service without contexts, or its ports followed, silently.
+fn known_services<'a>(
+    option: &str,
+    names: impl IntoIterator<Item = &'a String>,
+    graph: &crate::graph::CallGraph,
+) -> Result<(), Diagnostic> {
+    let Some(unknown) = names
+        .into_iter()
+        .find(|n| !graph.services.iter().any(|s| &s.name == *n))
+    else {
         return Ok(());
     };
     let known: Vec<&str> = graph.services.iter().map(|s| s.name.as_str()).collect();
     Err(Diagnostic::new(
         Code::OptionUnknownService,
-        format!("`--one-request-per-thread` names `{unknown}`, which the call graph does not have"),
+        format!("`{option}` names `{unknown}`, which the call graph does not have"),
     )
     .with_help(format!(
         "the call graph's services are {}",
         crate::check::policies::backticked(&known)
     )))
+}
+
+/// The ports every service leaves alone, and each service's own.
+fn split_ports(items: &[(Option<String>, (u16, u16))]) -> (PortSet, std::collections::BTreeMap<String, PortSet>) {
+    let global: Vec<(u16, u16)> = items.iter().filter(|(s, _)| s.is_none()).map(|(_, r)| *r).collect();
+    let mut scoped: std::collections::BTreeMap<String, Vec<(u16, u16)>> = std::collections::BTreeMap::new();
+    for (service, range) in items {
+        if let Some(s) = service {
+            scoped.entry(s.clone()).or_default().push(*range);
+        }
+    }
+    let scoped = scoped
+        .into_iter()
+        .map(|(s, ranges)| (s, PortSet::from_ranges(&ranges)))
+        .collect();
+    (PortSet::from_ranges(&global), scoped)
 }
 
 pub fn run(args: &CompileArgs) -> u8 {
@@ -41,11 +66,17 @@ pub fn run(args: &CompileArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if let Err(d) = known_services(&args.one_request_per_thread, &placed.graph) {
-        eprint!("{}", render(Format::Human, &[d], &placed.sources, color));
-        return EXIT_USAGE;
+    let scoped = args.exclude_outbound_ports.iter().filter_map(|(s, _)| s.as_ref());
+    for check in [
+        known_services("--one-request-per-thread", &args.one_request_per_thread, &placed.graph),
+        known_services("--exclude-outbound-ports", scoped, &placed.graph),
+    ] {
+        if let Err(d) = check {
+            eprint!("{}", render(Format::Human, &[d], &placed.sources, color));
+            return EXIT_USAGE;
+        }
     }
-    let excluded_ports = crate::ebpf::ports::PortSet::from_ranges(&args.exclude_outbound_ports);
+    let (excluded_ports, service_ports) = split_ports(&args.exclude_outbound_ports);
     add_sidecars(&mut placed, args.place);
     // Cilium's limits can depend on where a policy lands (which contexts it
     // must list). When Cilium refuses a policy at the chosen sidecar, take
@@ -63,6 +94,7 @@ pub fn run(args: &CompileArgs) -> u8 {
                 ebpf_object: Some(crate::ebpf::OBJECT),
                 one_request_per_thread: &args.one_request_per_thread,
                 excluded_ports: &excluded_ports,
+                service_ports: &service_ports,
                 agent_metrics_port: (args.agent_metrics_port != 0).then_some(args.agent_metrics_port),
             },
         };

@@ -183,9 +183,10 @@ pub struct CompileArgs {
     pub one_request_per_thread: Vec<String>,
     /// Remote ports whose connections the eBPF add-on leaves alone, on every node (the agent's
     /// `excludeOutboundPorts`): databases, caches and other peers that never speak HTTP.
-    /// Ports and ranges, e.g. `5432,6379,9000-9099`.
-    #[arg(long, value_name = "PORTS", value_delimiter = ',', value_parser = crate::ebpf::ports::parse_item)]
-    pub exclude_outbound_ports: Vec<(u16, u16)>,
+    /// Ports and ranges, e.g. `5432,6379,9000-9099`; for one service only, its name before a
+    /// colon: `orders:5432`.
+    #[arg(long, value_name = "PORTS", value_delimiter = ',', value_parser = crate::ebpf::ports::parse_scoped_item)]
+    pub exclude_outbound_ports: Vec<(Option<String>, (u16, u16))>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

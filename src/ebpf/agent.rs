@@ -26,7 +26,7 @@ use super::hooks::{
 
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
-use super::ports::PortSet;
+use super::ports::{Exclusions, NO_PORTS, PortSet};
 use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, ServiceFlags, config_bytes};
 
 /// What the agent is asked to do.
@@ -79,7 +79,7 @@ fn load_object(
     bytes: &[u8],
     pins: Option<&PinDir>,
     threads: Option<u32>,
-    excluded: &PortSet,
+    excluded: Exclusions<'_>,
     verbose: bool,
 ) -> Result<(Object, Features), libbpf_rs::Error> {
     let tasks = std::env::var_os(NO_TASK_STORAGE_ENV).is_none() && has_task_storage(&kernel_btf());
@@ -113,6 +113,19 @@ fn has_port_bitmap(bytes: &[u8]) -> bool {
 
 /// The read-only section that holds the excluded ports' bitmap.
 const PORTS_SECTION: &str = ".rodata.ports";
+/// The read-only section whose switch turns services' own lists on, and
+/// the map of those lists.
+const SERVICE_PORTS_SECTION: &str = ".rodata.svcports";
+const SERVICE_PORTS_MAP: &str = "service_ports";
+
+/// The object can exclude ports for one service only (objects of copperc
+/// before services' own lists cannot).
+fn has_service_ports(bytes: &[u8]) -> bool {
+    ObjectBuilder::default().open_memory(bytes).is_ok_and(|open| {
+        open.maps()
+            .any(|m| m.name() == SERVICE_PORTS_SECTION && m.initial_value().is_some_and(|v| v.len() == 4))
+    })
+}
 
 /// Opens the object, pins its maps in `pins` (or reuses the pinned ones) and
 /// loads it, with the threads' state in task storage if `tasks`, and the
@@ -121,7 +134,7 @@ fn open_and_load(
     bytes: &[u8],
     pins: Option<&PinDir>,
     threads: Option<u32>,
-    excluded: &PortSet,
+    excluded: Exclusions<'_>,
     tasks: bool,
     verbose: bool,
 ) -> Result<(Object, Features), libbpf_rs::Error> {
@@ -146,11 +159,19 @@ fn open_and_load(
                 }
             }
             Some(PORTS_SECTION) => {
-                let bitmap = excluded.bitmap();
+                let bitmap = excluded.all.bitmap();
                 if let Some(value) = map.initial_value_mut().filter(|v| v.len() == bitmap.len()) {
                     value.copy_from_slice(&bitmap);
                 }
             }
+            // Without lists of services' own, the verifier drops the code
+            // that reads the map, which is then not created.
+            Some(SERVICE_PORTS_SECTION) if excluded.per_service => {
+                if let Some(value) = map.initial_value_mut() {
+                    value.copy_from_slice(&1u32.to_ne_bytes()[..value.len().min(4)]);
+                }
+            }
+            Some(SERVICE_PORTS_MAP) if !excluded.per_service => map.set_autocreate(false)?,
             _ => {}
         }
     }
@@ -212,12 +233,23 @@ fn open_and_load(
     })
 }
 
+/// `struct service_port_key`: the cgroup's id, the bitmap's word, padding.
+fn service_port_key(id: u64, word: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.extend_from_slice(&id.to_ne_bytes());
+    key.extend_from_slice(&word.to_ne_bytes());
+    key.extend_from_slice(&0u32.to_ne_bytes());
+    key
+}
+
 /// A cgroup whose tasks the loaded object follows as one service.
 struct Registered {
     service: String,
     flags: ServiceFlags,
     path: PathBuf,
     level: u32,
+    /// The words of its own excluded ports written in `service_ports`.
+    port_words: Vec<u32>,
     // The sockops link before the folder it is attached to.
     _link: Link,
     _dir: File,
@@ -271,9 +303,12 @@ impl Agent {
             verbose,
             None,
             Some(THREADS_ONE_SERVICE),
-            &cfg.excluded_ports,
+            Exclusions {
+                all: &cfg.excluded_ports,
+                per_service: false,
+            },
         )?;
-        agent.register(&cfg.cgroup, &cfg.service, cfg.flags)?;
+        agent.register(&cfg.cgroup, &cfg.service, cfg.flags, &NO_PORTS)?;
         Ok(agent)
     }
 
@@ -290,7 +325,7 @@ impl Agent {
         hooks: HookChoice,
         verbose: bool,
         pins: Option<&Path>,
-        excluded: &PortSet,
+        excluded: Exclusions<'_>,
     ) -> Result<Agent, AgentError> {
         Agent::load_sized(object, hooks, verbose, pins, None, excluded)
     }
@@ -303,7 +338,7 @@ impl Agent {
         verbose: bool,
         pins: Option<&Path>,
         threads: Option<u32>,
-        excluded: &PortSet,
+        excluded: Exclusions<'_>,
     ) -> Result<Agent, AgentError> {
         if !Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(AgentError::NoBtf(
@@ -314,9 +349,15 @@ impl Agent {
 
         let bytes = object.unwrap_or(OBJECT);
         // An older object would follow those connections all the same.
-        if !excluded.is_empty() && !has_port_bitmap(bytes) {
+        if !excluded.all.is_empty() && !has_port_bitmap(bytes) {
             return Err(AgentError::Config(format!(
-                "the eBPF object predates excluded outbound ports (it has no `{PORTS_SECTION}`), so it would follow connections to {excluded}: load the object of this copperc"
+                "the eBPF object predates excluded outbound ports (it has no `{PORTS_SECTION}`), so it would follow connections to {}: load the object of this copperc",
+                excluded.all
+            )));
+        }
+        if excluded.per_service && !has_service_ports(bytes) {
+            return Err(AgentError::Config(format!(
+                "the eBPF object predates a service's own excluded outbound ports (it has no `{SERVICE_PORTS_SECTION}`), so it would follow those connections: load the object of this copperc"
             )));
         }
         let pins = pins.map(PinDir::prepare).transpose()?;
@@ -584,7 +625,15 @@ impl Agent {
     /// and attaches sockops to the cgroup. Registering the same cgroup
     /// again with the same service is a no-op; with another, an error.
     /// Returns the cgroup's id.
-    pub fn register(&mut self, cgroup: &Path, service: &str, flags: ServiceFlags) -> Result<u64, AgentError> {
+    /// Connections that its tasks open to `ports` are not followed (the
+    /// object must have been loaded with `Exclusions::per_service`).
+    pub fn register(
+        &mut self,
+        cgroup: &Path,
+        service: &str,
+        flags: ServiceFlags,
+        ports: &PortSet,
+    ) -> Result<u64, AgentError> {
         let config = config_bytes(service, flags).map_err(AgentError::Config)?;
         // An object older than the flag has fewer counters, and takes any
         // non-zero flags word for an entry point: it would send `/<service>`.
@@ -616,9 +665,13 @@ impl Agent {
             )));
         }
         let level = cgroup_level(cgroup)?;
-        self.map("services")?
-            .update(&id.to_ne_bytes(), &config, MapFlags::ANY)
-            .map_err(|e| kernel_error("store the service in map `services`", &e))?;
+        // Before the service and its sockops: its first connection already
+        // finds its list.
+        let port_words = self.write_service_ports(id, ports)?;
+        if let Err(e) = self.map("services")?.update(&id.to_ne_bytes(), &config, MapFlags::ANY) {
+            self.delete_service_ports(id, &port_words);
+            return Err(kernel_error("store the service in map `services`", &e));
+        }
         let mut levels: BTreeSet<u32> = self.cgroups.values().map(|r| r.level).collect();
         levels.insert(level);
         if levels.len() > MAX_LEVELS {
@@ -679,6 +732,7 @@ impl Agent {
                 flags,
                 path: cgroup.to_path_buf(),
                 level,
+                port_words,
                 _link: link,
                 _dir: dir,
             },
@@ -695,6 +749,42 @@ impl Agent {
                 let _ = r._link.unpin();
             }
             self.forget(id);
+            self.delete_service_ports(id, &r.port_words);
+        }
+    }
+
+    /// Writes the words of `ports`' bitmap that have a port, keyed by the
+    /// cgroup `id`, into `service_ports`; returns their indexes.
+    fn write_service_ports(&self, id: u64, ports: &PortSet) -> Result<Vec<u32>, AgentError> {
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let map = self.map(SERVICE_PORTS_MAP).map_err(|_| {
+            AgentError::Config(
+                "this agent was loaded without services' own excluded ports (no map `service_ports`)".into(),
+            )
+        })?;
+        let mut written = Vec::new();
+        for (word, bits) in ports.bitmap().chunks_exact(4).enumerate() {
+            if bits.iter().all(|b| *b == 0) {
+                continue;
+            }
+            let word = u32::try_from(word).unwrap_or(u32::MAX);
+            if let Err(e) = map.update(&service_port_key(id, word), bits, MapFlags::ANY) {
+                self.delete_service_ports(id, &written);
+                return Err(kernel_error("store a service's ports in map `service_ports`", &e));
+            }
+            written.push(word);
+        }
+        Ok(written)
+    }
+
+    fn delete_service_ports(&self, id: u64, words: &[u32]) {
+        if let Ok(map) = self.map(SERVICE_PORTS_MAP) {
+            for word in words {
+                // Absent already: nothing to undo.
+                let _ = map.delete(&service_port_key(id, *word));
+            }
         }
     }
 

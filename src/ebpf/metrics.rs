@@ -51,7 +51,8 @@ pub struct MetricsSnapshot {
     pub threads_state: &'static str,
     /// Whether each cgroup's service is cached in cgroup storage.
     pub service_cache: bool,
-    /// Excluded outbound ports, as the agent's first line names them.
+    /// Excluded outbound ports, as `copperc compile --exclude-outbound-ports`
+    /// takes them (a service's own as `service:port`).
     pub excluded_ports: String,
 }
 

@@ -42,6 +42,9 @@ pub struct NodeConfig {
     /// `excludeOutboundPorts`: connections any followed pod opens to these
     /// ports are not followed.
     pub excluded_ports: PortSet,
+    /// A service's own `excludeOutboundPorts`: connections its pods open
+    /// to these ports are not followed (services without one are absent).
+    pub service_ports: BTreeMap<String, PortSet>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +69,18 @@ struct RawService {
     entrypoint: bool,
     #[serde(default, rename = "oneRequestPerThread")]
     one_request_per_thread: bool,
+    #[serde(default, rename = "excludeOutboundPorts")]
+    exclude_outbound_ports: Vec<RawPorts>,
+}
+
+/// `excludeOutboundPorts` items as text (`parse_item` reads them).
+fn port_items(raw: Vec<RawPorts>) -> Vec<String> {
+    raw.into_iter()
+        .map(|p| match p {
+            RawPorts::Number(n) => n.to_string(),
+            RawPorts::Text(t) => t,
+        })
+        .collect()
 }
 
 /// Reads the add-on's `config.json` (written by `copperc compile` into
@@ -73,6 +88,7 @@ struct RawService {
 pub fn parse_config(text: &str) -> Result<NodeConfig, String> {
     let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("not an agent configuration: {e}"))?;
     let mut services = BTreeMap::new();
+    let mut service_ports = BTreeMap::new();
     for s in raw.services {
         if !crate::syntax::pattern::is_dns_label(&s.name) {
             return Err(format!("service name `{}` is not a DNS label", s.name));
@@ -84,22 +100,21 @@ pub fn parse_config(text: &str) -> Result<NodeConfig, String> {
         if services.insert(s.name.clone(), flags).is_some() {
             return Err(format!("service `{}` is listed twice", s.name));
         }
+        let ports = PortSet::parse_items(&port_items(s.exclude_outbound_ports))
+            .map_err(|e| format!("excludeOutboundPorts of `{}`: {e}", s.name))?;
+        if !ports.is_empty() {
+            service_ports.insert(s.name, ports);
+        }
     }
     if services.is_empty() {
         return Err("the configuration lists no services".into());
     }
-    let items: Vec<String> = raw
-        .exclude_outbound_ports
-        .into_iter()
-        .map(|p| match p {
-            RawPorts::Number(n) => n.to_string(),
-            RawPorts::Text(t) => t,
-        })
-        .collect();
-    let excluded_ports = PortSet::parse_items(&items).map_err(|e| format!("excludeOutboundPorts: {e}"))?;
+    let excluded_ports = PortSet::parse_items(&port_items(raw.exclude_outbound_ports))
+        .map_err(|e| format!("excludeOutboundPorts: {e}"))?;
     Ok(NodeConfig {
         services,
         excluded_ports,
+        service_ports,
     })
 }
 
@@ -241,6 +256,24 @@ mod tests {
         assert_eq!(c.excluded_ports.to_string(), "5432,6379,9000-9099");
         let err = parse_config(r#"{"services":[{"name":"a"}],"excludeOutboundPorts":[70000]}"#).unwrap_err();
         assert_eq!(err, "excludeOutboundPorts: `70000` is not a port (1 to 65535)");
+        assert!(c.service_ports.is_empty());
+    }
+
+    #[test]
+    fn a_services_own_excluded_ports() {
+        let c = parse_config(
+            r#"{"services":[{"name":"a","excludeOutboundPorts":["9000-9099",5432]},{"name":"b","excludeOutboundPorts":[]},{"name":"c"}],"excludeOutboundPorts":[6379]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.excluded_ports.to_string(), "6379");
+        let lists: Vec<(String, String)> = c
+            .service_ports
+            .iter()
+            .map(|(s, p)| (s.clone(), p.to_string()))
+            .collect();
+        assert_eq!(lists, [("a".to_string(), "5432,9000-9099".to_string())]);
+        let err = parse_config(r#"{"services":[{"name":"a","excludeOutboundPorts":["x"]}]}"#).unwrap_err();
+        assert_eq!(err, "excludeOutboundPorts of `a`: `x` is not a port (1 to 65535)");
     }
 
     #[test]

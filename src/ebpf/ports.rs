@@ -41,6 +41,32 @@ pub fn parse_item(text: &str) -> Result<(u16, u16), String> {
     }
 }
 
+/// An item of `copperc compile --exclude-outbound-ports`: a port or range
+/// for every service (`5432`, `9000-9099`), or for one service only, named
+/// before a colon (`orders:5432`, `orders:9000-9099`).
+pub fn parse_scoped_item(text: &str) -> Result<(Option<String>, (u16, u16)), String> {
+    match text.split_once(':') {
+        None => parse_item(text).map(|r| (None, r)),
+        Some((service, ports)) => {
+            let service = service.trim();
+            if !crate::syntax::pattern::is_dns_label(service) {
+                return Err(format!("`{service}` is not a service name (a DNS label)"));
+            }
+            parse_item(ports).map(|r| (Some(service.to_string()), r))
+        }
+    }
+}
+
+/// What the loaded object leaves out of the sockhash: connections to `all`
+/// of these ports, from every followed cgroup; and, if `per_service`,
+/// connections to the ports a cgroup's own list names (written when the
+/// cgroup is registered).
+#[derive(Clone, Copy, Debug)]
+pub struct Exclusions<'a> {
+    pub all: &'a PortSet,
+    pub per_service: bool,
+}
+
 /// No port: every connection is followed.
 pub static NO_PORTS: PortSet = PortSet { ranges: Vec::new() };
 
@@ -126,6 +152,27 @@ mod tests {
             "the range `90-80` ends before it starts"
         );
         assert_eq!(parse_item(" 1-65535 ").unwrap(), (1, 65535));
+    }
+
+    #[test]
+    fn scoped_items_name_their_service() {
+        assert_eq!(parse_scoped_item("5432").unwrap(), (None, (5432, 5432)));
+        assert_eq!(
+            parse_scoped_item("orders:9000-9099").unwrap(),
+            (Some("orders".to_string()), (9000, 9099))
+        );
+        assert_eq!(
+            parse_scoped_item("Orders:5432").unwrap_err(),
+            "`Orders` is not a service name (a DNS label)"
+        );
+        assert_eq!(
+            parse_scoped_item("orders:").unwrap_err(),
+            "`` is not a port (1 to 65535)"
+        );
+        assert_eq!(
+            parse_scoped_item("orders:5432:1").unwrap_err(),
+            "`5432:1` is not a port (1 to 65535)"
+        );
     }
 
     proptest::proptest! {

@@ -31,7 +31,7 @@
 //! This module also owns the Kubernetes conventions that `istio` shares:
 //! object metadata and kustomization files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -56,6 +56,8 @@ pub const WAIT_CONTAINER: &str = "copper-ctx-wait";
 const WAIT_DIR: &str = "/run/copper-ctx";
 /// File name of the eBPF object in its ConfigMap.
 pub const BPF_OBJECT: &str = "copper.bpf.o";
+/// No service excludes ports of its own.
+static NO_SERVICE_PORTS: BTreeMap<String, crate::ebpf::ports::PortSet> = BTreeMap::new();
 /// Where on each node the agent serves its metrics, unless told otherwise.
 pub const DEFAULT_AGENT_METRICS_PORT: u16 = 9464;
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "copperc");
@@ -78,6 +80,9 @@ pub struct Cluster<'a> {
     /// Remote ports whose connections the add-on leaves alone (the
     /// agent's `excludeOutboundPorts`).
     pub excluded_ports: &'a crate::ebpf::ports::PortSet,
+    /// Service -> remote ports that only its connections leave alone (a
+    /// service's own `excludeOutboundPorts`).
+    pub service_ports: &'a BTreeMap<String, crate::ebpf::ports::PortSet>,
     /// Port on each node where the agent serves its metrics
     /// (`copperc agent --metrics`); `None`: none.
     pub agent_metrics_port: Option<u16>,
@@ -91,6 +96,7 @@ impl Default for Cluster<'_> {
             ebpf_object: None,
             one_request_per_thread: &[],
             excluded_ports: &crate::ebpf::ports::NO_PORTS,
+            service_ports: &NO_SERVICE_PORTS,
             agent_metrics_port: Some(DEFAULT_AGENT_METRICS_PORT),
         }
     }
@@ -245,7 +251,7 @@ fn agent_config(input: &EmitInput) -> String {
                 .filter(|c| c.from == s)
                 .map(|c| g.services[c.to].name.as_str())
                 .collect();
-            json!({
+            let mut entry = json!({
                 "name": svc.name,
                 "podLabels": {"app": svc.name},
                 "versions": svc.versions,
@@ -258,7 +264,15 @@ fn agent_config(input: &EmitInput) -> String {
                 // Its threads read from non-blocking sockets, yet each
                 // handles one request at a time (docs/ebpf.md, Threads).
                 "oneRequestPerThread": input.cluster.one_request_per_thread.contains(&svc.name),
-            })
+            });
+            // Ports this service's connections leave alone, beside the
+            // node-wide list; the key is absent where there are none.
+            if let Some(ports) = input.cluster.service_ports.get(&svc.name).filter(|p| !p.is_empty())
+                && let Some(map) = entry.as_object_mut()
+            {
+                map.insert("excludeOutboundPorts".into(), json!(ports.items()));
+            }
+            entry
         })
         .collect();
     let mut doc = json!({

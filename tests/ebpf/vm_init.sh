@@ -118,7 +118,9 @@ stop_agents h2c
 # Node-wide: each pod folder holds `wait`, where await-agent announces the
 # pod, and `app`, where its service runs once the agent follows it.
 mkdir -p /sys/fs/cgroup/pods
-echo '{"services": [{"name": "a", "entrypoint": true}, {"name": "b"}, {"name": "c"}]}' >/tmp/config.json
+# a's own excluded port (one no hop uses) loads the code that looks a
+# socket's service up from its cgroup: a's calls to b are still followed.
+echo '{"services": [{"name": "a", "entrypoint": true, "excludeOutboundPorts": [5432]}, {"name": "b"}, {"name": "c"}]}' >/tmp/config.json
 /copperc agent --no-pins --pods-under /sys/fs/cgroup/pods --config /tmp/config.json 2>/tmp/node-agent.log &
 node_agent=$!
 i=0
