@@ -52,23 +52,34 @@ syscall tracepoints instead of the socket receive hook: the read rows then
 show `copper_exit_recvfrom` (Python's `recv` is the recvfrom syscall).
 
 Usage: build/venv/bin/python benches/ebpf_hook_cost.py [--copperc target/release/copperc] [--object FILE] [-n 100000]
-       [--wall-rounds 2] [--entrypoint] [--syscall-hooks socket|tracepoints] [--exclude-sink-port]
+       [--wall-rounds 2] [--entrypoint] [--syscall-hooks socket|tracepoints] [--exclude-sink-port | --node-own-ports]
 
 With `--exclude-sink-port` the agent excludes the port of the sink that
 the send cases talk to, and the port of the response read's connection:
 those connections never enter the sockhash, sk_msg must not run on them,
 and the tables show what a send to an excluded port, and a response read
 there, cost.
+
+With `--node-own-ports` the agent runs node-wide (`copperc agent --config`,
+as the DaemonSet runs it), following the folder as a pod (its `wait` cgroup
+announces it with `copperc await-agent`, the cases run in its `app`
+cgroup), and the service has a list of excluded ports of its own (port 1,
+which no case uses). Each new connection then has sockops look its
+service up from the socket's cgroup: the "new connection" rows show what
+that costs, against a run without the option.
 """
 import argparse
+import json
 import os
 import platform
 import queue
+import shutil
 import signal
 import statistics
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -97,6 +108,9 @@ parser.add_argument("--exclude-sink-port", action="store_true",
                     help="the agent leaves the connections to the script's sink out (`copperc agent "
                          "--exclude-outbound-ports`): the send rows then show what a send costs on a connection "
                          "to an excluded port (sk_msg must not run), against none")
+parser.add_argument("--node-own-ports", action="store_true",
+                    help="a node-wide agent, whose service has its own excluded ports (one no case uses): what "
+                         "sockops' look-up of a new connection's service costs")
 parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
 parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
 parser.add_argument("--pair-port", type=int, default=0, help=argparse.SUPPRESS)  # internal: the response read's port
@@ -104,6 +118,8 @@ parser.add_argument("--join", help=argparse.SUPPRESS)  # internal: the cgroup th
 args = parser.parse_args()
 if args.floor and not args.object:
     parser.error("--floor needs --object (the floor object)")
+if args.node_own_ports and args.exclude_sink_port:
+    parser.error("--node-own-ports and --exclude-sink-port measure different things: give one")
 
 # Seconds between attaching or detaching the agent and the timed loops.
 SETTLE = 1.0
@@ -306,8 +322,44 @@ def free_port():
 PAIR_PORT = free_port() if args.exclude_sink_port and not args.case else 0
 
 
+# --node-own-ports: the agent's configuration and the waiter's ready file.
+SCRATCH = tempfile.mkdtemp(prefix="copper-hook-cost-") if args.node_own_ports and not args.case else ""
+
+
+def pod_folders(folder):
+    """--node-own-ports: the pod's folder, its `wait` and its `app` cgroups."""
+    pod = os.path.join(folder, "pod")
+    return pod, os.path.join(pod, "wait"), os.path.join(pod, "app")
+
+
+def start_node_agent(folder):
+    """--node-own-ports: the node-wide agent, and the pod announced to it and followed."""
+    config = os.path.join(SCRATCH, "config.json")
+    with open(config, "w") as f:
+        json.dump({"services": [{"name": "bench", "entrypoint": args.entrypoint, "excludeOutboundPorts": [1]}]}, f)
+    cmd = [args.copperc, "agent", "--no-pins", "--pods-under", folder, "--config", config,
+           "--syscall-hooks", args.syscall_hooks] + (["--object", args.object] if args.object else [])
+    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
+    first = lines.get(timeout=60)
+    if "connections of `bench` to ports 1 not followed" not in first:
+        stop_agent(agent)
+        sys.exit(f"error: the node-wide agent did not start with the service's own ports: {first.strip()}")
+    _, wait, _ = pod_folders(folder)
+    waiter = subprocess.run(["sh", "-c", f"echo $$ > '{wait}/cgroup.procs' && COPPER_CTX_SERVICE=bench exec "
+                             f"'{args.copperc}' await-agent --exit-when-attached --timeout 30 "
+                             f"--ready-file '{SCRATCH}/ready'"], stderr=subprocess.PIPE, text=True)
+    if waiter.returncode != 0:
+        stop_agent(agent)
+        sys.exit(f"error: the pod was not followed: {waiter.stderr.strip()}")
+    return agent, lines
+
+
 def start_agent(folder, sink_port):
     """One agent on the folder; returns it and the queue of its stderr lines."""
+    if args.node_own_ports:
+        return start_node_agent(folder)
     cmd = [args.copperc, "agent", "--service", "bench", "--cgroup", folder]
     if args.exclude_sink_port:
         cmd += ["--exclude-outbound-ports", f"{sink_port},{PAIR_PORT}"]
@@ -377,6 +429,12 @@ def main():
         sys.exit(f"{args.copperc} is missing: run `cargo build --release`")
     folder = os.path.join(cgroup2_root(), f"copper-hook-cost-{os.getpid()}")
     os.makedirs(folder)
+    # Node-wide, the cases run in the pod's `app` cgroup; the agent follows the pod.
+    cases_folder = folder
+    if args.node_own_ports:
+        _, wait, cases_folder = pod_folders(folder)
+        os.makedirs(wait)
+        os.makedirs(cases_folder)
     agent = None
     rows = []
     walls = {False: [], True: []}
@@ -402,7 +460,7 @@ def main():
         sink = Sink()
         agent, lines = start_agent(folder, sink.port)
         time.sleep(SETTLE)
-        run_cases(folder, sink.port, program_rows)
+        run_cases(cases_folder, sink.port, program_rows)
         stop_agent(agent)
         check_counters(lines)
         # The loops' own time, without the statistics' clock reads: rounds
@@ -414,19 +472,23 @@ def main():
                 # As in ebpf_overhead.py: what attaching or detaching sets
                 # off in the kernel ends before the loops are timed.
                 time.sleep(SETTLE)
-                walls[with_agent].append(run_cases(folder, sink.port))
+                walls[with_agent].append(run_cases(cases_folder, sink.port))
                 stop_agent(agent)
                 agent = None
     finally:
         stop_agent(agent)
         set_bpf_stats(stats_before)
-        try:
-            os.rmdir(folder)
-        except OSError:
-            pass
+        pod, wait, app = pod_folders(folder)
+        for path in (app, wait, pod, folder):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        shutil.rmtree(SCRATCH, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores, Linux {platform.release()}; copperc: {args.copperc}"
           f"{'; object: ' + args.object if args.object else ''}"
           f"{'; the sink port excluded (--exclude-outbound-ports)' if args.exclude_sink_port else ''}"
+          f"{'; node-wide, the service with its own excluded ports (--node-own-ports)' if args.node_own_ports else ''}"
           f"; one process per case, operations in a tight loop\n")
     print("Program time (kernel.bpf_stats_enabled: run time over runs, helpers included, and the statistics' "
           "two clock reads):\n")
