@@ -754,6 +754,25 @@ fn flags_and_targets() {
         let ds = yaml(&out.join("k8s/daemonset-copper-ctx.yaml"));
         ds["spec"]["template"].clone()
     };
+    // The agent's pods carry the hash of what the agent reads at start: a
+    // changed configuration changes the pod template, so applying it rolls
+    // the DaemonSet (the configurations of "one-request" and "excluded" differ).
+    let hash_of = |out: &Path| agent(out)["metadata"]["annotations"]["copperc.dev/agent-inputs"].clone();
+    let (one, excl) = (hash_of(&tmp.path().join("one-request")), hash_of(&out));
+    assert!(
+        one.as_str().is_some_and(|h| h.starts_with("sha256:") && h.len() == 71),
+        "{one}"
+    );
+    assert_ne!(one, excl);
+    let config = yaml(&out.join("k8s/configmap-copper-ctx-config.yaml"))["data"]["config.json"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        excl,
+        copperc::emit::k8s::agent_inputs_hash(&config, Some(copperc::ebpf::OBJECT)),
+        "the hash of config.json, then of the object the DaemonSet mounts"
+    );
     let default = agent(&out);
     assert_eq!(
         default["spec"]["containers"][0]["ports"],
@@ -777,7 +796,11 @@ fn flags_and_targets() {
             .any(|a| a == "--metrics")
     );
     assert!(template["spec"]["containers"][0].get("ports").is_none(), "{template}");
-    assert!(template["metadata"].get("annotations").is_none(), "{template}");
+    let annotations = template["metadata"]["annotations"].as_object().unwrap();
+    assert!(
+        annotations.keys().all(|k| !k.starts_with("prometheus.io/")),
+        "{template}"
+    );
 
     let bad = tmp.path().join("bad-name");
     let r = compile(graph, &policies, &bad, &["--one-request-per-thread", "reviewz"]);
@@ -917,14 +940,22 @@ fn kustomize_builds_the_component_over_the_app() {
 /// the DaemonSet mounts it and passes it to the agent.
 #[test]
 fn ebpf_object_hook_validates() {
-    use copperc::emit::k8s::{base64, daemonset, ebpf_configmap};
+    use copperc::emit::k8s::{AgentPod, agent_inputs_hash, base64, daemonset, ebpf_configmap};
     let tmp = tempfile::tempdir().unwrap();
     let policies = BTreeSet::from(["p"]);
     let bytes = b"test bytes, not an object\x00\xff";
     let mut paths = Vec::new();
     for f in [
         ebpf_configmap(bytes, &policies),
-        daemonset("img:1", true, Some(9464), &policies),
+        daemonset(
+            &AgentPod {
+                image: "img:1",
+                with_object: true,
+                metrics_port: Some(9464),
+                inputs_hash: &agent_inputs_hash("{}", Some(bytes)),
+            },
+            &policies,
+        ),
     ] {
         let p = tmp.path().join(f.path.replace('/', "_"));
         std::fs::write(&p, &f.bytes).unwrap();

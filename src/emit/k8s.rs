@@ -172,19 +172,24 @@ pub fn emit(input: &EmitInput, earlier: &[OutFile]) -> Result<Vec<OutFile>, Vec<
         return Err(diags);
     }
     let all: BTreeSet<&str> = input.program.policies.iter().map(|p| p.name.as_str()).collect();
+    let config = agent_config(input);
+    let inputs_hash = agent_inputs_hash(&config, input.cluster.ebpf_object);
     files.push(object_file(
         "ConfigMap",
         &format!("{AGENT_NAME}-config"),
         &all,
-        json!({"data": {"config.json": agent_config(input)}}),
+        json!({"data": {"config.json": config}}),
     ));
     if let Some(object) = input.cluster.ebpf_object {
         files.push(ebpf_configmap(object, &all));
     }
     files.push(daemonset(
-        input.cluster.agent_image,
-        input.cluster.ebpf_object.is_some(),
-        input.cluster.agent_metrics_port,
+        &AgentPod {
+            image: input.cluster.agent_image,
+            with_object: input.cluster.ebpf_object.is_some(),
+            metrics_port: input.cluster.agent_metrics_port,
+            inputs_hash: &inputs_hash,
+        },
         &all,
     ));
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -340,19 +345,43 @@ pub fn ebpf_configmap(object: &[u8], policies: &BTreeSet<&str>) -> OutFile {
     )
 }
 
-/// `k8s/daemonset-copper-ctx.yaml`; `with_object`: mount the object of
-/// `ebpf_configmap` and pass it to the agent (`--object`); `metrics_port`:
-/// where on the node the agent serves its metrics.
-pub fn daemonset(image: &str, with_object: bool, metrics_port: Option<u16>, policies: &BTreeSet<&str>) -> OutFile {
-    object_file(
-        "DaemonSet",
-        AGENT_NAME,
-        policies,
-        daemonset_body(image, with_object, metrics_port),
-    )
+/// The annotation of the agent's pods that changes with what the agent
+/// reads at start: its configuration and its object.
+pub const INPUTS_ANNOTATION: &str = "copperc.dev/agent-inputs";
+
+/// `sha256:<hex>` of the agent's configuration, then its object if the
+/// DaemonSet mounts one. The agent reads both once, when it starts: a new
+/// value in the pod template makes `kubectl apply` roll the DaemonSet, and
+/// each new agent takes the pinned maps over (docs/ebpf.md).
+pub fn agent_inputs_hash(config: &str, object: Option<&[u8]>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(config.as_bytes());
+    if let Some(o) = object {
+        h.update(o);
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
-fn daemonset_body(image: &str, with_object: bool, metrics_port: Option<u16>) -> Value {
+/// How the agent's pods run.
+pub struct AgentPod<'a> {
+    pub image: &'a str,
+    /// Mount the object of `ebpf_configmap` and pass it to the agent (`--object`).
+    pub with_object: bool,
+    /// Where on the node the agent serves its metrics.
+    pub metrics_port: Option<u16>,
+    /// `agent_inputs_hash`.
+    pub inputs_hash: &'a str,
+}
+
+/// `k8s/daemonset-copper-ctx.yaml`.
+pub fn daemonset(pod: &AgentPod, policies: &BTreeSet<&str>) -> OutFile {
+    object_file("DaemonSet", AGENT_NAME, policies, daemonset_body(pod))
+}
+
+fn daemonset_body(pod: &AgentPod) -> Value {
+    let (image, with_object, metrics_port) = (pod.image, pod.with_object, pod.metrics_port);
     let labels = json!({"app.kubernetes.io/name": AGENT_NAME});
     let mut args = vec![
         "agent".to_string(),
@@ -383,16 +412,15 @@ fn daemonset_body(image: &str, with_object: bool, metrics_port: Option<u16>) -> 
     // On the host's network, as node exporters are: one scrape target per
     // node, found by the usual annotations.
     let mut ports = Vec::new();
-    let mut template_meta = json!({"labels": labels});
+    let mut annotations = json!({INPUTS_ANNOTATION: pod.inputs_hash});
     if let Some(port) = metrics_port {
         args.extend(["--metrics".to_string(), format!("0.0.0.0:{port}")]);
         ports.push(json!({"name": "metrics", "containerPort": port, "protocol": "TCP"}));
-        template_meta["annotations"] = json!({
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": port.to_string(),
-            "prometheus.io/path": "/metrics",
-        });
+        annotations["prometheus.io/scrape"] = json!("true");
+        annotations["prometheus.io/port"] = json!(port.to_string());
+        annotations["prometheus.io/path"] = json!("/metrics");
     }
+    let template_meta = json!({"labels": labels, "annotations": annotations});
     let mut container = json!({
         "name": "agent",
         "image": image,
@@ -452,6 +480,17 @@ pub fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_inputs_hash_is_sha256_of_config_then_object() {
+        // FIPS 180-2's vector for "abc", split between the two inputs.
+        assert_eq!(
+            agent_inputs_hash("ab", Some(b"c")),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(agent_inputs_hash("abc", None), agent_inputs_hash("ab", Some(b"c")));
+        assert_ne!(agent_inputs_hash("abc", None), agent_inputs_hash("abd", None));
+    }
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

@@ -106,7 +106,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// the eBPF object built into copperc (the ConfigMap's `copper.bpf.o`), which
 /// is checked to be exactly that object and shown as a name: the object's
 /// bytes depend on the kernel whose BTF the build read, so its length would
-/// tie the snapshot to one machine.
+/// tie the snapshot to one machine. For the same reason the DaemonSet's
+/// hash of the agent's inputs, which covers the object, is shown as a name.
+/// The DaemonSet's annotation of the agent's inputs, up to its value.
+const AGENT_INPUTS: &str = "copperc.dev/agent-inputs: ";
+
 pub fn tree_text(root: &Path, dirs: &[&str]) -> String {
     let object = copperc::emit::k8s::base64(copperc::ebpf::OBJECT);
     let mut s = String::new();
@@ -118,6 +122,11 @@ pub fn tree_text(root: &Path, dirs: &[&str]) -> String {
                     for line in text.split_inclusive('\n') {
                         if line.trim() == object {
                             s.push_str("<base64 of copperc::ebpf::OBJECT, the built eBPF object>\n");
+                        } else if let Some((indent, _)) = line.split_once(AGENT_INPUTS) {
+                            // It hashes the object too (tests/emit_k8s.rs checks the value).
+                            s.push_str(&format!(
+                                "{indent}{AGENT_INPUTS}<sha256 of config.json, then copperc::ebpf::OBJECT>\n"
+                            ));
                         } else if line.len() > 1000 {
                             s.push_str(&format!("<{} characters>\n", line.trim_end().len()));
                         } else {
