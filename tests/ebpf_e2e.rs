@@ -503,6 +503,11 @@ fn a_service_agent_serves_its_counters_as_metrics() {
     ] {
         assert!(text.contains(&format!("\n{line}\n")), "no `{line}` in:\n{text}");
     }
+    let health = http_get_text(&metrics, "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200 OK\r\n") && health.ends_with("\r\n\r\nok\n"),
+        "{health}"
+    );
     let busy = Command::new(env!("CARGO_BIN_EXE_copperc"))
         .args(["agent", "--service", "b", "--cgroup"])
         .arg(chain.root.join("b"))
@@ -1707,13 +1712,20 @@ fn metrics_url(line: &str) -> String {
     addr.to_string()
 }
 
+/// The whole answer to `GET http://ADDR/PATH` (the agent closes after it).
+fn http_get_text(addr: &str, path: &str) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to the agent at {addr}: {e}"));
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: agent\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// One scrape of `http://ADDR/metrics`: the body of a 200 answer in the
 /// Prometheus text format.
 fn scrape(addr: &str) -> String {
-    let mut conn = TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to the metrics at {addr}: {e}"));
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: agent\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
+    let answer = http_get_text(addr, "/metrics");
     let (head, body) = answer
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no head in `{answer}`"));

@@ -778,6 +778,13 @@ fn flags_and_targets() {
         default["spec"]["containers"][0]["ports"],
         json!([{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}])
     );
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            default["spec"]["containers"][0][probe]["httpGet"],
+            json!({"path": "/healthz", "port": "metrics"}),
+            "{probe}"
+        );
+    }
     let out = tmp.path().join("metrics-port");
     compile_ok(graph, &policies, &out, &["--agent-metrics-port", "9970"]);
     let template = agent(&out);
@@ -796,6 +803,10 @@ fn flags_and_targets() {
             .any(|a| a == "--metrics")
     );
     assert!(template["spec"]["containers"][0].get("ports").is_none(), "{template}");
+    assert!(
+        template["spec"]["containers"][0].get("livenessProbe").is_none(),
+        "{template}"
+    );
     let annotations = template["metadata"]["annotations"].as_object().unwrap();
     assert!(
         annotations.keys().all(|k| !k.starts_with("prometheus.io/")),

@@ -16,5 +16,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = copperc::ebpf::node::catches_usr1(&text);
     let _ = copperc::ebpf::ports::parse_item(&text);
     let _ = copperc::ebpf::ports::parse_scoped_item(&text);
-    let _ = copperc::cli::metrics_server::respond(data, || Some(String::new()));
+    let _ = copperc::cli::metrics_server::respond(data, Some(std::time::Duration::ZERO), String::new);
 });

@@ -434,6 +434,13 @@ fn daemonset_body(pod: &AgentPod) -> Value {
     });
     if !ports.is_empty() {
         container["ports"] = json!(ports);
+        // /healthz fails until the add-on is loaded and attached, and once
+        // the agent's loop stops reporting: a rollout moves to the next node
+        // only when this one's agent is ready, and a stuck agent restarts.
+        let health = json!({"path": "/healthz", "port": "metrics"});
+        container["startupProbe"] = json!({"httpGet": health, "periodSeconds": 2, "failureThreshold": 60});
+        container["readinessProbe"] = json!({"httpGet": health, "periodSeconds": 5});
+        container["livenessProbe"] = json!({"httpGet": health, "periodSeconds": 10, "failureThreshold": 3});
     }
     json!({
         "spec": {
