@@ -525,6 +525,46 @@ fn a_service_agent_serves_its_counters_as_metrics() {
     );
 }
 
+/// `copperc agent --check-kernel` loads the add-on, says what it attached
+/// and detaches it, following nothing; forced fallbacks show in its line.
+#[test]
+fn check_kernel_says_what_the_agent_would_attach() {
+    preconditions();
+    for (env, hooks, says) in [
+        (vec![], "auto", vec!["socket receive hook (tp_btf sock_recv_length)"]),
+        (
+            vec![("COPPERC_AGENT_NO_TASK_STORAGE", "1")],
+            "tracepoints",
+            vec!["syscall tracepoints", "threads' state in an LRU hash"],
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_copperc"))
+            .args(["agent", "--check-kernel", "--syscall-hooks", hooks])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("takes the add-on: sockops, sk_msg, "), "{err}");
+        assert!(err.trim_end().ends_with("detached again, nothing followed"), "{err}");
+        for s in says {
+            assert!(err.contains(s), "no `{s}` in: {err}");
+        }
+        assert_eq!(err.contains("LRU hash"), !env.is_empty(), "{err}");
+    }
+    // A refusal is exit code 3, with the reason.
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), b"not an ELF object").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--check-kernel", "--object"])
+        .arg(bad.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("refuses the add-on: "), "{err}");
+}
+
 /// An upstream on 127.0.0.1 that answers every request `[]` and hands on
 /// each request head it reads, as received; returns its port.
 fn recording_upstream() -> (u16, Receiver<String>) {

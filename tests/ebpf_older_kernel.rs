@@ -335,6 +335,25 @@ fn chain_carries_contexts(k: &Kernel) {
         ("the kernel has no cgroup storage", k.old),
         ("threads' state in an LRU hash", !k.task_storage),
     ];
+    // `--check-kernel` names what the agents below then attach.
+    assert_eq!(get("kernelcheckcode"), "0", "{}", show());
+    let check = get("kernelcheck");
+    assert!(
+        check.contains(&format!("Linux {}", k.release))
+            && check.contains("takes the add-on: sockops, sk_msg, ")
+            && check.contains(picked)
+            && check.ends_with("detached again, nothing followed"),
+        "{}",
+        show()
+    );
+    for (fallback, expected) in fallbacks {
+        assert_eq!(
+            check.contains(fallback),
+            expected,
+            "--check-kernel: `{fallback}`: {}",
+            show()
+        );
+    }
     for (phase, hooks) in [("h1", picked), ("tpbtf", "tp_btf sys_enter/sys_exit"), ("h2c", picked)] {
         for s in ["a", "b", "c"] {
             let attach = get(&format!("attach {phase} {s}"));

@@ -109,6 +109,9 @@ pub fn run(args: &AgentArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if args.check_kernel {
+        return check_kernel(args, object.as_deref());
+    }
     // Before anything is loaded: a port in use attaches nothing.
     let metrics = match args.metrics.map(metrics_server::start).transpose() {
         Ok(m) => m,
@@ -127,6 +130,31 @@ pub fn run(args: &AgentArgs) -> u8 {
         _ => {
             eprintln!("error: give --service and --cgroup, or --config");
             EXIT_USAGE
+        }
+    }
+}
+
+/// `--check-kernel`: loads the object as a node-wide agent would (no pins,
+/// no cgroup), says what it attached, and detaches it.
+fn check_kernel(args: &AgentArgs, object: Option<&[u8]>) -> u8 {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let none = Exclusions {
+        all: &NO_PORTS,
+        per_service: false,
+    };
+    match Agent::load(object, hook_choice(args.syscall_hooks), args.verbose, None, none) {
+        Ok(agent) => {
+            eprintln!(
+                "copperc agent: Linux {release} takes the add-on: {}; detached again, nothing followed",
+                hooks(&agent)
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: Linux {release} refuses the add-on: {e}");
+            exit_code(&e)
         }
     }
 }

@@ -228,7 +228,7 @@ pub struct GenerateArgs {
 #[derive(Args)]
 pub struct AgentArgs {
     /// The service's name in the call graph (a DNS label).
-    #[arg(long, value_name = "NAME", requires = "cgroup", required_unless_present_any = ["config", "remove_pins"])]
+    #[arg(long, value_name = "NAME", requires = "cgroup", required_unless_present_any = ["config", "remove_pins", "check_kernel"])]
     pub service: Option<String>,
     /// The service's cgroup v2 folder, e.g. /sys/fs/cgroup/unified/shop/a.
     #[arg(long, value_name = "PATH", requires = "service")]
@@ -268,6 +268,11 @@ pub struct AgentArgs {
     /// (to uninstall the add-on from a node).
     #[arg(long, conflicts_with_all = ["service", "cgroup", "config"])]
     pub remove_pins: bool,
+    /// Load the add-on into this kernel, say which hooks and maps it would use and why, and
+    /// detach it again, following nothing: exit code 0 if the kernel takes it, 3 if not (with
+    /// the reason). To check a node before deploying; `--syscall-hooks` and `--object` apply.
+    #[arg(long, conflicts_with_all = ["service", "cgroup", "config", "remove_pins", "metrics"])]
+    pub check_kernel: bool,
     /// Node-wide: follow only pods whose cgroup lies below this cgroup v2 folder (e.g. the
     /// kubelet's `kubepods.slice`). Default: the whole hierarchy.
     #[arg(long, value_name = "PATH", requires = "config")]

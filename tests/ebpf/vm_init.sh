@@ -21,6 +21,10 @@ mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
 say() { echo "COPPER-VM $*"; }
 say uname "$(uname -r)"
+# What the agent says of this kernel before anything is followed.
+check="$(/copperc agent --check-kernel 2>&1)"
+say kernelcheckcode "$?"
+say kernelcheck "$check"
 
 # start_agents PHASE FLAGS [FLAGS OF b AND c]: one agent per service, each
 # on its own cgroup; returns once all three attached (or one exited).
