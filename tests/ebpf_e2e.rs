@@ -503,6 +503,19 @@ fn a_service_agent_serves_its_counters_as_metrics() {
     ] {
         assert!(text.contains(&format!("\n{line}\n")), "no `{line}` in:\n{text}");
     }
+    // `--check-kernel` beside the running agents loads an object of its
+    // own and detaches it: the chain goes on as before.
+    let check = Command::new(env!("CARGO_BIN_EXE_copperc"))
+        .args(["agent", "--check-kernel"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(h1_get(chain.ports[0], ""), r#"["/a/b"]"#);
     let health = http_get_text(&metrics, "/healthz");
     assert!(
         health.starts_with("HTTP/1.1 200 OK\r\n") && health.ends_with("\r\n\r\nok\n"),
@@ -517,10 +530,11 @@ fn a_service_agent_serves_its_counters_as_metrics() {
     let err = String::from_utf8_lossy(&busy.stderr);
     assert_eq!(busy.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("cannot serve metrics on {metrics}: ")), "{err}");
-    // Its counters at exit are those the last scrape showed.
+    // Its counters at exit: those the scrape showed, and the request after
+    // `--check-kernel`.
     let reports = chain.stop();
     assert!(
-        reports[1].contains("rx_h1_requests=3 ") && reports[1].contains("tx_h1_inserted=2 "),
+        reports[1].contains("rx_h1_requests=4 ") && reports[1].contains("tx_h1_inserted=3 "),
         "{reports:?}"
     );
 }
@@ -535,7 +549,10 @@ fn check_kernel_says_what_the_agent_would_attach() {
         (
             vec![("COPPERC_AGENT_NO_TASK_STORAGE", "1")],
             "tracepoints",
-            vec!["syscall tracepoints", "threads' state in an LRU hash"],
+            vec![
+                "syscall tracepoints",
+                "threads' state in an LRU hash: COPPERC_AGENT_NO_TASK_STORAGE is set",
+            ],
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_copperc"))
@@ -1002,9 +1019,9 @@ fn as_on_an_older_kernel_the_context_still_flows() {
     let reports = chain.stop();
     assert_eq!(got, [r#"["/a/b"]"#, r#"["/a/b"]"#, "[]"], "{reports:#?}");
     assert!(
-        first_lines
-            .iter()
-            .all(|l| l.contains("no cache of each cgroup's service") && l.contains("threads' state in an LRU hash")),
+        first_lines.iter().all(|l| l
+            .contains("no cache of each cgroup's service: COPPERC_AGENT_NO_CGROUP_STORAGE is set")
+            && l.contains("threads' state in an LRU hash: COPPERC_AGENT_NO_TASK_STORAGE is set")),
         "the agents did not load without the cache and task storage: {first_lines:#?}"
     );
 }

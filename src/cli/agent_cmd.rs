@@ -18,7 +18,7 @@ use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::ebpf::ServiceFlags;
 use crate::ebpf::agent::{Agent, AgentConfig, AgentError, HookChoice, RENEW_EVERY};
 use crate::ebpf::exec_events::{ExecEvents, Seen};
-use crate::ebpf::hooks::SyscallHooks;
+use crate::ebpf::hooks::{NO_CGROUP_STORAGE_ENV, NO_TASK_STORAGE_ENV, SyscallHooks};
 use crate::ebpf::metrics::MetricsSnapshot;
 use crate::ebpf::node::{self, NO_EXEC_EVENTS_ENV, NodeConfig, SERVICE_ENV};
 use crate::ebpf::ports::{Exclusions, NO_PORTS, PortSet};
@@ -38,22 +38,24 @@ const RETRY_UNANSWERED: Duration = Duration::from_millis(200);
 /// Exit code when the kernel refuses the add-on.
 pub const EXIT_KERNEL: u8 = 3;
 
-/// What the agent attached, for its first line.
+/// What the agent attached, for its first line. A fallback that the
+/// environment forced says so, not that the kernel lacks something.
 fn hooks(agent: &Agent) -> String {
-    format!(
-        "sockops, sk_msg, {}{}{}",
-        agent.syscall_hooks(),
-        if agent.service_cache() {
-            ""
-        } else {
-            "; no cache of each cgroup's service: the kernel has no cgroup storage (Linux 6.2)"
-        },
-        if agent.task_storage() {
-            ""
-        } else {
-            "; threads' state in an LRU hash: task storage is off or not usable by sk_msg here"
+    let forced = |var: &str| std::env::var_os(var).is_some();
+    let cache = match (agent.service_cache(), forced(NO_CGROUP_STORAGE_ENV)) {
+        (true, _) => String::new(),
+        (false, true) => format!("; no cache of each cgroup's service: {NO_CGROUP_STORAGE_ENV} is set"),
+        (false, false) => "; no cache of each cgroup's service: the kernel has no cgroup storage (Linux 6.2)".into(),
+    };
+    let threads = match (agent.task_storage(), forced(NO_TASK_STORAGE_ENV)) {
+        (true, _) => String::new(),
+        (false, true) => format!("; threads' state in an LRU hash: {NO_TASK_STORAGE_ENV} is set"),
+        (false, false) => {
+            "; threads' state in an LRU hash: the kernel has no task storage, or its sk_msg programs may not use it"
+                .into()
         }
-    )
+    };
+    format!("sockops, sk_msg, {}{cache}{threads}", agent.syscall_hooks())
 }
 
 fn stop_flag(signals: &[i32]) -> Result<Arc<AtomicBool>, u8> {
