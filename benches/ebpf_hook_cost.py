@@ -332,6 +332,18 @@ def pod_folders(folder):
     return pod, os.path.join(pod, "wait"), os.path.join(pod, "app")
 
 
+def spawn_agent(cmd, attached, failure):
+    """Starts an agent; returns it and the queue of its stderr lines once its first line says `attached`."""
+    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
+    first = lines.get(timeout=60)
+    if attached not in first:
+        stop_agent(agent)
+        sys.exit(f"error: {failure}: {first.strip()}")
+    return agent, lines
+
+
 def start_node_agent(folder):
     """--node-own-ports: the node-wide agent, and the pod announced to it and followed."""
     config = os.path.join(SCRATCH, "config.json")
@@ -339,13 +351,8 @@ def start_node_agent(folder):
         json.dump({"services": [{"name": "bench", "entrypoint": args.entrypoint, "excludeOutboundPorts": [1]}]}, f)
     cmd = [args.copperc, "agent", "--no-pins", "--pods-under", folder, "--config", config,
            "--syscall-hooks", args.syscall_hooks] + (["--object", args.object] if args.object else [])
-    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
-    first = lines.get(timeout=60)
-    if "connections of `bench` to ports 1 not followed" not in first:
-        stop_agent(agent)
-        sys.exit(f"error: the node-wide agent did not start with the service's own ports: {first.strip()}")
+    agent, lines = spawn_agent(cmd, "connections of `bench` to ports 1 not followed",
+                               "the node-wide agent did not start with the service's own ports")
     _, wait, _ = pod_folders(folder)
     waiter = subprocess.run(["sh", "-c", f"echo $$ > '{wait}/cgroup.procs' && COPPER_CTX_SERVICE=bench exec "
                              f"'{args.copperc}' await-agent --exit-when-attached --timeout 30 "
@@ -368,14 +375,7 @@ def start_agent(folder, sink_port):
     cmd += ["--syscall-hooks", args.syscall_hooks]
     if args.object:
         cmd += ["--object", args.object]
-    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in agent.stderr], daemon=True).start()
-    first = lines.get(timeout=60)
-    if " attached to " not in first:
-        stop_agent(agent)
-        sys.exit(f"error: the agent did not attach: {first.strip()}")
-    return agent, lines
+    return spawn_agent(cmd, " attached to ", "the agent did not attach")
 
 
 def stop_agent(agent):

@@ -3,7 +3,7 @@
 //! attached until SIGTERM or SIGINT. `copperc await-agent`: the other end of
 //! the node-wide mode, run in each pod (see `ebpf::node`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,9 +139,7 @@ pub fn run(args: &AgentArgs) -> u8 {
 /// `--check-kernel`: loads the object as a node-wide agent would (no pins,
 /// no cgroup), says what it attached, and detaches it.
 fn check_kernel(args: &AgentArgs, object: Option<&[u8]>) -> u8 {
-    let release = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let release = kernel_release();
     let none = Exclusions {
         all: &NO_PORTS,
         per_service: false,
@@ -159,6 +157,13 @@ fn check_kernel(args: &AgentArgs, object: Option<&[u8]>) -> u8 {
             exit_code(&e)
         }
     }
+}
+
+/// The running kernel's release, e.g. `6.18.44` (empty if uname fails).
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn hook_choice(arg: SyscallHookArg) -> HookChoice {
@@ -238,11 +243,10 @@ fn run_one(
         hooks(&agent),
         excluded(&cfg.excluded_ports)
     );
-    let excluded_items = cfg.excluded_ports.to_string();
-    feed.announce(&agent, &excluded_items);
+    feed.announce(&agent, cfg.excluded_ports.to_string());
     let mut notice = NonblockingNotice::new(Some(&cfg.service));
     while !stop.load(Ordering::Relaxed) {
-        feed.refresh(&agent, &excluded_items, false);
+        feed.refresh(&agent);
         std::thread::sleep(Duration::from_millis(50));
         notice.look(&agent, false);
     }
@@ -301,44 +305,57 @@ impl<'a> NonblockingNotice<'a> {
 }
 
 /// Hands the agent's state to the metrics listener (`--metrics`): the
-/// counters once a second, the followed cgroups when they change. The
+/// counters once a second, the followed cgroups as soon as they change. The
 /// listener's thread never reads the maps itself: the loaded object stays
 /// this loop's.
 struct MetricsFeed {
     shared: Option<(std::net::SocketAddr, SharedSnapshot)>,
-    last: Option<Instant>,
+    /// When the counters were last read, and the followed cgroups then.
+    last: Option<(Instant, BTreeMap<String, u64>)>,
+    /// The excluded ports, as `copperc compile --exclude-outbound-ports`
+    /// takes them.
+    excluded_ports: String,
 }
 
 impl MetricsFeed {
     const EVERY: Duration = Duration::from_secs(1);
 
     fn new(shared: Option<(std::net::SocketAddr, SharedSnapshot)>) -> Self {
-        MetricsFeed { shared, last: None }
+        MetricsFeed {
+            shared,
+            last: None,
+            excluded_ports: String::new(),
+        }
     }
 
     /// Hands over the first snapshot, then prints where scrapes go (after
     /// the agent's first line).
-    /// `excluded_ports`: the items of the excluded ports, as `copperc
-    /// compile --exclude-outbound-ports` takes them.
-    fn announce(&mut self, agent: &Agent, excluded_ports: &str) {
-        self.refresh(agent, excluded_ports, true);
+    fn announce(&mut self, agent: &Agent, excluded_ports: String) {
+        self.excluded_ports = excluded_ports;
+        self.refresh(agent);
         if let Some((addr, _)) = &self.shared {
             eprintln!("copperc agent: metrics at http://{addr}/metrics");
         }
     }
 
-    fn refresh(&mut self, agent: &Agent, excluded_ports: &str, now: bool) {
+    /// Called on each turn of the loop: reads the counters only when a
+    /// second has passed or a pod was found or is gone.
+    fn refresh(&mut self, agent: &Agent) {
         let Some((_, shared)) = &self.shared else {
             return;
         };
-        if !now && self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let mut followed = std::collections::BTreeMap::new();
+        let mut followed = BTreeMap::new();
         for (_, _, service) in agent.registered() {
             *followed.entry(service.to_string()).or_insert(0) += 1;
         }
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(at, was)| at.elapsed() < Self::EVERY && *was == followed)
+        {
+            return;
+        }
+        self.last = Some((Instant::now(), followed.clone()));
         metrics_server::publish(
             shared,
             MetricsSnapshot {
@@ -355,7 +372,7 @@ impl MetricsFeed {
                     "lru_hash"
                 },
                 service_cache: agent.service_cache(),
-                excluded_ports: excluded_ports.to_string(),
+                excluded_ports: self.excluded_ports.clone(),
             },
         );
     }
@@ -412,10 +429,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     let mut events = if std::env::var_os(NO_EXEC_EVENTS_ENV).is_some() {
         Err(format!("{NO_EXEC_EVENTS_ENV} is set"))
     } else {
-        let release = nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        ExecEvents::open(&release).map_err(|e| e.to_string())
+        ExecEvents::open(&kernel_release()).map_err(|e| e.to_string())
     };
     let discovery = match &events {
         Ok(_) => format!(
@@ -437,8 +451,7 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     if let Some(t) = &agent.takeover {
         eprintln!("copperc agent: {t} ({})", args.pin_dir.display());
     }
-    let excluded_items = node_excluded_items(&cfg);
-    feed.announce(&agent, &excluded_items);
+    feed.announce(&agent, node_excluded_items(&cfg));
     let under = args.pods_under.clone().unwrap_or_else(|| root.clone());
     let mut state = NodeState::default();
     let started = Instant::now();
@@ -473,13 +486,11 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             unanswered = scan(&mut agent, &cfg, &root, &under, &mut state);
             last_search = Some(Instant::now());
             last_gone_check = Instant::now();
-            // A pod found or gone shows at the next scrape, not a second later.
-            feed.refresh(&agent, &excluded_items, true);
         } else if last_gone_check.elapsed() >= interval {
             forget_gone(&mut agent);
             last_gone_check = Instant::now();
         }
-        feed.refresh(&agent, &excluded_items, false);
+        feed.refresh(&agent);
         // By then every running pod's waiter has been found again: the other
         // pinned links belong to pods that went away while no agent ran.
         if !pruned && started.elapsed() >= PRUNE_AFTER {
