@@ -145,7 +145,7 @@ def headers_frame(stream, block):
 # (name, what the child does, programs whose figures the row shows)
 CASES = [
     ("read outside", "read-outside", ["copper_sock_recv"]),
-    ("response read", "read-response", ["copper_sock_recv"]),
+    ("response read", "read-response", ["copper_sock_recv", "copper_sk_msg"]),
     ("request read, context first", "read-first", ["copper_sock_recv"]),
     ("request read, context fifth", "read-fifth", ["copper_sock_recv"]),
     ("h2c request read (HEADERS frame, context last)", "read-h2", ["copper_sock_recv"]),

@@ -440,8 +440,65 @@ struct {
 	__type(value, struct copper_control);
 } control SEC(".maps");
 
+/*
+ * The counters of why a request went without a context, again per cgroup
+ * of the task that read or sent it, so that the agent can name the service
+ * (and the container) at fault: node-wide, `stats` adds up every pod. Only
+ * these reasons are counted so, and only where one happens, never for a
+ * request that carries its context: that path pays nothing for it. Per CPU,
+ * as `stats`; allocated at a cgroup's first such event. The agent deletes
+ * the entries of cgroups it no longer follows.
+ */
+struct cgroup_stat {
+	__u64 n[CG_ST_COUNT];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u64);
+	__type(value, struct cgroup_stat);
+} cgroup_stats SEC(".maps");
+
+/* Where `which` is counted in `struct cgroup_stat`, or CG_ST_COUNT if it is not. */
+static __always_inline __u32 cgroup_stat_of(__u32 which)
+{
+	switch (which) {
+	case ST_RX_AMBIGUOUS:
+		return CG_RX_AMBIGUOUS;
+	case ST_RX_NONBLOCKING:
+		return CG_RX_NONBLOCKING;
+	case ST_TX_NO_CONTEXT:
+		return CG_TX_NO_CONTEXT;
+	case ST_TX_SKIPPED:
+		return CG_TX_SKIPPED;
+	case ST_TX_DESYNC:
+		return CG_TX_DESYNC;
+	case ST_TX_ERROR:
+		return CG_TX_ERROR;
+	default:
+		return CG_ST_COUNT;
+	}
+}
+
+static __always_inline void count_cgroup(__u32 at, __u32 n)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	struct cgroup_stat *v = bpf_map_lookup_elem(&cgroup_stats, &id), zero = {};
+
+	if (!v) {
+		/* Full, or another CPU made it first: the look-up tells. */
+		bpf_map_update_elem(&cgroup_stats, &id, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&cgroup_stats, &id);
+	}
+	if (v && at < CG_ST_COUNT)
+		v->n[at] += n;
+}
+
 static __always_inline void count_n(__u32 which, __u32 n)
 {
+	__u32 at = cgroup_stat_of(which);
 	__u64 *v;
 
 	if (!n)
@@ -449,6 +506,9 @@ static __always_inline void count_n(__u32 which, __u32 n)
 	v = bpf_map_lookup_elem(&stats, &which);
 	if (v)
 		*v += n;
+	/* `which` is a constant at every call: the test goes at build time. */
+	if (at < CG_ST_COUNT)
+		count_cgroup(at, n);
 }
 
 static __always_inline void count(__u32 which)

@@ -79,4 +79,18 @@ enum copper_stat {
 	ST_COUNT,
 };
 
+/*
+ * The counters of `cgroup_stats`, per cgroup: the reasons of `copper_stat`
+ * why a request read or sent goes without a context.
+ */
+enum copper_cgroup_stat {
+	CG_RX_AMBIGUOUS = 0,
+	CG_RX_NONBLOCKING,
+	CG_TX_NO_CONTEXT,
+	CG_TX_SKIPPED,
+	CG_TX_DESYNC,
+	CG_TX_ERROR,
+	CG_ST_COUNT,
+};
+
 #endif

@@ -1168,6 +1168,20 @@ fn h2_crate_services_on_non_blocking_sockets_send_no_context_by_default() {
             "{:#?}",
             chain.said
         );
+        // On exit, b's agent names the cgroup that met the reasons: its own.
+        let summary = |i: usize| {
+            chain.said[i]
+                .iter()
+                .find(|l| l.starts_with("copperc agent: requests without a context, by cgroup: "))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert!(
+            summary(1).ends_with(": `b` .: rx_nonblocking=20 tx_no_context=20"),
+            "{hooks}: {:#?}",
+            chain.said
+        );
+        assert!(summary(0).is_empty(), "{hooks}: {:#?}", chain.said);
     }
 }
 
@@ -2014,14 +2028,24 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
         "copper_ctx_tx_h1_inserted_total 4",
         "copper_ctx_tx_no_context_total 1",
         "copper_ctx_rx_nonblocking_total 3",
+        // The same reasons, per service: c read its 3 requests without
+        // waiting, b sent its own request's call without a context.
+        "copper_ctx_service_rx_nonblocking_total{service=\"c\"} 3",
+        "copper_ctx_service_rx_nonblocking_total{service=\"b\"} 0",
+        "copper_ctx_service_tx_no_context_total{service=\"b\"} 1",
+        "copper_ctx_service_tx_no_context_total{service=\"a\"} 0",
         "copper_ctx_agent_info{receive_hooks=\"socket\",threads_state=\"task_storage\",service_cache=\"true\",excluded_outbound_ports=\"5432,6379\"} 1",
     ] {
         assert!(text.contains(&format!("\n{line}\n")), "no `{line}` in:\n{text}");
     }
-    // The agent tells, once, that requests were read without waiting.
+    // The agent tells, once, that c's requests were read without waiting,
+    // and in which of the pod's cgroups.
     let said = said_until(&stderr, "from non-blocking sockets").pop().unwrap();
     assert!(
-        said.contains("followed pods read") && said.contains("oneRequestPerThread"),
+        said.starts_with("copperc agent: pods of `c` read ")
+            && said.contains("in cgroups app (")
+            && said.contains("oneRequestPerThread")
+            && said.contains("--one-request-per-thread c;"),
         "{said}"
     );
 
@@ -2039,7 +2063,13 @@ fn node_wide_agent_follows_the_pods_that_wait_for_it() {
     assert!(said.contains("is gone; no longer followed"), "{said}");
     std::thread::sleep(Duration::from_millis(1200));
     let text = scrape(&metrics);
-    assert!(!text.contains("service=\"c\""), "{text}");
+    assert!(!text.contains("copper_ctx_followed_cgroups{service=\"c\"}"), "{text}");
+    // c's reasons stay counted once its pod is gone: a counter that went
+    // down would read as a restart.
+    assert!(
+        text.contains("\ncopper_ctx_service_rx_nonblocking_total{service=\"c\"} 3\n"),
+        "{text}"
+    );
     assert!(
         text.contains("\ncopper_ctx_followed_cgroups{service=\"b\"} 1\n"),
         "{text}"

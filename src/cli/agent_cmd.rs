@@ -13,6 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::SyscallHookArg;
+use super::agent_reasons::{Followed, ReasonWatch};
 use super::metrics_server::{self, SharedSnapshot};
 use super::{AgentArgs, AwaitAgentArgs, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::ebpf::ServiceFlags;
@@ -243,65 +244,20 @@ fn run_one(
         hooks(&agent),
         excluded(&cfg.excluded_ports)
     );
-    feed.announce(&agent, cfg.excluded_ports.to_string());
-    let mut notice = NonblockingNotice::new(Some(&cfg.service));
+    let mut reasons = ReasonWatch::new(Followed::Service(&cfg.service));
+    feed.announce(&agent, &reasons, cfg.excluded_ports.to_string());
     while !stop.load(Ordering::Relaxed) {
-        feed.refresh(&agent);
+        reasons.look(&agent, false);
+        feed.refresh(&agent, &reasons);
         std::thread::sleep(Duration::from_millis(50));
-        notice.look(&agent, false);
     }
-    notice.look(&agent, true);
+    reasons.look(&agent, true);
+    // Before the last line, which is the counters' (scripts read that one).
+    if let Some(line) = reasons.summary() {
+        eprintln!("{line}");
+    }
     print_stats(&agent, &format!("`{}`", cfg.service));
     EXIT_OK
-}
-
-/// Tells once that requests read from non-blocking sockets got no context:
-/// without it, an operator sees contexts vanish and not why.
-struct NonblockingNotice<'a> {
-    /// The service, when the agent follows one (the counters of a
-    /// node-wide agent add up over all of its services).
-    service: Option<&'a str>,
-    told: bool,
-    last: Instant,
-}
-
-impl<'a> NonblockingNotice<'a> {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    fn new(service: Option<&'a str>) -> Self {
-        NonblockingNotice {
-            service,
-            told: false,
-            last: Instant::now(),
-        }
-    }
-
-    /// Reads the counter every second, or now if `now` (before the agent exits).
-    fn look(&mut self, agent: &Agent, now: bool) {
-        if self.told || (!now && self.last.elapsed() < Self::EVERY) {
-            return;
-        }
-        self.last = Instant::now();
-        let n = agent
-            .stats()
-            .iter()
-            .find(|(k, _)| *k == "rx_nonblocking")
-            .map_or(0, |(_, v)| *v);
-        if n == 0 {
-            return;
-        }
-        self.told = true;
-        match self.service {
-            Some(s) => eprintln!(
-                "copperc agent: `{s}` read {n} requests from non-blocking sockets (an event loop or an async runtime), and its calls carry no context while it handles them; if each of its threads handles one request at a time, run the agent with --one-request-per-thread (docs/ebpf.md, \"Threads\")"
-            ),
-            // A pod's sidecar proxy reads so too: it passes on the header
-            // the application's own calls carry, so this is no fault there.
-            None => eprintln!(
-                "copperc agent: followed pods read {n} requests from non-blocking sockets (sidecar proxies, event loops, async runtimes), and the calls those threads send carry no context of their own; declare a service whose threads each handle one request at a time with \"oneRequestPerThread\": true (copperc compile --one-request-per-thread; docs/ebpf.md, \"Threads\")"
-            ),
-        }
-    }
 }
 
 /// Hands the agent's state to the metrics listener (`--metrics`): the
@@ -330,9 +286,9 @@ impl MetricsFeed {
 
     /// Hands over the first snapshot, then prints where scrapes go (after
     /// the agent's first line).
-    fn announce(&mut self, agent: &Agent, excluded_ports: String) {
+    fn announce(&mut self, agent: &Agent, reasons: &ReasonWatch<'_>, excluded_ports: String) {
         self.excluded_ports = excluded_ports;
-        self.refresh(agent);
+        self.refresh(agent, reasons);
         if let Some((addr, _)) = &self.shared {
             eprintln!("copperc agent: metrics at http://{addr}/metrics");
         }
@@ -340,7 +296,7 @@ impl MetricsFeed {
 
     /// Called on each turn of the loop: reads the counters only when a
     /// second has passed or a pod was found or is gone.
-    fn refresh(&mut self, agent: &Agent) {
+    fn refresh(&mut self, agent: &Agent, reasons: &ReasonWatch<'_>) {
         let Some((_, shared)) = &self.shared else {
             return;
         };
@@ -373,6 +329,7 @@ impl MetricsFeed {
                 },
                 service_cache: agent.service_cache(),
                 excluded_ports: self.excluded_ports.clone(),
+                reasons: reasons.by_service(),
             },
         );
     }
@@ -451,7 +408,8 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     if let Some(t) = &agent.takeover {
         eprintln!("copperc agent: {t} ({})", args.pin_dir.display());
     }
-    feed.announce(&agent, node_excluded_items(&cfg));
+    let mut reasons = ReasonWatch::new(Followed::Node);
+    feed.announce(&agent, &reasons, node_excluded_items(&cfg));
     let under = args.pods_under.clone().unwrap_or_else(|| root.clone());
     let mut state = NodeState::default();
     let started = Instant::now();
@@ -462,7 +420,6 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
     // A waiter found before it listens for the agent's signal: searched for
     // again until it is answered.
     let mut unanswered = false;
-    let mut notice = NonblockingNotice::new(None);
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let since = last_search.map(|t| now.duration_since(t));
@@ -490,7 +447,8 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             forget_gone(&mut agent);
             last_gone_check = Instant::now();
         }
-        feed.refresh(&agent);
+        reasons.look(&agent, false);
+        feed.refresh(&agent, &reasons);
         // By then every running pod's waiter has been found again: the other
         // pinned links belong to pods that went away while no agent ran.
         if !pruned && started.elapsed() >= PRUNE_AFTER {
@@ -508,10 +466,12 @@ fn run_node(args: &AgentArgs, config: &Path, object: Option<Vec<u8>>, stop: &Ato
             }
             last_renewal = Instant::now();
         }
-        notice.look(&agent, false);
         std::thread::sleep(TICK.min(interval));
     }
-    notice.look(&agent, true);
+    reasons.look(&agent, true);
+    if let Some(line) = reasons.summary() {
+        eprintln!("{line}");
+    }
     let what = format!("{} cgroups", agent.registered().count());
     let text: Vec<String> = agent.stats().iter().map(|(k, v)| format!("{k}={v}")).collect();
     agent.stop_for_takeover();

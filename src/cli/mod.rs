@@ -3,6 +3,7 @@
 //! inputs, 2 usage or I/O errors.
 
 mod agent_cmd;
+mod agent_reasons;
 mod check_cmd;
 mod compile_cmd;
 mod generate_cmd;

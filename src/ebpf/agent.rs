@@ -27,7 +27,7 @@ use super::hooks::{
 use super::cgroup::cgroup_level;
 use super::pins::PinDir;
 use super::ports::{Exclusions, NO_PORTS, PortSet};
-use super::{MAX_LEVELS, MAX_SERVICES, OBJECT, STATS, ServiceFlags, config_bytes};
+use super::{CGROUP_STATS, MAX_LEVELS, MAX_SERVICES, OBJECT, ReasonCounts, STATS, ServiceFlags, config_bytes};
 
 /// What the agent is asked to do.
 #[derive(Clone, Debug)]
@@ -117,6 +117,8 @@ const PORTS_SECTION: &str = ".rodata.ports";
 /// the map of those lists.
 const SERVICE_PORTS_SECTION: &str = ".rodata.svcports";
 const SERVICE_PORTS_MAP: &str = "service_ports";
+/// Why requests went without a context, per cgroup (`reasons`).
+const CGROUP_STATS_MAP: &str = "cgroup_stats";
 
 /// The object can exclude ports for one service only (objects of copperc
 /// before services' own lists cannot).
@@ -872,6 +874,44 @@ impl Agent {
                 (*name, value)
             })
             .collect()
+    }
+
+    /// The `cgroup_stats` counters of each cgroup whose tasks met one,
+    /// summed over the CPUs; `None` for an object without the map (an
+    /// older build, loaded with `--object` to compare).
+    pub fn cgroup_stats(&self) -> Option<BTreeMap<u64, ReasonCounts>> {
+        let map = self.map(CGROUP_STATS_MAP).ok()?;
+        let mut out = BTreeMap::new();
+        for key in map.keys() {
+            let Some(id) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes) else {
+                continue;
+            };
+            // Deleted since the keys were listed: nothing to add.
+            let Ok(Some(cpus)) = map.lookup_percpu(&key, MapFlags::ANY) else {
+                continue;
+            };
+            let mut counts: ReasonCounts = [0; CGROUP_STATS.len()];
+            for cpu in &cpus {
+                for (i, slot) in counts.iter_mut().enumerate() {
+                    let n = cpu
+                        .get(i * 8..i * 8 + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, u64::from_ne_bytes);
+                    *slot = slot.wrapping_add(n);
+                }
+            }
+            out.insert(id, counts);
+        }
+        Some(out)
+    }
+
+    /// Removes the counters of cgroup `id` from `cgroup_stats` (a cgroup
+    /// that is gone: the map would otherwise fill up).
+    pub fn forget_cgroup_stats(&self, id: u64) {
+        if let Ok(map) = self.map(CGROUP_STATS_MAP) {
+            // Absent already: nothing to undo.
+            let _ = map.delete(&id.to_ne_bytes());
+        }
     }
 
     /// Detaches everything (the same as dropping the agent).

@@ -1,4 +1,5 @@
-//! What `copperc agent --metrics` serves: the add-on's counters, the
+//! What `copperc agent --metrics` serves: the add-on's counters (node-wide,
+//! and per service those of why requests went without a context), the
 //! followed cgroups of each service and what the agent attached, in the
 //! Prometheus text format (0.0.4), encoded by `prometheus-client`.
 //!
@@ -13,7 +14,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::STATS;
+use super::{CGROUP_STATS, ReasonCounts, STATS};
 
 /// The `Content-Type` of what [`render`] returns.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -54,6 +55,9 @@ pub struct MetricsSnapshot {
     /// Excluded outbound ports, as `copperc compile --exclude-outbound-ports`
     /// takes them (a service's own as `service:port`).
     pub excluded_ports: String,
+    /// Service -> why its requests went without a context, in the order of
+    /// `CGROUP_STATS` (including pods of it that are gone).
+    pub reasons: BTreeMap<String, ReasonCounts>,
 }
 
 /// Encodes one snapshot in a fixed order (the counters in the order of
@@ -91,19 +95,38 @@ impl Collector for SnapshotCollector {
             family.encode_family(&labels)?.encode_gauge(&(*n as i64))?;
         }
         for (name, value) in &s.counters {
-            let help = STATS
-                .iter()
-                .position(|n| n == name)
-                .and_then(|i| COUNTER_HELP.get(i))
-                .copied()
-                .unwrap_or("A counter of the add-on.");
             let metric = format!("{PREFIX}_{name}");
             encoder
-                .encode_descriptor(&metric, help, None, MetricType::Counter)?
+                .encode_descriptor(&metric, help_of(name), None, MetricType::Counter)?
                 .encode_counter::<prometheus_client::encoding::NoLabelSet, u64, u64>(value, None)?;
+        }
+        // Every followed service has its series from the start, at 0, so
+        // that a rate is defined before the first event; a service whose
+        // pods are all gone keeps its totals.
+        let services: std::collections::BTreeSet<&String> = s.followed.keys().chain(s.reasons.keys()).collect();
+        for (i, name) in CGROUP_STATS.iter().enumerate() {
+            let metric = format!("{PREFIX}_service_{name}");
+            let help = format!("{} Per service.", help_of(name));
+            let mut family = encoder.encode_descriptor(&metric, &help, None, MetricType::Counter)?;
+            for service in &services {
+                let value = s.reasons.get(*service).and_then(|c| c.get(i)).copied().unwrap_or(0);
+                let labels = vec![("service", service.as_str())];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, u64, u64>(&value, None)?;
+            }
         }
         Ok(())
     }
+}
+
+fn help_of(name: &str) -> &'static str {
+    STATS
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| COUNTER_HELP.get(i))
+        .copied()
+        .unwrap_or("A counter of the add-on.")
 }
 
 /// The text of one scrape.
@@ -132,6 +155,7 @@ mod tests {
             threads_state: "task_storage",
             service_cache: true,
             excluded_ports: "5432,9000-9099".into(),
+            reasons: [("orders".to_string(), [0, 7, 1, 0, 0, 0])].into_iter().collect(),
         }
     }
 
@@ -157,6 +181,9 @@ mod tests {
             assert!(text.contains(&line), "no `{line}` in:\n{text}");
         }
         assert!(text.contains("copper_ctx_followed_cgroups{service=\"frontend\"} 1\n"));
+        assert!(text.contains("copper_ctx_service_rx_nonblocking_total{service=\"orders\"} 7\n"));
+        assert!(text.contains("copper_ctx_service_rx_nonblocking_total{service=\"frontend\"} 0\n"));
+        assert!(text.contains("copper_ctx_service_tx_no_context_total{service=\"orders\"} 1\n"));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! errors (`error`) and receive hooks (`hooks`), the cgroup v2 tree as the
 //! loader sees it (`cgroup`), tracefs (`tracefs`), the pins that let a new
 //! agent take over (`pins`), the outbound ports it leaves alone (`ports`),
-//! and the node-wide mode that finds the pods of a
-//! Kubernetes node (`node`), told of new ones by exec events (`exec_events`).
+//! the node-wide mode that finds the pods of a Kubernetes node (`node`),
+//! told of new ones by exec events (`exec_events`), and what the agent
+//! reports: its counters as metrics (`metrics`), and why requests went
+//! without a context, per service (`reasons`).
 
 pub mod agent;
 pub mod cgroup;
@@ -16,6 +18,7 @@ pub mod metrics;
 pub mod node;
 pub mod pins;
 pub mod ports;
+pub mod reasons;
 pub mod tracefs;
 
 /// The compiled object (BPF ELF with BTF, CO-RE relocations).
@@ -56,6 +59,21 @@ pub const STATS: [&str; 12] = [
     "rx_nonblocking",
     "tx_excluded_conns",
 ];
+
+/// The counters of `cgroup_stats`, in the order of `enum
+/// copper_cgroup_stat`: the reasons of `STATS` why a request went without a
+/// context, counted again per cgroup of the task that read or sent it.
+pub const CGROUP_STATS: [&str; 6] = [
+    "rx_ambiguous",
+    "rx_nonblocking",
+    "tx_no_context",
+    "tx_skipped",
+    "tx_desync",
+    "tx_errors",
+];
+
+/// One cgroup's counts, in the order of `CGROUP_STATS`.
+pub type ReasonCounts = [u64; CGROUP_STATS.len()];
 
 /// How the add-on treats a service's requests: the `flags` of its
 /// `struct copper_config`.
