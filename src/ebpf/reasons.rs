@@ -90,7 +90,7 @@ impl ReasonTally {
         };
         self.available = true;
         if counts.keys().any(|id| !self.known.contains_key(id)) {
-            self.learn(agent);
+            self.learn(agent, &counts);
         }
         let mut live = Vec::new();
         for (id, c) in counts {
@@ -114,14 +114,23 @@ impl ReasonTally {
         self.live = live;
     }
 
-    /// Looks for the cgroups below each followed one.
-    fn learn(&mut self, agent: &Agent) {
+    /// Looks for the cgroups below each followed one. What was known of a
+    /// cgroup that is gone stays only while the map still counts it (so
+    /// that its counts are kept for its service), so that pods that come
+    /// and go for days do not make this grow.
+    fn learn(&mut self, agent: &Agent, counts: &BTreeMap<u64, ReasonCounts>) {
+        let mut known = BTreeMap::new();
         for (_, folder, service) in agent.registered() {
             for (id, cgroup) in cgroups_below(folder) {
-                self.known
-                    .insert(id, (service.to_string(), cgroup, folder.to_path_buf()));
+                known.insert(id, (service.to_string(), cgroup, folder.to_path_buf()));
             }
         }
+        for id in counts.keys() {
+            if let (Some(was), false) = (self.known.remove(id), known.contains_key(id)) {
+                known.insert(*id, was);
+            }
+        }
+        self.known = known;
     }
 
     /// Whether the object counts reasons per cgroup.
