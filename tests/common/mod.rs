@@ -9,6 +9,8 @@
     reason = "test code: a panic is a failure report"
 )]
 
+pub mod vm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
