@@ -54,7 +54,7 @@ struct Kernel {
     /// on each.
     old: bool,
     /// Its sk_msg programs may use task storage; if not, the threads'
-    /// state goes into the LRU hash (Linux 6.18 allows it, 6.12 does not).
+    /// state goes into the LRU hash (Linux 6.16 allows it, 6.12 does not).
     task_storage: bool,
 }
 
