@@ -948,7 +948,8 @@ fn kustomize_builds_the_component_over_the_app() {
 }
 
 /// The hook for the eBPF object: given bytes, a ConfigMap holds them and
-/// the DaemonSet mounts it and passes it to the agent.
+/// the DaemonSet mounts it and passes it to the agent, on the nodes of the
+/// object's architecture only (another kernel would refuse it).
 #[test]
 fn ebpf_object_hook_validates() {
     use copperc::emit::k8s::{AgentPod, agent_inputs_hash, base64, daemonset, ebpf_configmap};
@@ -961,7 +962,7 @@ fn ebpf_object_hook_validates() {
         daemonset(
             &AgentPod {
                 image: "img:1",
-                with_object: true,
+                object_arch: Some("arm64"),
                 metrics_port: Some(9464),
                 inputs_hash: &agent_inputs_hash("{}", Some(bytes)),
             },
@@ -987,6 +988,32 @@ fn ebpf_object_hook_validates() {
     );
     let args = pod["containers"][0]["args"].as_array().unwrap();
     assert!(args.iter().any(|a| a == "--object"));
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/arch"], "arm64");
+
+    // Without an object of its own, the agent loads the one built into its
+    // image, on any node.
+    let plain = daemonset(
+        &AgentPod {
+            image: "img:1",
+            object_arch: None,
+            metrics_port: Some(9464),
+            inputs_hash: &agent_inputs_hash("{}", None),
+        },
+        &policies,
+    );
+    let p = tmp.path().join("plain.yaml");
+    std::fs::write(&p, &plain.bytes).unwrap();
+    assert_eq!(validate(&Path::new(SCHEMAS).join("k8s"), std::slice::from_ref(&p)), 1);
+    let ds = yaml(&p);
+    let pod = &ds["spec"]["template"]["spec"];
+    assert!(pod.get("nodeSelector").is_none(), "{pod}");
+    assert!(
+        !pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--object")
+    );
 }
 
 mod guard_intersection {

@@ -91,7 +91,10 @@ pub fn run(args: &CompileArgs) -> u8 {
             cluster: emit::k8s::Cluster {
                 namespace: &args.namespace,
                 agent_image: &args.agent_image,
-                ebpf_object: Some(crate::ebpf::OBJECT),
+                ebpf_object: Some(emit::k8s::AgentObject {
+                    bytes: crate::ebpf::OBJECT,
+                    arch: crate::ebpf::OBJECT_ARCH,
+                }),
                 one_request_per_thread: &args.one_request_per_thread,
                 excluded_ports: &excluded_ports,
                 service_ports: &service_ports,

@@ -24,6 +24,16 @@ pub mod tracefs;
 /// The compiled object (BPF ELF with BTF, CO-RE relocations).
 pub const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/copper_ctx.bpf.o"));
 
+/// The architecture the object is built for, as Kubernetes names it
+/// (`kubernetes.io/arch`): build.rs builds it for the target of this build,
+/// and its code reads a syscall's registers as that architecture lays them
+/// out.
+pub const OBJECT_ARCH: &str = if cfg!(target_arch = "aarch64") {
+    "arm64"
+} else {
+    "amd64"
+};
+
 /// Where `copperc compile` writes the object in an output folder.
 pub const OBJECT_PATH: &str = "ebpf/copper_ctx.bpf.o";
 

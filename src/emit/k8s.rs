@@ -64,6 +64,16 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "copperc")
 pub const POLICIES_ANNOTATION: &str = "copperc.dev/policies";
 pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
 
+/// The prebuilt eBPF object, and the architecture of the nodes it loads on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentObject<'a> {
+    pub bytes: &'a [u8],
+    /// As `kubernetes.io/arch` names it (`amd64`, `arm64`): the object
+    /// reads a syscall's registers as that architecture lays them out, so
+    /// a kernel of another one refuses it.
+    pub arch: &'a str,
+}
+
 /// Where and how the generated Kubernetes objects run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cluster<'a> {
@@ -73,7 +83,7 @@ pub struct Cluster<'a> {
     pub agent_image: &'a str,
     /// The prebuilt eBPF object that the agent loads. `None` until it is
     /// built: the add-on's pods then run without one.
-    pub ebpf_object: Option<&'a [u8]>,
+    pub ebpf_object: Option<AgentObject<'a>>,
     /// Services declared to handle one request per thread (the agent's
     /// `oneRequestPerThread`), all of them in the call graph.
     pub one_request_per_thread: &'a [String],
@@ -173,20 +183,21 @@ pub fn emit(input: &EmitInput, earlier: &[OutFile]) -> Result<Vec<OutFile>, Vec<
     }
     let all: BTreeSet<&str> = input.program.policies.iter().map(|p| p.name.as_str()).collect();
     let config = agent_config(input);
-    let inputs_hash = agent_inputs_hash(&config, input.cluster.ebpf_object);
+    let object = input.cluster.ebpf_object;
+    let inputs_hash = agent_inputs_hash(&config, object.map(|o| o.bytes));
     files.push(object_file(
         "ConfigMap",
         &format!("{AGENT_NAME}-config"),
         &all,
         json!({"data": {"config.json": config}}),
     ));
-    if let Some(object) = input.cluster.ebpf_object {
-        files.push(ebpf_configmap(object, &all));
+    if let Some(object) = object {
+        files.push(ebpf_configmap(object.bytes, &all));
     }
     files.push(daemonset(
         &AgentPod {
             image: input.cluster.agent_image,
-            with_object: input.cluster.ebpf_object.is_some(),
+            object_arch: object.map(|o| o.arch),
             metrics_port: input.cluster.agent_metrics_port,
             inputs_hash: &inputs_hash,
         },
@@ -367,8 +378,10 @@ pub fn agent_inputs_hash(config: &str, object: Option<&[u8]>) -> String {
 /// How the agent's pods run.
 pub struct AgentPod<'a> {
     pub image: &'a str,
-    /// Mount the object of `ebpf_configmap` and pass it to the agent (`--object`).
-    pub with_object: bool,
+    /// Mount the object of `ebpf_configmap` and pass it to the agent
+    /// (`--object`), on the nodes of this architecture only; `None`: the
+    /// agent loads the object built into its image.
+    pub object_arch: Option<&'a str>,
     /// Where on the node the agent serves its metrics.
     pub metrics_port: Option<u16>,
     /// `agent_inputs_hash`.
@@ -381,7 +394,7 @@ pub fn daemonset(pod: &AgentPod, policies: &BTreeSet<&str>) -> OutFile {
 }
 
 fn daemonset_body(pod: &AgentPod) -> Value {
-    let (image, with_object, metrics_port) = (pod.image, pod.with_object, pod.metrics_port);
+    let (image, metrics_port) = (pod.image, pod.metrics_port);
     let labels = json!({"app.kubernetes.io/name": AGENT_NAME});
     let mut args = vec![
         "agent".to_string(),
@@ -404,7 +417,7 @@ fn daemonset_body(pod: &AgentPod) -> Value {
         json!({"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}}),
         json!({"name": "config", "configMap": {"name": format!("{AGENT_NAME}-config")}}),
     ];
-    if with_object {
+    if pod.object_arch.is_some() {
         args.extend(["--object".to_string(), format!("{BPF_DIR}/{BPF_OBJECT}")]);
         mounts.push(json!({"name": "bpf-object", "mountPath": BPF_DIR, "readOnly": true}));
         volumes.push(json!({"name": "bpf-object", "configMap": {"name": format!("{AGENT_NAME}-bpf")}}));
@@ -442,21 +455,24 @@ fn daemonset_body(pod: &AgentPod) -> Value {
         container["readinessProbe"] = json!({"httpGet": health, "periodSeconds": 5});
         container["livenessProbe"] = json!({"httpGet": health, "periodSeconds": 10, "failureThreshold": 3});
     }
+    let mut spec = json!({
+        "hostNetwork": true,
+        "hostPID": true,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "priorityClassName": "system-node-critical",
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [container],
+        "volumes": volumes,
+    });
+    // A node of another architecture would refuse the mounted object: no
+    // agent there, rather than one that fails to load on every start.
+    if let Some(arch) = pod.object_arch {
+        spec["nodeSelector"] = json!({"kubernetes.io/arch": arch});
+    }
     json!({
         "spec": {
             "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": template_meta,
-                "spec": {
-                    "hostNetwork": true,
-                    "hostPID": true,
-                    "dnsPolicy": "ClusterFirstWithHostNet",
-                    "priorityClassName": "system-node-critical",
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
+            "template": {"metadata": template_meta, "spec": spec},
         },
     })
 }
