@@ -12,7 +12,8 @@
 //! sk_msg programs may not use task storage: the object as built (task
 //! storage on) must be refused for that reason, and the one the agent then
 //! loads (the threads' LRU hash) must load, also with services' own
-//! excluded ports, and without the cgroup cache (kernels before 6.2).
+//! excluded ports, and without the cgroup cache (kernels before 6.2). The
+//! x86_64 object must be refused there, for x86_64's registers.
 //!
 //! Needs what `make deps` installs: qemu-system-arm, cpio, the arm64
 //! kernel at build/kernels/debian-6.12-arm64/vmlinuz, the arm64 programs
@@ -128,7 +129,7 @@ fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
         "/init",
         false,
     );
-    let variants: [(&str, Vec<u8>); 4] = [
+    let variants: [(&str, Vec<u8>); 5] = [
         ("as-built", object.clone()),
         ("agent", with_switches(&object, &[(".rodata.tasks", 0)])),
         (
@@ -139,6 +140,10 @@ fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
             "agent-no-cache",
             with_switches(&object, &[(".rodata.tasks", 0), (".rodata.cache", 0)]),
         ),
+        // The object built into this (x86_64) copperc, as the DaemonSet's
+        // ConfigMap ships it: refused, which is why the DaemonSet runs only
+        // on nodes of its architecture (emit::k8s).
+        ("x86-64", with_switches(copperc::ebpf::OBJECT, &[(".rodata.tasks", 0)])),
     ];
     std::fs::create_dir_all(root.join("objects")).unwrap();
     for (name, bytes) in &variants {
@@ -174,7 +179,7 @@ fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
     };
     let expected = programs(&object);
     assert_eq!(expected.len(), 10, "{expected:?}");
-    for (name, _) in &variants[1..] {
+    for (name, _) in &variants[1..4] {
         let said = loads.get(name).copied().unwrap_or("(nothing)");
         let loaded: BTreeSet<String> = said
             .strip_prefix("ok")
@@ -191,6 +196,12 @@ fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
     assert!(
         refused.contains("prog 'copper_sk_msg': BPF program load failed")
             && refused.contains("program of this type cannot use helper bpf_task_storage_get"),
+        "{refused}"
+    );
+    assert_eq!(loads.get("x86-64").copied(), Some("refused"), "{console}");
+    let refused = log("x86-64");
+    assert!(
+        refused.contains("failed to resolve CO-RE relocation") && refused.contains("struct pt_regs.di"),
         "{refused}"
     );
 }
