@@ -98,9 +98,14 @@ $(OLD_KERNEL): | apt-deps
 DEBIAN_13_APT = $(abspath $(BUILD))/kernels/apt-debian-13
 APT_13 = -o Dir::Etc::sourcelist=$(DEBIAN_13_APT)/sources.list -o Dir::Etc::sourceparts=- \
 	-o Dir::State::Lists=$(DEBIAN_13_APT)/lists -o Dir::Cache=$(DEBIAN_13_APT)/cache
+# $(call debian_13_lists,FOLDER): an empty apt state in FOLDER whose only
+# source is Debian 13 (the APT options that use it name the architecture).
+define debian_13_lists
+	rm -rf $(1) && mkdir -p $(1)/lists/partial $(1)/cache/archives/partial
+	echo 'deb http://deb.debian.org/debian trixie main' > $(1)/sources.list
+endef
 $(LTS_KERNEL): | apt-deps
-	rm -rf $(DEBIAN_13_APT) && mkdir -p $(DEBIAN_13_APT)/lists/partial $(DEBIAN_13_APT)/cache/archives/partial
-	echo 'deb http://deb.debian.org/debian trixie main' > $(DEBIAN_13_APT)/sources.list
+	$(call debian_13_lists,$(DEBIAN_13_APT))
 	$(call kernel_from_apt,debian-6.12,^linux-image-6\.12\.[0-9]+\+deb13-amd64$$,Debian 13's Linux 6.12,$(APT_13))
 	rm -rf $(DEBIAN_13_APT)
 
@@ -114,16 +119,12 @@ APT_13_ARM64 = -o Dir::Etc::sourcelist=$(DEBIAN_13_ARM64_APT)/sources.list -o Di
 	-o Dir::State::Lists=$(DEBIAN_13_ARM64_APT)/lists -o Dir::Cache=$(DEBIAN_13_ARM64_APT)/cache \
 	-o APT::Architecture=arm64 -o APT::Architectures=arm64
 ARM64_USERLAND_PACKAGES := busybox-static bpftool libc6 libelf1t64 zlib1g libcap2 libzstd1
-define debian_13_arm64_lists
-	rm -rf $(DEBIAN_13_ARM64_APT) && mkdir -p $(DEBIAN_13_ARM64_APT)/lists/partial $(DEBIAN_13_ARM64_APT)/cache/archives/partial
-	echo 'deb http://deb.debian.org/debian trixie main' > $(DEBIAN_13_ARM64_APT)/sources.list
-endef
 $(ARM64_KERNEL): | apt-deps
-	$(debian_13_arm64_lists)
+	$(call debian_13_lists,$(DEBIAN_13_ARM64_APT))
 	$(call kernel_from_apt,debian-6.12-arm64,^linux-image-6\.12\.[0-9]+\+deb13-arm64$$,Debian 13's Linux 6.12 for arm64,$(APT_13_ARM64))
 	rm -rf $(DEBIAN_13_ARM64_APT)
 $(ARM64_USERLAND): | apt-deps
-	$(debian_13_arm64_lists)
+	$(call debian_13_lists,$(DEBIAN_13_ARM64_APT))
 	rm -rf $(BUILD)/kernels/debian-13-arm64-userland.part && mkdir -p $(BUILD)/kernels/debian-13-arm64-userland.part/debs
 	apt-get update -qq $(APT_13_ARM64)
 	cd $(BUILD)/kernels/debian-13-arm64-userland.part/debs && apt-get download -q $(APT_13_ARM64) $(ARM64_USERLAND_PACKAGES)

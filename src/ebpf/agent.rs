@@ -276,6 +276,22 @@ pub struct Agent {
     epoch: u32,
 }
 
+/// The first N 64-bit counters of a per-CPU map value, each summed over
+/// the CPUs' copies.
+fn sum_over_cpus<const N: usize>(cpus: &[Vec<u8>]) -> [u64; N] {
+    let mut sums = [0u64; N];
+    for cpu in cpus {
+        for (i, sum) in sums.iter_mut().enumerate() {
+            let n = cpu
+                .get(i * 8..i * 8 + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_ne_bytes);
+            *sum = sum.wrapping_add(n);
+        }
+    }
+    sums
+}
+
 /// The running kernel's release, as `uname -r` prints it, for messages.
 fn kernel_release() -> String {
     nix::sys::utsname::uname()
@@ -864,13 +880,7 @@ impl Agent {
                     .lookup_percpu(&key, MapFlags::ANY)
                     .ok()
                     .flatten()
-                    .map(|cpus| {
-                        cpus.iter()
-                            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
-                            .map(u64::from_ne_bytes)
-                            .fold(0u64, u64::wrapping_add)
-                    })
-                    .unwrap_or(0);
+                    .map_or(0, |cpus| sum_over_cpus::<1>(&cpus)[0]);
                 (*name, value)
             })
             .collect()
@@ -890,17 +900,7 @@ impl Agent {
             let Ok(Some(cpus)) = map.lookup_percpu(&key, MapFlags::ANY) else {
                 continue;
             };
-            let mut counts: ReasonCounts = [0; CGROUP_STATS.len()];
-            for cpu in &cpus {
-                for (i, slot) in counts.iter_mut().enumerate() {
-                    let n = cpu
-                        .get(i * 8..i * 8 + 8)
-                        .and_then(|b| b.try_into().ok())
-                        .map_or(0, u64::from_ne_bytes);
-                    *slot = slot.wrapping_add(n);
-                }
-            }
-            out.insert(id, counts);
+            out.insert(id, sum_over_cpus::<{ CGROUP_STATS.len() }>(&cpus));
         }
         Some(out)
     }
