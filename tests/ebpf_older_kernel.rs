@@ -34,10 +34,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::vm::{self, install, libraries, on_path};
+use common::vm::{self, assert_h1_answers, install, libraries, on_path, reports};
 
 /// A kernel the test boots, and what the agent finds on it.
 struct Kernel {
@@ -121,46 +120,15 @@ fn initramfs(dir: &Path) -> PathBuf {
         "/init",
         false,
     );
+    install(
+        &root,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ebpf/vm_lib.sh"),
+        "/vm_lib.sh",
+        false,
+    );
     let image = dir.join("initramfs.cpio");
     vm::pack(&root, &image);
     image
-}
-
-/// The init's `COPPER-VM` lines, by their first words (the rest is the value).
-fn reports(console: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in console.lines() {
-        let Some(rest) = line.trim_end_matches('\r').strip_prefix("COPPER-VM ") else {
-            continue;
-        };
-        let words = match rest.split_whitespace().next() {
-            Some("attach" | "exit" | "detach" | "answer" | "await") => 3,
-            _ => 1,
-        };
-        let mut parts = rest.splitn(words + 1, ' ');
-        let key = (0..words).filter_map(|_| parts.next()).collect::<Vec<_>>().join(" ");
-        out.insert(key, parts.next().unwrap_or("").to_string());
-    }
-    out
-}
-
-/// The context header each hop of the HTTP/1.1 chain received, a first.
-fn h1_contexts(answer: &str) -> Vec<String> {
-    let mut hop: serde_json::Value =
-        serde_json::from_str(answer).unwrap_or_else(|e| panic!("not copperc-testsvc's answer ({e}): {answer}"));
-    let mut seen = Vec::new();
-    loop {
-        seen.push(
-            hop["headers"]["x-copper-context"]
-                .as_str()
-                .unwrap_or("(none)")
-                .to_string(),
-        );
-        match hop["calls"].get(0) {
-            Some(call) => hop = call["body"].clone(),
-            None => return seen,
-        }
-    }
 }
 
 #[test]
@@ -261,14 +229,7 @@ fn chain_carries_contexts(k: &Kernel) {
     // What each hop of the HTTP/1.1 chains received: a forged context stops
     // at a, the entry point.
     for phase in ["h1", "tpbtf", "node"] {
-        for (request, first) in [("plain", ""), ("forged", "/evil/x")] {
-            assert_eq!(
-                h1_contexts(get(&format!("answer {phase} {request}"))),
-                [first, "/a", "/a/b"],
-                "{phase} {request}: {}",
-                show()
-            );
-        }
+        assert_h1_answers(&got, phase, &console);
     }
     assert_eq!(get("answer h2c plain"), r#"["/a/b"]"#, "{}", show());
     assert_eq!(get("answer h2c forged"), r#"["/a/b"]"#, "{}", show());

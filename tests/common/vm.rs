@@ -3,6 +3,7 @@
 //! add-on on other kernels than the machine's: building the initramfs,
 //! booting, and the console the init printed.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -201,4 +202,59 @@ fn boot_once(machine: &Machine, kernel: &Path, image: &Path, dir: &Path, append:
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).ok();
     assert!(status.success(), "qemu failed: {err}");
     std::fs::read_to_string(&console).unwrap()
+}
+
+/// The init's `COPPER-VM` lines, by their first words (the rest is the value).
+pub fn reports(console: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in console.lines() {
+        let Some(rest) = line.trim_end_matches('\r').strip_prefix(MARK) else {
+            continue;
+        };
+        let words = match rest.split_whitespace().next() {
+            Some("attach" | "exit" | "detach" | "answer" | "await") => 3,
+            _ => 1,
+        };
+        let mut parts = rest.splitn(words + 1, ' ');
+        let key = (0..words).filter_map(|_| parts.next()).collect::<Vec<_>>().join(" ");
+        out.insert(key, parts.next().unwrap_or("").to_string());
+    }
+    out
+}
+
+/// The context header each hop of the HTTP/1.1 chain received, a first.
+pub fn h1_contexts(answer: &str) -> Vec<String> {
+    let mut hop: serde_json::Value =
+        serde_json::from_str(answer).unwrap_or_else(|e| panic!("not copperc-testsvc's answer ({e}): {answer}"));
+    let mut seen = Vec::new();
+    loop {
+        seen.push(
+            hop["headers"]["x-copper-context"]
+                .as_str()
+                .unwrap_or("(none)")
+                .to_string(),
+        );
+        match hop["calls"].get(0) {
+            Some(call) => hop = call["body"].clone(),
+            None => return seen,
+        }
+    }
+}
+
+/// Asserts that the HTTP/1.1 chain of `phase` gave c the context `/a/b`
+/// for its plain request and for the one with a forged context, which
+/// stops at a, the entry point (the answers of reports' `answer PHASE
+/// plain` and `answer PHASE forged`).
+pub fn assert_h1_answers(got: &BTreeMap<String, String>, phase: &str, console: &str) {
+    for (request, first) in [("plain", ""), ("forged", "/evil/x")] {
+        let key = format!("answer {phase} {request}");
+        let answer = got
+            .get(&key)
+            .unwrap_or_else(|| panic!("no `{key}`: {got:#?}\nconsole:\n{console}"));
+        assert_eq!(
+            h1_contexts(answer),
+            [first, "/a", "/a/b"],
+            "{phase} {request}: {got:#?}\nconsole:\n{console}"
+        );
+    }
 }

@@ -12,14 +12,8 @@
 # reads starts with `COPPER-VM `; the machine powers off at the end.
 /bin/busybox --install -s /bin
 export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
-mount -t cgroup2 none /sys/fs/cgroup
-mount -t bpf bpf /sys/fs/bpf
-ip link set lo up
-say() { echo "COPPER-VM $*"; }
+. /vm_lib.sh
+machine_up
 say uname "$(uname -r)"
 # What the agent says of this kernel before anything is followed.
 check="$(/copperc agent --check-kernel 2>&1)"
@@ -54,22 +48,6 @@ stop_agents() {
 		wait "$(cat /tmp/$1-agent-$s.pid)"
 		say exit "$1" "$s" "$?"
 		say detach "$1" "$s" "$(tail -n 1 /tmp/$1-agent-$s.log)"
-	done
-}
-
-# in_cgroup CGROUP COMMAND...: runs the command in the background, inside
-# the cgroup from its first instruction (before it opens a socket).
-in_cgroup() {
-	cg="$1"
-	shift
-	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "/sys/fs/cgroup/$cg" "$@" &
-}
-
-wait_port() {
-	i=0
-	while [ "$i" -lt 400 ] && ! netstat -ltn | grep -q "127.0.0.1:$1 "; do
-		sleep 0.05
-		i=$((i + 1))
 	done
 }
 
@@ -119,40 +97,19 @@ say answer h2c plain "$(/nghttp http://127.0.0.1:18011/)"
 say answer h2c forged "$(/nghttp -H 'x-copper-context: /evil/x' http://127.0.0.1:18011/)"
 stop_agents h2c
 
-# Node-wide: each pod folder holds `wait`, where await-agent announces the
-# pod, and `app`, where its service runs once the agent follows it.
-mkdir -p /sys/fs/cgroup/pods
+# Node-wide: each pod announces itself (tests/ebpf/vm_lib.sh, node_pod).
 # a's own excluded port (one no hop uses) loads the code that looks a
 # socket's service up from its cgroup: a's calls to b are still followed.
 echo '{"services": [{"name": "a", "entrypoint": true, "excludeOutboundPorts": [5432]}, {"name": "b"}, {"name": "c"}]}' >/tmp/config.json
-/copperc agent --no-pins --pods-under /sys/fs/cgroup/pods --config /tmp/config.json 2>/tmp/node-agent.log &
-node_agent=$!
-i=0
-while [ "$i" -lt 1200 ] && [ ! -s /tmp/node-agent.log ] && kill -0 "$node_agent" 2>/dev/null; do
-	sleep 0.25
-	i=$((i + 1))
-done
-say attach node agent "$(head -n 1 /tmp/node-agent.log)"
-port=18024
-next=""
-for s in c b a; do
-	mkdir -p "/sys/fs/cgroup/pods/$s/wait" "/sys/fs/cgroup/pods/$s/app"
-	sh -c 'echo $$ > "$0/cgroup.procs" && COPPER_CTX_SERVICE="$1" exec /copperc await-agent --exit-when-attached --timeout 120 --ready-file "/tmp/ready-$1"' \
-		"/sys/fs/cgroup/pods/$s/wait" "$s" >/dev/null 2>"/tmp/node-await-$s.log"
-	say await node "$s" "$?"
-	port=$((port - 1))
-	callee=""
-	[ -n "$next" ] && callee="--callee next=127.0.0.1:$next"
-	in_cgroup "pods/$s/app" /copperc-testsvc --name "$s" --listen "$port" --no-context --context-only --lifetime 300 $callee
-	wait_port "$port"
-	next=$port
-done
-say answer node plain "$(wget -q -O - http://127.0.0.1:$next/)"
-say answer node forged "$(wget -q -O - --header 'x-copper-context: /evil/x' http://127.0.0.1:$next/)"
-kill -TERM "$node_agent"
-wait "$node_agent"
-say exit node agent "$?"
-say detach node agent "$(tail -n 1 /tmp/node-agent.log)"
+start_node_agent node
+node_pod node c c 18023 /copperc-testsvc --name c --listen 18023 --no-context --context-only --lifetime 300
+node_pod node b b 18022 /copperc-testsvc --name b --listen 18022 --no-context --context-only --lifetime 300 \
+	--callee next=127.0.0.1:18023
+node_pod node a a 18021 /copperc-testsvc --name a --listen 18021 --no-context --context-only --lifetime 300 \
+	--callee next=127.0.0.1:18022
+say answer node plain "$(wget -q -O - http://127.0.0.1:18021/)"
+say answer node forged "$(wget -q -O - --header 'x-copper-context: /evil/x' http://127.0.0.1:18021/)"
+stop_node_agent node
 
 say done
 poweroff -f
