@@ -214,12 +214,19 @@ CROSS_ENV = LD_LIBRARY_PATH=$(CROSS_RUST_DIR)/usr/lib/x86_64-linux-gnu RUSTC=$(C
 	CFLAGS_aarch64_unknown_linux_gnu="-I$(CROSS_RUST_DIR)/usr/include" \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-L $(CROSS_RUST_DIR)/usr/lib/aarch64-linux-gnu" \
 	COPPERC_VMLINUX_BTF=$(abspath $(BUILD))/ebpf/arm64/vmlinux.btf
+# The object that build.rs made for this build is copied beside them, from
+# its OUT_DIR (cargo's messages name it).
 arm64-bins: $(CROSS_RUST) $(ARM64_OBJ)
+	mkdir -p target/cross
 	$(CROSS_ENV) $(CARGO) build --release --locked --target aarch64-unknown-linux-gnu \
-		--bin copperc --bin copperc-testsvc --example copperc-h2c-testsvc
+		--bin copperc --bin copperc-testsvc --example copperc-h2c-testsvc \
+		--message-format=json-render-diagnostics > target/cross/messages.json
 	mkdir -p $(ARM64_BIN)
 	for b in copperc copperc-testsvc examples/copperc-h2c-testsvc; do \
 		aarch64-linux-gnu-strip -o $(ARM64_BIN)/$$(basename $$b) target/cross/aarch64-unknown-linux-gnu/release/$$b || exit 1; done
+	out=$$(python3 -c 'import json, sys; print(*[m["out_dir"] for m in map(json.loads, open(sys.argv[1])) \
+		if m.get("reason") == "build-script-executed" and "#copperc@" in m["package_id"]])' target/cross/messages.json) && \
+		cp "$$out/copper_ctx.bpf.o" $(ARM64_BIN)/copper_ctx.bpf.o
 
 test: deps $(ARM64_OBJ) arm64-bins
 	$(CARGO) build --locked --example copperc-h2c-testsvc

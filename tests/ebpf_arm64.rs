@@ -17,8 +17,11 @@
 //! Then `copperc` and the test services built for arm64 (`make
 //! arm64-bins`, which `make test` runs) follow the chain client -> a -> b
 //! -> c in that kernel: a node-wide agent with the hooks it picks, over
-//! HTTP/1.1 and h2c, and one with the syscall tracepoints, over HTTP/1.1;
-//! c must see `/a/b`, and a forged context must stop at a.
+//! HTTP/1.1 and h2c, and one with the syscall tracepoints, over HTTP/1.1,
+//! loading the object that the arm64 `copperc compile` wrote for the
+//! bundled example (byte for byte the one its build made, its DaemonSet
+//! bound to arm64 nodes); c must see `/a/b`, and a forged context must
+//! stop at a.
 //!
 //! Needs what `make test` installs and builds: qemu-system-arm, cpio, the
 //! arm64 kernel at build/kernels/debian-6.12-arm64/vmlinuz, the arm64
@@ -271,6 +274,18 @@ fn chain_carries_contexts_on_debian_13_arm64_linux_6_12() {
         "/lib/ld-linux-aarch64.so.1",
         false,
     );
+    // The object the build embedded, which `copperc compile` must write.
+    let embedded = bin.join("copper_ctx.bpf.o");
+    assert!(
+        embedded.is_file(),
+        "{} is missing: `make arm64-bins` copies it (make test does)",
+        embedded.display()
+    );
+    copy_in(&root, &embedded, "/built.bpf.o", false);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bookinfo");
+    for name in ["graph.json", "policies.copper"] {
+        copy_in(&root, &example.join(name), &format!("/bookinfo/{name}"), false);
+    }
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ebpf");
     copy_in(&root, &tests.join("vm_arm64_chain.sh"), "/init", false);
     copy_in(&root, &tests.join("vm_lib.sh"), "/vm_lib.sh", false);
@@ -286,6 +301,11 @@ fn chain_carries_contexts_on_debian_13_arm64_linux_6_12() {
     let uname = get("uname");
     assert!(uname.starts_with("6.12.") && uname.ends_with(" aarch64"), "{}", show());
     assert!(got.contains_key("done"), "{}", show());
+    // Compiled on arm64, the DaemonSet goes to arm64 nodes and ships the
+    // object the build made; the tracepoints agent below loaded that file.
+    assert_eq!(get("compile"), "0", "{}", show());
+    assert_eq!(get("nodeselector"), "kubernetes.io/arch: arm64", "{}", show());
+    assert_eq!(get("object"), "same", "{}", show());
     for (phase, hooks) in [
         ("node", "socket receive hook (tp_btf sock_recv_length)"),
         ("tracepoints", "syscall tracepoints"),

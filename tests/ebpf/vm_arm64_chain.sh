@@ -4,8 +4,9 @@
 # node-wide agent (`--config`, as the DaemonSet runs it) with the hooks it
 # picks follows the chain client -> a -> b -> c over HTTP/1.1
 # (copperc-testsvc) and over h2c (copperc-h2c-testsvc, nghttp as the
-# client); a second one, with the syscall tracepoints, the HTTP/1.1 chain
-# again. Each request is sent once plain and once with a forged context.
+# client); a second one, with the syscall tracepoints and the object that
+# `copperc compile` wrote, the HTTP/1.1 chain again. Each request is sent
+# once plain and once with a forged context.
 # Each agent load takes about 30 s under emulation, hence two agents, not
 # one per service and set of hooks as on x86_64 (tests/ebpf/vm_init.sh).
 /bin/busybox --install -s /bin
@@ -39,7 +40,15 @@ say answer h2c plain "$(/nghttp http://127.0.0.1:18011/)"
 say answer h2c forged "$(/nghttp -H 'x-copper-context: /evil/x' http://127.0.0.1:18011/)"
 stop_node_agent node
 
-start_node_agent tracepoints --syscall-hooks tracepoints
+# What the arm64 copperc compiles for the bundled example: the DaemonSet
+# goes to arm64 nodes, and the object it writes is the one its build
+# produced (/built.bpf.o), which the second agent then loads.
+/copperc compile --graph /bookinfo/graph.json --out /tmp/out /bookinfo/policies.copper >/tmp/compile.log 2>&1
+say compile "$?"
+say nodeselector "$(grep -A 1 'nodeSelector:' /tmp/out/k8s/daemonset-copper-ctx.yaml | tail -n 1 | sed 's/^ *//')"
+if cmp -s /tmp/out/ebpf/copper_ctx.bpf.o /built.bpf.o; then say object same; else say object different; fi
+
+start_node_agent tracepoints --syscall-hooks tracepoints --object /tmp/out/ebpf/copper_ctx.bpf.o
 h1_pods tracepoints 18030
 stop_node_agent tracepoints
 
