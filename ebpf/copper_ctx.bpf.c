@@ -332,10 +332,21 @@ struct {
 struct thread_state {
 	__u64 start;
 	__u64 last_conn; /* see conn_of_fd and copper_sock_recv; NO_CONN */
-	__u32 mux;
+	__u8 mux;
+	/*
+	 * At the socket hook, where the connection is known: `written` is what
+	 * this end of `last_conn` had written (its TCP write sequence) when the
+	 * thread read its request there (`answer_due`), so that a later look
+	 * tells whether anything, the answer first of all, was written since;
+	 * `left_unanswered` says that `last_conn` ended before that (see
+	 * start_request).
+	 */
+	__u8 answer_due;
+	__u8 left_unanswered;
+	__u8 pad;
 	__u32 epoch; /* control's epoch when `val` was written */
 	__u32 len;   /* bytes of `val` to send; 0: nothing */
-	__u32 pad;
+	__u32 written;
 	__u8 val[VAL_BUF];
 };
 
@@ -553,6 +564,8 @@ static __always_inline struct thread_state *this_thread(int create)
 	s->fresh.start = start;
 	s->fresh.last_conn = NO_CONN;
 	s->fresh.mux = 0;
+	s->fresh.answer_due = 0;
+	s->fresh.left_unanswered = 0;
 	s->fresh.epoch = 0;
 	s->fresh.len = 0;
 	if (bpf_map_update_elem(&threads, &tid, &s->fresh, BPF_ANY))
@@ -938,6 +951,18 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
 /* ---- the value a thread sends ---- */
 
 /*
+ * What this end of the TCP connection `sk` has written so far: its write
+ * sequence, which each byte that the application writes moves on (0 for a
+ * socket that is not TCP's).
+ */
+static __always_inline __u32 written_on(struct sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	return tp ? tp->write_seq : 0;
+}
+
+/*
  * The current thread starts handling a request whose incoming context is
  * buf[v0, v0 + vlen) (`have`: a valid one was found), read from the
  * connection `conn`, from a non-blocking socket if `nonblocking`. Stores
@@ -952,23 +977,45 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
  * so it sends nothing, unless the service is declared to handle one request
  * at a time per thread. An entry point's value does not depend on the
  * request, so neither this nor `mux` concerns it.
+ *
+ * A thread on blocking sockets may still have read this request before it
+ * was done with the one before. At the socket hook (`sk`), the connection
+ * tells: a thread that handles one request at a time answers it before it
+ * reads the next one, so if nothing was written on the connection of the
+ * request before since the thread read it, that request is still being
+ * handled. That is so when this request comes on the same connection
+ * (read ahead, or pipelined in another read), or on another one after the
+ * first ended unanswered (a thread that polls several connections read
+ * the first one's end, which untied it: see on_conn_end). Then this
+ * request gives no value, and the calls still to come for the one before
+ * carry none either. One that was never to be answered (its client went
+ * away first) costs the next request its context, no more.
  */
-static __always_inline void start_request(const struct copper_config *cfg, __u64 conn,
+static __always_inline void start_request(const struct copper_config *cfg, __u64 conn, struct sock *sk, int h1,
 					  struct scratch *s, __u32 v0, __u32 vlen, int have, int nonblocking)
 {
 	struct thread_state *ts = this_thread(1);
 	struct copper_control *c = get_control();
 	__u32 nl = cfg->name_len;
 	int entrypoint = cfg->flags & SVC_ENTRYPOINT;
+	int ahead = 0;
+	__u32 written = 0;
 
 	if (!ts || !c)
 		return;
 	if (ts->last_conn != NO_CONN && ts->last_conn != conn)
 		ts->mux = 1;
+	if (sk && !entrypoint) {
+		written = written_on(sk);
+		ahead = ts->left_unanswered || (h1 && ts->answer_due && ts->last_conn == conn && ts->written == written);
+	}
+	ts->answer_due = sk && !entrypoint;
+	ts->written = written;
+	ts->left_unanswered = 0;
 	ts->last_conn = conn;
 	ts->len = 0;
 	if (!entrypoint) {
-		if (ts->mux) {
+		if (ts->mux || ahead) {
 			count(ST_RX_AMBIGUOUS);
 			return;
 		}
@@ -1816,7 +1863,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		count(ST_RX_CONTEXT);
 	if (nonblocking < 0)
 		nonblocking = (cfg->flags & (SVC_ENTRYPOINT | SVC_ONE_REQUEST_PER_THREAD)) ? 0 : read_nonblocking(id, r);
-	start_request(cfg, conn, s, req.v0, req.vlen, req.valid, nonblocking);
+	start_request(cfg, conn, sk, !st, s, req.v0, req.vlen, req.valid, nonblocking);
 	return 0;
 }
 
@@ -1861,8 +1908,12 @@ int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
  * The current thread is done with the connection `sk` (it closed it, or
  * read its end): it is no longer tied to it, so that its next connection
  * does not mark it `mux`, as a thread of a pool or of a server that serves
- * connections one after the other would otherwise be. The syscall hooks see
- * close(2) instead (on_close).
+ * connections one after the other would otherwise be. If nothing was
+ * written on it since the thread read its request there, that request may
+ * still be being handled (a thread that polls several connections reads
+ * an end whenever it comes): the next request the thread reads then gives
+ * no value (see start_request). The syscall hooks see close(2) instead
+ * (on_close), without the connection's write sequence.
  */
 static __always_inline int on_conn_end(const struct sock *sk)
 {
@@ -1871,8 +1922,11 @@ static __always_inline int on_conn_end(const struct sock *sk)
 	if (!sk || !current_service())
 		return 0;
 	ts = this_thread(0);
-	if (ts && ts->last_conn != NO_CONN && ts->last_conn == cookie_of((struct sock *)sk))
+	if (ts && ts->last_conn != NO_CONN && ts->last_conn == cookie_of((struct sock *)sk)) {
+		if (ts->answer_due && written_on((struct sock *)sk) == ts->written)
+			ts->left_unanswered = 1;
 		ts->last_conn = NO_CONN;
+	}
 	return 0;
 }
 

@@ -1403,6 +1403,91 @@ fn event_loop_service_sends_no_context_rather_than_a_wrong_one() {
     );
 }
 
+/// A request head with the context `context`.
+fn h1_head(port: u16, context: &str) -> String {
+    format!("GET / HTTP/1.1\r\nx-copper-context: {context}\r\nHost: 127.0.0.1:{port}\r\n\r\n")
+}
+
+/// A connection to `port` that sent one request head (in one write) with
+/// the context `context`, its answer still to be read.
+fn h1_send(port: u16, context: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(h1_head(port, context).as_bytes()).unwrap();
+    s
+}
+
+/// The body of the HTTP/1.x response that `s` reads to its end.
+fn h1_body_to_end(s: &mut TcpStream) -> String {
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"))
+}
+
+#[test]
+fn a_thread_that_reads_a_request_before_it_answered_the_one_before_sends_no_context() {
+    // b's one thread reads a request, that connection's end (its client
+    // shut its side down, as it may), and a second connection's request,
+    // and only then calls c for the first (docs/ebpf.md, "Threads"). The
+    // end untied the thread from the first connection, so the second did
+    // not mark it `mux`; but nothing was written on the first since its
+    // request was read, so that request was not answered: the second
+    // request gives no value, and the first one's call, which would
+    // otherwise carry the second's context (/y/b), carries none.
+    let mut chain = Chain::start("poll", ["h1", "h1-poll", "h1"]);
+    let b = chain.ports[1];
+    let mut first = h1_send(b, "/x");
+    first.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = h1_get(b, "x-copper-context: /y\r\n");
+    assert_eq!(h1_body_to_end(&mut first), "[]");
+    assert_eq!(second, "[]");
+    let reports = chain.stop();
+    assert!(
+        reports[1].contains("rx_ambiguous=1 ") && reports[1].contains("tx_no_context=2 "),
+        "{reports:?}"
+    );
+
+    // The same thread, once it answered before it read on: each call
+    // carries its own request's context.
+    let mut chain = Chain::start("poll-answered", ["h1", "h1-serial", "h1"]);
+    let b = chain.ports[1];
+    assert_eq!(h1_get(b, "x-copper-context: /x\r\n"), r#"["/x/b"]"#);
+    assert_eq!(h1_get(b, "x-copper-context: /y\r\n"), r#"["/y/b"]"#);
+    let reports = chain.stop();
+    assert!(reports[1].contains("rx_ambiguous=0 "), "{reports:?}");
+}
+
+#[test]
+fn a_request_read_before_the_one_before_was_answered_gives_no_context() {
+    // b's thread reads two requests of its connection, sent in two writes,
+    // before it handles the first: nothing was written on the connection
+    // between the two reads, so the second gives no value, and the first
+    // one's call, which would otherwise carry the second's context (/y/b),
+    // carries none.
+    let mut chain = Chain::start("read-ahead", ["h1", "h1-read-ahead", "h1"]);
+    let b = chain.ports[1];
+    let mut s = h1_send(b, "/x");
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(h1_head(b, "/y").as_bytes()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answers = String::new();
+    s.read_to_string(&mut answers).unwrap();
+    let bodies: Vec<&str> = answers
+        .split("HTTP/1.0 200 OK\r\n")
+        .skip(1)
+        .filter_map(|r| r.split_once("\r\n\r\n").map(|(_, b)| b))
+        .collect();
+    assert_eq!(bodies, ["[]", "[]"], "{answers:?}");
+    let reports = chain.stop();
+    assert!(
+        reports[1].contains("rx_ambiguous=1 ") && reports[1].contains("tx_no_context=2 "),
+        "{reports:?}"
+    );
+}
+
 #[test]
 fn agent_says_why_it_cannot_start() {
     preconditions();

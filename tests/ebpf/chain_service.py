@@ -2,7 +2,7 @@
 about `x-copper-context`: it never copies a header.
 
     chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|
-                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait
+                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait|h1-poll|h1-read-ahead
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -13,7 +13,11 @@ next hop's body. The last hop answers with the JSON list of the
 thread serving every connection (HTTP/1.1), which waits a second before it
 calls the next hop, so that requests overlap. `h1-dontwait` is `h1` that
 reads each request with `MSG_DONTWAIT` (after select()) from a blocking
-socket. `h2-fanout` is `h2` that sends
+socket. `h1-poll` is one thread on blocking sockets that reads a request,
+its connection's end, and a second connection's request before it calls
+the next hop for either; `h1-read-ahead` is a thread per connection that
+reads two requests of its connection before it handles the first.
+`h2-fanout` is `h2` that sends
 three requests to the next hop in one write on one connection and answers
 with the JSON list of their bodies; `h2-cut-send` sends them in three
 writes that end inside the first and the third HEADERS frame's frame header. `h2-padded` is `h2` whose HEADERS frames
@@ -476,6 +480,60 @@ def serve_h1_dontwait(nxt):
     serve_threads(Handler)
 
 
+def read_head(sock):
+    """An HTTP/1.x request head from a blocking socket (b"" if it ends first)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(65535)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
+def answer_h1(sock, nxt, head):
+    body = h1_get(nxt) if nxt else json.dumps(contexts_in_head(head)).encode()
+    return b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+
+
+def serve_h1_poll(nxt):
+    """One thread on blocking sockets that takes two requests before it handles either: the
+    request of a first connection, then that connection's end (its client shut its side
+    down), then the request of a second connection; then it calls the next hop for each, in
+    that order, and answers both."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    print("PORT", srv.getsockname()[1], flush=True)
+    while True:
+        first, _ = srv.accept()
+        first_head = read_head(first)
+        first.recv(1)
+        second, _ = srv.accept()
+        second_head = read_head(second)
+        for sock, head in ((first, first_head), (second, second_head)):
+            try:
+                sock.sendall(answer_h1(sock, nxt, head))
+            except OSError:
+                pass
+            sock.close()
+
+
+def serve_h1_read_ahead(nxt):
+    """A thread per connection on blocking sockets that reads two requests of its connection
+    (sent one after the other, in two writes) before it handles the first, then calls the next
+    hop for each and answers both, in order."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            heads = [read_head(sock), read_head(sock)]
+            sock.sendall(b"".join(answer_h1(sock, nxt, head) for head in heads))
+
+    serve_threads(Handler)
+
+
 def serve_h1_async(nxt):
     import asyncio
 
@@ -543,6 +601,8 @@ def main():
         "h1-serial-keepalive-in": lambda n: serve_h1(n, keep_in=True, serial=True),
         "h1-async": serve_h1_async,
         "h1-dontwait": serve_h1_dontwait,
+        "h1-poll": serve_h1_poll,
+        "h1-read-ahead": serve_h1_read_ahead,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
         "h2-cut-send": lambda n: serve_h2(n, streams=3, cut_send=True),
