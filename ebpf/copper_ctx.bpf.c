@@ -983,10 +983,14 @@ static __always_inline __u32 written_on(struct sock *sk)
  * tells: a thread that handles one request at a time answers it before it
  * reads the next one, so if nothing was written on the connection of the
  * request before since the thread read it, that request is still being
- * handled. That is so when this request comes on the same connection
- * (read ahead, or pipelined in another read), or on another one after the
- * first ended unanswered (a thread that polls several connections read
- * the first one's end, which untied it: see on_conn_end). Then this
+ * handled. That is so when this HTTP/1.x request (`h1`) comes on the same
+ * connection (read ahead, or pipelined in another read), or any request
+ * comes on another connection after the first ended unanswered (a thread
+ * that polls several connections read the first one's end, which untied
+ * it: see on_conn_end). Not for two h2 requests of one connection: the h2
+ * crate reads the next request before it writes out the answer it queued
+ * for the one before, and a header block read in pieces starts its
+ * request at each piece (docs/ebpf.md, "Threads"). Then this
  * request gives no value, and the calls still to come for the one before
  * carry none either. One that was never to be answered (its client went
  * away first) costs the next request its context, no more.
