@@ -13,6 +13,7 @@ help:
 	@echo "make example  build copperc and run it on the bundled example (examples/bookinfo)"
 	@echo "make test     install test prerequisites, then run every test, clippy and rustfmt --check"
 	@echo "make lint     cargo clippy -D warnings and cargo fmt --check"
+	@echo "make arm64-bins  copperc and the test services for aarch64 (Debian's own Rust), which tests/ebpf_arm64.rs runs"
 	@echo "make snap     re-record insta snapshots (review the diff before committing)"
 	@echo "make bench    criterion benchmarks"
 	@echo "make bench-ebpf  latency and CPU of the eBPF add-on on a 3-service chain, and each program's cost per call (root)"
