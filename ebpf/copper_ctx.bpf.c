@@ -951,15 +951,44 @@ static __always_inline int is_preface(struct scratch *s, __u32 n)
 /* ---- the value a thread sends ---- */
 
 /*
- * What this end of the TCP connection `sk` has written so far: its write
- * sequence, which each byte that the application writes moves on (0 for a
- * socket that is not TCP's).
+ * What this end of the TCP connection `sk` has written so far, in *seq: its
+ * write sequence, which each byte that the application writes moves on.
+ * 0 if `sk` is not a TCP socket.
  */
-static __always_inline __u32 written_on(struct sock *sk)
+static __always_inline int written_on(struct sock *sk, __u32 *seq)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 
-	return tp ? tp->write_seq : 0;
+	if (!tp)
+		return 0;
+	*seq = tp->write_seq;
+	return 1;
+}
+
+/*
+ * The same for the syscall hooks, which know the connection by its fd:
+ * the current task's fd table, the file, its socket (whose file must be
+ * this one: the fd is a socket's) and the socket's sock, each entry and
+ * pointer read by a helper. Only a request read and a close of the
+ * connection a thread's request came from ask. 0 if any step fails.
+ */
+static __always_inline int written_on_fd(__u32 fd, __u32 *seq)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	struct file **fds;
+	struct file *f = NULL, *back = NULL;
+	struct socket *so = NULL;
+	struct sock *sk = NULL;
+
+	if (!fdt || fd >= fdt->max_fds)
+		return 0;
+	fds = fdt->fd;
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f ||
+	    bpf_core_read(&so, sizeof(so), &f->private_data) || !so || bpf_core_read(&back, sizeof(back), &so->file) ||
+	    back != f || bpf_core_read(&sk, sizeof(sk), &so->sk) || !sk)
+		return 0;
+	return !bpf_core_read(seq, sizeof(*seq), &((struct tcp_sock *)sk)->write_seq);
 }
 
 /*
@@ -979,15 +1008,16 @@ static __always_inline __u32 written_on(struct sock *sk)
  * request, so neither this nor `mux` concerns it.
  *
  * A thread on blocking sockets may still have read this request before it
- * was done with the one before. At the socket hook (`sk`), the connection
- * tells: a thread that handles one request at a time answers it before it
- * reads the next one, so if nothing was written on the connection of the
+ * was done with the one before. The connection tells (`known`: its write
+ * sequence, `written`, could be read): a thread that handles one request
+ * at a time answers it before it reads the next one, so if nothing was
+ * written on the connection of the
  * request before since the thread read it, that request is still being
  * handled. That is so when this HTTP/1.x request (`h1`) comes on the same
  * connection (read ahead, or pipelined in another read), or any request
  * comes on another connection after the first ended unanswered (a thread
  * that polls several connections read the first one's end, which untied
- * it: see on_conn_end). Not for two h2 requests of one connection: the h2
+ * it: see on_conn_end and on_close). Not for two h2 requests of one connection: the h2
  * crate reads the next request before it writes out the answer it queued
  * for the one before, and a header block read in pieces starts its
  * request at each piece (docs/ebpf.md, "Threads"). Then this
@@ -995,25 +1025,24 @@ static __always_inline __u32 written_on(struct sock *sk)
  * carry none either. One that was never to be answered (its client went
  * away first) costs the next request its context, no more.
  */
-static __always_inline void start_request(const struct copper_config *cfg, __u64 conn, struct sock *sk, int h1,
-					  struct scratch *s, __u32 v0, __u32 vlen, int have, int nonblocking)
+static __always_inline void start_request(const struct copper_config *cfg, __u64 conn, int h1, int known,
+					  __u32 written, struct scratch *s, __u32 v0, __u32 vlen, int have,
+					  int nonblocking)
 {
 	struct thread_state *ts = this_thread(1);
 	struct copper_control *c = get_control();
 	__u32 nl = cfg->name_len;
 	int entrypoint = cfg->flags & SVC_ENTRYPOINT;
 	int ahead = 0;
-	__u32 written = 0;
 
 	if (!ts || !c)
 		return;
 	if (ts->last_conn != NO_CONN && ts->last_conn != conn)
 		ts->mux = 1;
-	if (sk && !entrypoint) {
-		written = written_on(sk);
-		ahead = ts->left_unanswered || (h1 && ts->answer_due && ts->last_conn == conn && ts->written == written);
-	}
-	ts->answer_due = sk && !entrypoint;
+	if (!entrypoint)
+		ahead = ts->left_unanswered ||
+			(known && h1 && ts->answer_due && ts->last_conn == conn && ts->written == written);
+	ts->answer_due = known && !entrypoint;
 	ts->written = written;
 	ts->left_unanswered = 0;
 	ts->last_conn = conn;
@@ -1146,18 +1175,25 @@ static __always_inline const struct copper_config *current_service(void)
  * its arguments are still in the task's saved user registers at its exit.
  */
 
-/* A close by a task of a followed service: forgets the fd. */
+/*
+ * A close by a task of a followed service: forgets the fd, and unties the
+ * thread from it as on_conn_end does (the fd is still open here).
+ */
 static __always_inline int on_close(__u32 fd)
 {
 	__u64 k = conn_of_fd(bpf_get_current_pid_tgid(), fd);
 	struct thread_state *ts;
+	__u32 written;
 
 	if (!current_service())
 		return 0;
 	bpf_map_delete_elem(&h2_rx_fds, &k);
 	ts = this_thread(0);
-	if (ts && ts->last_conn == k)
+	if (ts && ts->last_conn == k) {
+		if (ts->answer_due && written_on_fd(fd, &written) && written == ts->written)
+			ts->left_unanswered = 1;
 		ts->last_conn = NO_CONN;
+	}
 	return 0;
 }
 
@@ -1751,7 +1787,8 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	struct scratch *s;
 	struct rx_request req = {};
 	struct h2_rx *st;
-	__u32 n, nl, total, from, first;
+	__u32 n, nl, total, from, first, written = 0;
+	int known = 0;
 	__u64 conn;
 
 	if (ret <= 0 || !r || !cfg)
@@ -1867,7 +1904,9 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		count(ST_RX_CONTEXT);
 	if (nonblocking < 0)
 		nonblocking = (cfg->flags & (SVC_ENTRYPOINT | SVC_ONE_REQUEST_PER_THREAD)) ? 0 : read_nonblocking(id, r);
-	start_request(cfg, conn, sk, !st, s, req.v0, req.vlen, req.valid, nonblocking);
+	if (!(cfg->flags & SVC_ENTRYPOINT))
+		known = sk ? written_on(sk, &written) : written_on_fd((__u32)EXIT_ARG1(r), &written);
+	start_request(cfg, conn, !st, known, written, s, req.v0, req.vlen, req.valid, nonblocking);
 	return 0;
 }
 
@@ -1917,7 +1956,7 @@ int copper_exit_recvmsg(struct trace_event_raw_sys_exit *c)
  * still be being handled (a thread that polls several connections reads
  * an end whenever it comes): the next request the thread reads then gives
  * no value (see start_request). The syscall hooks see close(2) instead
- * (on_close), without the connection's write sequence.
+ * (on_close).
  */
 static __always_inline int on_conn_end(const struct sock *sk)
 {
@@ -1927,7 +1966,9 @@ static __always_inline int on_conn_end(const struct sock *sk)
 		return 0;
 	ts = this_thread(0);
 	if (ts && ts->last_conn != NO_CONN && ts->last_conn == cookie_of((struct sock *)sk)) {
-		if (ts->answer_due && written_on((struct sock *)sk) == ts->written)
+		__u32 written;
+
+		if (ts->answer_due && written_on((struct sock *)sk, &written) && written == ts->written)
 			ts->left_unanswered = 1;
 		ts->last_conn = NO_CONN;
 	}

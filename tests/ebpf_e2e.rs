@@ -1461,6 +1461,40 @@ fn a_thread_that_reads_a_request_before_it_answered_the_one_before_sends_no_cont
 }
 
 #[test]
+fn a_polling_thread_that_closes_an_unanswered_connection_sends_no_context() {
+    // As above, but b's thread closes the first connection once it read
+    // its end, before it reads the second request: the close unties the
+    // thread, at the socket hook (its state change) and at the syscall
+    // hooks (close(2), where the connection's write sequence is found from
+    // the fd). Nothing was written on it since its request was read, so
+    // the second request gives no value, and the first one's call, which
+    // would otherwise carry the second's context, carries none.
+    for hooks in ["socket", "tracepoints"] {
+        let mut chain = Chain::start_named(
+            &format!("poll-close-{hooks}"),
+            ["h1", "h1-poll-close", "h1"],
+            ["a", "b", "c"],
+            None,
+            hooks,
+            &[],
+        );
+        let b = chain.ports[1];
+        let first = h1_send(b, "/x");
+        first.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let second = h1_get(b, "x-copper-context: /y\r\n");
+        let reports = chain.stop();
+        assert_eq!(second, "[]", "{hooks}: {reports:#?}");
+        assert!(
+            reports[1].contains("rx_ambiguous=1 ")
+                && reports[1].contains("tx_no_context=2 ")
+                && reports[1].contains("tx_h1_inserted=0 "),
+            "{hooks}: {reports:#?}"
+        );
+    }
+}
+
+#[test]
 fn a_request_read_before_the_one_before_was_answered_gives_no_context() {
     // b's thread reads two requests of its connection, sent in two writes,
     // before it handles the first: nothing was written on the connection

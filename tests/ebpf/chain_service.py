@@ -2,7 +2,7 @@
 about `x-copper-context`: it never copies a header.
 
     chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|
-                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait|h1-poll|h1-read-ahead
+                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait|h1-poll|h1-poll-close|h1-read-ahead
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -15,7 +15,8 @@ calls the next hop, so that requests overlap. `h1-dontwait` is `h1` that
 reads each request with `MSG_DONTWAIT` (after select()) from a blocking
 socket. `h1-poll` is one thread on blocking sockets that reads a request,
 its connection's end, and a second connection's request before it calls
-the next hop for either; `h1-read-ahead` is a thread per connection that
+the next hop for either (`h1-poll-close`: and closes the first connection
+when it reads its end); `h1-read-ahead` is a thread per connection that
 reads two requests of its connection before it handles the first.
 `h2-fanout` is `h2` that sends
 three requests to the next hop in one write on one connection and answers
@@ -496,11 +497,12 @@ def answer_h1(sock, nxt, head):
     return b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body
 
 
-def serve_h1_poll(nxt):
+def serve_h1_poll(nxt, close_first=False):
     """One thread on blocking sockets that takes two requests before it handles either: the
     request of a first connection, then that connection's end (its client shut its side
     down), then the request of a second connection; then it calls the next hop for each, in
-    that order, and answers both."""
+    that order, and answers both. With `close_first` it closes the first connection when it
+    reads its end, and answers only the second."""
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
@@ -510,6 +512,8 @@ def serve_h1_poll(nxt):
         first, _ = srv.accept()
         first_head = read_head(first)
         first.recv(1)
+        if close_first:
+            first.close()
         second, _ = srv.accept()
         second_head = read_head(second)
         for sock, head in ((first, first_head), (second, second_head)):
@@ -602,6 +606,7 @@ def main():
         "h1-async": serve_h1_async,
         "h1-dontwait": serve_h1_dontwait,
         "h1-poll": serve_h1_poll,
+        "h1-poll-close": lambda n: serve_h1_poll(n, close_first=True),
         "h1-read-ahead": serve_h1_read_ahead,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
