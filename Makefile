@@ -98,17 +98,20 @@ $(OLD_KERNEL): | apt-deps
 # The long-term kernel that tests/ebpf_older_kernel.rs also boots: Debian
 # 13's Linux 6.12, from Debian 13's package lists, which apt reads into a
 # folder of the build's own (the machine's apt sources stay as they are).
-DEBIAN_13_APT = $(abspath $(BUILD))/kernels/apt-debian-13
-APT_13 = -o Dir::Etc::sourcelist=$(DEBIAN_13_APT)/sources.list -o Dir::Etc::sourceparts=- \
-	-o Dir::State::Lists=$(DEBIAN_13_APT)/lists -o Dir::Cache=$(DEBIAN_13_APT)/cache
-# $(call debian_13_lists,FOLDER): an empty apt state in FOLDER whose only
-# source is Debian 13 (the APT options that use it name the architecture).
-define debian_13_lists
+# $(call apt_state,FOLDER,SOURCES): an empty apt state in FOLDER whose only
+# sources are SOURCES (printf text); $(call apt_options,FOLDER) has apt use
+# it (the options that name the architectures are added where needed).
+define apt_state
 	rm -rf $(1) && mkdir -p $(1)/lists/partial $(1)/cache/archives/partial
-	echo 'deb http://deb.debian.org/debian trixie main' > $(1)/sources.list
+	printf '$(2)' > $(1)/sources.list
 endef
+apt_options = -o Dir::Etc::sourcelist=$(1)/sources.list -o Dir::Etc::sourceparts=- \
+	-o Dir::State::Lists=$(1)/lists -o Dir::Cache=$(1)/cache
+DEBIAN_13_SOURCES := deb http://deb.debian.org/debian trixie main\n
+DEBIAN_13_APT = $(abspath $(BUILD))/kernels/apt-debian-13
+APT_13 = $(call apt_options,$(DEBIAN_13_APT))
 $(LTS_KERNEL): | apt-deps
-	$(call debian_13_lists,$(DEBIAN_13_APT))
+	$(call apt_state,$(DEBIAN_13_APT),$(DEBIAN_13_SOURCES))
 	$(call kernel_from_apt,debian-6.12,^linux-image-6\.12\.[0-9]+\+deb13-amd64$$,Debian 13's Linux 6.12,$(APT_13))
 	rm -rf $(DEBIAN_13_APT)
 
@@ -118,9 +121,7 @@ $(LTS_KERNEL): | apt-deps
 # load, unpacked into a folder (nothing is installed on this machine).
 # Debian 13's arm64 package lists are read into a folder of the build's own.
 DEBIAN_13_ARM64_APT = $(abspath $(BUILD))/kernels/apt-debian-13-arm64
-APT_13_ARM64 = -o Dir::Etc::sourcelist=$(DEBIAN_13_ARM64_APT)/sources.list -o Dir::Etc::sourceparts=- \
-	-o Dir::State::Lists=$(DEBIAN_13_ARM64_APT)/lists -o Dir::Cache=$(DEBIAN_13_ARM64_APT)/cache \
-	-o APT::Architecture=arm64 -o APT::Architectures=arm64
+APT_13_ARM64 = $(call apt_options,$(DEBIAN_13_ARM64_APT)) -o APT::Architecture=arm64 -o APT::Architectures=arm64
 ARM64_USERLAND_PACKAGES := busybox-static bpftool libc6 libelf1t64 zlib1g libcap2 libzstd1 \
 	nghttp2-client libnghttp2-14 libev4t64 libgcc-s1 libjansson4 libjemalloc2 libssl3t64 libstdc++6 \
 	libxml2 libicu76 liblzma5
@@ -132,11 +133,11 @@ $(ARM64_USERLAND_LIST): FORCE
 	@echo '$(ARM64_USERLAND_PACKAGES)' | cmp -s - $@ || echo '$(ARM64_USERLAND_PACKAGES)' > $@
 FORCE:
 $(ARM64_KERNEL): | apt-deps
-	$(call debian_13_lists,$(DEBIAN_13_ARM64_APT))
+	$(call apt_state,$(DEBIAN_13_ARM64_APT),$(DEBIAN_13_SOURCES))
 	$(call kernel_from_apt,debian-6.12-arm64,^linux-image-6\.12\.[0-9]+\+deb13-arm64$$,Debian 13's Linux 6.12 for arm64,$(APT_13_ARM64))
 	rm -rf $(DEBIAN_13_ARM64_APT)
 $(ARM64_USERLAND): $(ARM64_USERLAND_LIST) | apt-deps
-	$(call debian_13_lists,$(DEBIAN_13_ARM64_APT))
+	$(call apt_state,$(DEBIAN_13_ARM64_APT),$(DEBIAN_13_SOURCES))
 	rm -rf $(BUILD)/kernels/debian-13-arm64-userland.part && mkdir -p $(BUILD)/kernels/debian-13-arm64-userland.part/debs
 	apt-get update -qq $(APT_13_ARM64)
 	cd $(BUILD)/kernels/debian-13-arm64-userland.part/debs && apt-get download -q $(APT_13_ARM64) $(ARM64_USERLAND_PACKAGES)
@@ -184,14 +185,11 @@ VM_REBOOTS := target/tmp/ebpf-vm-reboots.txt
 CROSS_RUST_DIR := $(abspath $(BUILD))/cross/rust
 CROSS_RUST := $(CROSS_RUST_DIR)/.unpacked
 CROSS_APT = $(abspath $(BUILD))/cross/apt
-APT_CROSS = -o Dir::Etc::sourcelist=$(CROSS_APT)/sources.list -o Dir::Etc::sourceparts=- \
-	-o Dir::State::Lists=$(CROSS_APT)/lists -o Dir::Cache=$(CROSS_APT)/cache \
-	-o APT::Architecture=amd64 -o APT::Architectures=amd64,arm64
+APT_CROSS = $(call apt_options,$(CROSS_APT)) -o APT::Architecture=amd64 -o APT::Architectures=amd64,arm64
+DEBIAN_12_SOURCES := deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n
 $(CROSS_RUST): | apt-deps
-	rm -rf $(CROSS_APT) $(CROSS_RUST_DIR).part
-	mkdir -p $(CROSS_APT)/lists/partial $(CROSS_APT)/cache/archives/partial $(CROSS_RUST_DIR).part/debs
-	printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
-		> $(CROSS_APT)/sources.list
+	$(call apt_state,$(CROSS_APT),$(DEBIAN_12_SOURCES))
+	rm -rf $(CROSS_RUST_DIR).part && mkdir -p $(CROSS_RUST_DIR).part/debs
 	apt-get update -qq $(APT_CROSS)
 	cd $(CROSS_RUST_DIR).part/debs && \
 		std=$$(apt-cache $(APT_CROSS) depends libstd-rust-web-dev:amd64 | sed -n 's/^ *Depends: \(libstd-rust-web-[0-9.]*\).*/\1/p' | head -n 1) && \

@@ -334,9 +334,9 @@ struct thread_state {
 	__u64 last_conn; /* see conn_of_fd and copper_sock_recv; NO_CONN */
 	__u8 mux;
 	/*
-	 * At the socket hook, where the connection is known: `written` is what
-	 * this end of `last_conn` had written (its TCP write sequence) when the
-	 * thread read its request there (`answer_due`), so that a later look
+	 * `written` is what this end of `last_conn` had written (its TCP write
+	 * sequence) when the thread read its request there (`answer_due`: it
+	 * could be read), so that a later look
 	 * tells whether anything, the answer first of all, was written since;
 	 * `left_unanswered` says that `last_conn` ended before that (see
 	 * start_request).
@@ -966,27 +966,41 @@ static __always_inline int written_on(struct sock *sk, __u32 *seq)
 }
 
 /*
- * The same for the syscall hooks, which know the connection by its fd:
- * the current task's fd table, the file, its socket (whose file must be
- * this one: the fd is a socket's) and the socket's sock, each entry and
- * pointer read by a helper. Only a request read and a close of the
- * connection a thread's request came from ask. 0 if any step fails.
+ * The current task's open file `fd`, for the syscall hooks, which know a
+ * connection by its fd; NULL if there is none. Loads through BTF pointers
+ * down to the fd array (no helper call); the array's entry needs a helper,
+ * since an index that is not a constant cannot be applied to a BTF
+ * pointer. What the file leads to is read by helpers too.
  */
-static __always_inline int written_on_fd(__u32 fd, __u32 *seq)
+static __always_inline struct file *file_of_fd(__u32 fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = task->files->fdt;
+	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
 	struct file **fds;
-	struct file *f = NULL, *back = NULL;
+	struct file *f = NULL;
+
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	fds = fdt->fd;
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+/*
+ * written_on for the syscall hooks: the file `f` (see file_of_fd), its
+ * socket (whose file must be `f`: the fd is a socket's) and the socket's
+ * sock. Only a request read and a close of the connection a thread's
+ * request came from ask. 0 if any step fails.
+ */
+static __always_inline int written_on_file(struct file *f, __u32 *seq)
+{
+	struct file *back = NULL;
 	struct socket *so = NULL;
 	struct sock *sk = NULL;
 
-	if (!fdt || fd >= fdt->max_fds)
-		return 0;
-	fds = fdt->fd;
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f ||
-	    bpf_core_read(&so, sizeof(so), &f->private_data) || !so || bpf_core_read(&back, sizeof(back), &so->file) ||
-	    back != f || bpf_core_read(&sk, sizeof(sk), &so->sk) || !sk)
+	if (!f || bpf_core_read(&so, sizeof(so), &f->private_data) || !so ||
+	    bpf_core_read(&back, sizeof(back), &so->file) || back != f || bpf_core_read(&sk, sizeof(sk), &so->sk) ||
+	    !sk)
 		return 0;
 	return !bpf_core_read(seq, sizeof(*seq), &((struct tcp_sock *)sk)->write_seq);
 }
@@ -1190,7 +1204,7 @@ static __always_inline int on_close(__u32 fd)
 	bpf_map_delete_elem(&h2_rx_fds, &k);
 	ts = this_thread(0);
 	if (ts && ts->last_conn == k) {
-		if (ts->answer_due && written_on_fd(fd, &written) && written == ts->written)
+		if (ts->answer_due && written_on_file(file_of_fd(fd), &written) && written == ts->written)
 			ts->left_unanswered = 1;
 		ts->last_conn = NO_CONN;
 	}
@@ -1742,34 +1756,19 @@ static __always_inline int followed_read(struct sock *sk, struct conn_state **cs
  * MSG_DONTWAIT, or on a file opened or set O_NONBLOCK. The socket receive
  * hook is given this by the kernel (it adds MSG_DONTWAIT to the flags of
  * a read of a non-blocking socket); the syscall hooks look at the flags and
- * at the file. Only a read that brought a request asks, so the walk to the
- * file is paid per request. A file that cannot be read counts as
- * non-blocking: no context rather than a wrong one.
+ * at the read's file `f` (see file_of_fd). Only a read that brought a
+ * request asks, so the walk to the file is paid per request. A file that
+ * cannot be read counts as non-blocking: no context rather than a wrong
+ * one.
  */
-static __always_inline int read_nonblocking(long id, struct pt_regs *r)
+static __always_inline int read_nonblocking(long id, struct pt_regs *r, struct file *f)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u32 fd = (__u32)EXIT_ARG1(r);
-	struct fdtable *fdt;
-	struct file **fds;
-	struct file *f = NULL;
 	unsigned int f_flags = 0;
 
 	if ((id == NR_RECVFROM && (ARG4(r) & COPPER_MSG_DONTWAIT)) ||
 	    (id == NR_RECVMSG && (ARG3(r) & COPPER_MSG_DONTWAIT)))
 		return 1;
-	/*
-	 * Loads through BTF pointers down to the fd array (no helper call);
-	 * the array's entry and the file's flags need a helper each, since an
-	 * index that is not a constant cannot be applied to a BTF pointer.
-	 * Seven chained probe reads cost about 250 ns per request read.
-	 */
-	fdt = task->files->fdt;
-	if (!fdt || fd >= fdt->max_fds)
-		return 1;
-	fds = fdt->fd;
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f ||
-	    bpf_core_read(&f_flags, sizeof(f_flags), &f->f_flags))
+	if (!f || bpf_core_read(&f_flags, sizeof(f_flags), &f->f_flags))
 		return 1;
 	return (f_flags & COPPER_O_NONBLOCK) != 0;
 }
@@ -1788,6 +1787,7 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 	struct rx_request req = {};
 	struct h2_rx *st;
 	__u32 n, nl, total, from, first, written = 0;
+	struct file *f = NULL;
 	int known = 0;
 	__u64 conn;
 
@@ -1902,10 +1902,13 @@ static __always_inline int on_exit(long id, long ret, struct pt_regs *r, struct 
 		return 0;
 	if (req.valid)
 		count(ST_RX_CONTEXT);
+	/* The syscall hooks' file, walked to once for both questions below. */
+	if (!sk && !(cfg->flags & SVC_ENTRYPOINT))
+		f = file_of_fd((__u32)EXIT_ARG1(r));
 	if (nonblocking < 0)
-		nonblocking = (cfg->flags & (SVC_ENTRYPOINT | SVC_ONE_REQUEST_PER_THREAD)) ? 0 : read_nonblocking(id, r);
+		nonblocking = (cfg->flags & (SVC_ENTRYPOINT | SVC_ONE_REQUEST_PER_THREAD)) ? 0 : read_nonblocking(id, r, f);
 	if (!(cfg->flags & SVC_ENTRYPOINT))
-		known = sk ? written_on(sk, &written) : written_on_fd((__u32)EXIT_ARG1(r), &written);
+		known = sk ? written_on(sk, &written) : written_on_file(f, &written);
 	start_request(cfg, conn, !st, known, written, s, req.v0, req.vlen, req.valid, nonblocking);
 	return 0;
 }

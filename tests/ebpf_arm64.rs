@@ -108,24 +108,8 @@ fn the_arm64_object_passes_the_verifier_of_debian_13_arm64_linux_6_12() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    copy_in(&root, &userland.join("usr/bin/busybox"), "/bin/busybox", false);
+    arm64_base(&root, &userland);
     copy_in(&root, &userland.join("usr/sbin/bpftool"), "/usr/sbin/bpftool", false);
-    let libs = userland.join("usr/lib/aarch64-linux-gnu");
-    for lib in ["libc.so.6", "libelf.so.1", "libz.so.1", "libcap.so.2", "libzstd.so.1"] {
-        copy_in(
-            &root,
-            &libs.join(lib),
-            &format!("/usr/lib/aarch64-linux-gnu/{lib}"),
-            false,
-        );
-    }
-    // bpftool's interpreter, at the path its ELF header names.
-    copy_in(
-        &root,
-        &libs.join("ld-linux-aarch64.so.1"),
-        "/lib/ld-linux-aarch64.so.1",
-        false,
-    );
     copy_in(
         &root,
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ebpf/vm_arm64_init.sh"),
@@ -220,12 +204,15 @@ fn userland() -> PathBuf {
     .to_path_buf()
 }
 
-/// Copies the libraries of `from` (files, and links as links) into `root` +
-/// `at`, for the arm64 programs' loader, which looks there by default.
-fn copy_libraries(root: &Path, from: &Path, at: &str) {
-    let to = root.join(at.trim_start_matches('/'));
+/// What every arm64 machine's root holds: busybox, and the libraries of
+/// `userland` (files, and links as links) where the arm64 programs' loader
+/// looks by default, with the loader at the path their ELF headers name.
+fn arm64_base(root: &Path, userland: &Path) {
+    copy_in(root, &userland.join("usr/bin/busybox"), "/bin/busybox", false);
+    let libs = userland.join("usr/lib/aarch64-linux-gnu");
+    let to = root.join("usr/lib/aarch64-linux-gnu");
     std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
+    for entry in std::fs::read_dir(&libs).unwrap() {
         let entry = entry.unwrap();
         let kind = entry.file_type().unwrap();
         let dest = to.join(entry.file_name());
@@ -235,6 +222,12 @@ fn copy_libraries(root: &Path, from: &Path, at: &str) {
             std::fs::copy(entry.path(), dest).unwrap();
         }
     }
+    copy_in(
+        root,
+        &libs.join("ld-linux-aarch64.so.1"),
+        "/lib/ld-linux-aarch64.so.1",
+        false,
+    );
 }
 
 #[test]
@@ -261,19 +254,8 @@ fn chain_carries_contexts_on_debian_13_arm64_linux_6_12() {
         );
         copy_in(&root, &program, &format!("/{name}"), false);
     }
-    copy_in(&root, &userland.join("usr/bin/busybox"), "/bin/busybox", false);
+    arm64_base(&root, &userland);
     copy_in(&root, &userland.join("usr/bin/nghttp"), "/nghttp", false);
-    copy_libraries(
-        &root,
-        &userland.join("usr/lib/aarch64-linux-gnu"),
-        "/usr/lib/aarch64-linux-gnu",
-    );
-    copy_in(
-        &root,
-        &userland.join("usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1"),
-        "/lib/ld-linux-aarch64.so.1",
-        false,
-    );
     // The object the build embedded, which `copperc compile` must write.
     let embedded = bin.join("copper_ctx.bpf.o");
     assert!(

@@ -1426,6 +1426,17 @@ fn h1_body_to_end(s: &mut TcpStream) -> String {
         .unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"))
 }
 
+/// To `port`: a request with the context /x on a connection whose sending
+/// side is then shut down, and, once the server could read that end, a
+/// request with /y on another connection. Returns the first connection,
+/// its answer still to be read, and the second one's answer.
+fn ended_then_another(port: u16) -> (TcpStream, String) {
+    let first = h1_send(port, "/x");
+    first.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    (first, h1_get(port, "x-copper-context: /y\r\n"))
+}
+
 #[test]
 fn a_thread_that_reads_a_request_before_it_answered_the_one_before_sends_no_context() {
     // b's one thread reads a request, that connection's end (its client
@@ -1437,11 +1448,7 @@ fn a_thread_that_reads_a_request_before_it_answered_the_one_before_sends_no_cont
     // request gives no value, and the first one's call, which would
     // otherwise carry the second's context (/y/b), carries none.
     let mut chain = Chain::start("poll", ["h1", "h1-poll", "h1"]);
-    let b = chain.ports[1];
-    let mut first = h1_send(b, "/x");
-    first.shutdown(std::net::Shutdown::Write).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let second = h1_get(b, "x-copper-context: /y\r\n");
+    let (mut first, second) = ended_then_another(chain.ports[1]);
     assert_eq!(h1_body_to_end(&mut first), "[]");
     assert_eq!(second, "[]");
     let reports = chain.stop();
@@ -1478,11 +1485,7 @@ fn a_polling_thread_that_closes_an_unanswered_connection_sends_no_context() {
             hooks,
             &[],
         );
-        let b = chain.ports[1];
-        let first = h1_send(b, "/x");
-        first.shutdown(std::net::Shutdown::Write).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let second = h1_get(b, "x-copper-context: /y\r\n");
+        let (_first, second) = ended_then_another(chain.ports[1]);
         let reports = chain.stop();
         assert_eq!(second, "[]", "{hooks}: {reports:#?}");
         assert!(

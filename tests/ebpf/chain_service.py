@@ -457,6 +457,23 @@ def serve_h2(nxt, streams=1, padded=False, large=False, cut_send=False, on_end=F
     serve_threads(Handler)
 
 
+def read_head(sock):
+    """An HTTP/1.x request head from a blocking socket (b"" if it ends first)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(65535)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
+def answer_h1(nxt, head):
+    """The answer to the request `head`: the next hop's body, or the contexts it carried."""
+    body = h1_get(nxt) if nxt else json.dumps(contexts_in_head(head)).encode()
+    return b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+
+
 def serve_h1_dontwait(nxt):
     """`h1` whose thread per connection waits for the request with select() and reads it with
     MSG_DONTWAIT, on a blocking socket: a read that does not wait, as event loops make."""
@@ -475,26 +492,9 @@ def serve_h1_dontwait(nxt):
                 if not chunk:
                     return
                 head += chunk
-            body = h1_get(nxt) if nxt else json.dumps(contexts_in_head(head)).encode()
-            sock.sendall(b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+            sock.sendall(answer_h1(nxt, head))
 
     serve_threads(Handler)
-
-
-def read_head(sock):
-    """An HTTP/1.x request head from a blocking socket (b"" if it ends first)."""
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(65535)
-        if not chunk:
-            return b""
-        head += chunk
-    return head
-
-
-def answer_h1(sock, nxt, head):
-    body = h1_get(nxt) if nxt else json.dumps(contexts_in_head(head)).encode()
-    return b"HTTP/1.0 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body
 
 
 def serve_h1_poll(nxt, close_first=False):
@@ -518,7 +518,7 @@ def serve_h1_poll(nxt, close_first=False):
         second_head = read_head(second)
         for sock, head in ((first, first_head), (second, second_head)):
             try:
-                sock.sendall(answer_h1(sock, nxt, head))
+                sock.sendall(answer_h1(nxt, head))
             except OSError:
                 pass
             sock.close()
@@ -533,7 +533,7 @@ def serve_h1_read_ahead(nxt):
         def handle(self):
             sock = self.request
             heads = [read_head(sock), read_head(sock)]
-            sock.sendall(b"".join(answer_h1(sock, nxt, head) for head in heads))
+            sock.sendall(b"".join(answer_h1(nxt, head) for head in heads))
 
     serve_threads(Handler)
 
