@@ -100,7 +100,8 @@ parser.add_argument("--wall-rounds", type=int, default=2,
 parser.add_argument("--entrypoint", action="store_true",
                     help="the agent follows the folder as an entry point (`copperc agent --entrypoint`)")
 parser.add_argument("--cases", help="run only these cases, by the names of CASES' second column, comma-separated "
-                    "(read-outside, read-response, read-first, read-fifth, read-h2, read-browser, send-kept, "
+                    "(read-outside, read-response, read-first, read-fifth, read-h2, read-browser, read-body, "
+                    "read-long, send-kept, "
                     "send-new, send-h2): to measure one change to one path quickly")
 parser.add_argument("--syscall-hooks", choices=["socket", "tracepoints"], default="socket",
                     help="which receive hooks the agent attaches (`copperc agent --syscall-hooks`)")
@@ -130,6 +131,12 @@ CTX_FIFTH = (b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\nAccept: */
 REQUEST = b"GET /items HTTP/1.1\r\nHost: c\r\nUser-Agent: bench\r\n\r\n"
 BROWSER = (b"GET /items HTTP/1.1\r\nHost: shop\r\nUser-Agent: " + b"m" * 120 + b"\r\nAccept: */*\r\n"
            b"Accept-Language: en\r\ncookie: " + b"c" * 760 + b"\r\nx-request-id: 42\r\n\r\n")
+# A body after the head (its end in the same read): the add-on finds its length.
+WITH_BODY = (b"POST /items HTTP/1.1\r\nx-copper-context: /a/b\r\nHost: c\r\nUser-Agent: bench\r\n"
+             b"Content-Type: application/json\r\nContent-Length: 256\r\n\r\n" + b"7" * 256)
+# A head longer than the first 1,024 bytes the add-on copies (a token, say).
+LONG_HEAD = (b"GET /items HTTP/1.1\r\nx-copper-context: /a/b\r\nHost: c\r\nauthorization: Bearer "
+             + b"t" * (2000 - 96) + b"\r\nUser-Agent: bench\r\n\r\n")
 # h2c: the client preface and an empty SETTINGS frame open a connection.
 H2_OPEN = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 # A GET's header block: :method GET, :scheme http, :path / (indexed), :authority c (literal).
@@ -150,6 +157,8 @@ CASES = [
     ("request read, context fifth", "read-fifth", ["copper_sock_recv"]),
     ("h2c request read (HEADERS frame, context last)", "read-h2", ["copper_sock_recv"]),
     ("request read, no context, 1,000-byte head", "read-browser", ["copper_sock_recv"]),
+    ("request read, context first, 256-byte body", "read-body", ["copper_sock_recv"]),
+    ("request read, context first, 2,000-byte head", "read-long", ["copper_sock_recv"]),
     ("request sent, kept connection", "send-kept", ["copper_sk_msg"]),
     ("request sent, new connection", "send-new", ["copper_sk_msg", "copper_sockops"]),
     ("h2c request sent, kept connection (HEADERS frame)", "send-h2", ["copper_sk_msg"]),
@@ -188,7 +197,7 @@ def loop_case(case, n, port, join):
         a.sendall(CTX_FIRST)
         b.recv(65536)
     payload = {"read-outside": RESPONSE, "read-first": CTX_FIRST, "read-fifth": CTX_FIFTH,
-               "read-browser": BROWSER}.get(case)
+               "read-browser": BROWSER, "read-body": WITH_BODY, "read-long": LONG_HEAD}.get(case)
     if case == "read-response":
         out, peer = tcp_pair(args.pair_port)
     elif case in ("send-kept", "send-h2"):
@@ -283,11 +292,11 @@ def check_counters(lines):
     runs = lambda *cases: sum(1 for c in cases if c in ran)  # noqa: E731
     sends = runs("send-kept", "send-new", "send-h2")  # each reads a value first, with its context
     want = {
-        "rx_h1_requests": runs("read-first", "read-fifth", "read-browser") * n + sends,
+        "rx_h1_requests": runs("read-first", "read-fifth", "read-browser", "read-body", "read-long") * n + sends,
         "rx_h2_requests": runs("read-h2") * n,
         # An entry point looks for no context in a request from outside (HTTP/1.x and h2c).
         "rx_with_context": 0 if args.entrypoint
-        else runs("read-first", "read-fifth", "read-h2") * n + sends,
+        else runs("read-first", "read-fifth", "read-h2", "read-body", "read-long") * n + sends,
         "tx_h1_inserted": runs("send-kept") * n + runs("send-new") * new,
         "tx_h2_inserted": runs("send-h2") * n,
     }

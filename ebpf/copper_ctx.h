@@ -16,6 +16,18 @@
 /* Bytes of a read (request head, tail of a HEADERS frame) that are examined. */
 #define SCAN 1024
 #define SCAN_BUF (2 * SCAN)
+/*
+ * Longest HTTP/1.x request head whose end is looked for, to tell whether
+ * its read holds more than that request (see h1_alone); the receive
+ * buffer's size, which holds it and the 8-byte loads past its end.
+ */
+#define HEAD_MAX 8192
+#define HEAD_BUF (2 * HEAD_MAX)
+/* Bytes of a chunked body's chunk line read at once. */
+#define CHUNK_PEEK 32
+#define CHUNK_BUF 64
+/* Chunks of a chunked body walked in one read. */
+#define MAX_CHUNKS 64
 /* Longest inserted byte string: h2 literal 0x00 0x10 name(16) len(2) value. */
 #define OUT_MAX 264
 #define OUT_BUF 512

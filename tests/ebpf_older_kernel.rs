@@ -185,6 +185,8 @@ fn chain_carries_contexts(k: &Kernel) {
         ("the kernel has no cgroup storage", k.old),
         ("threads' state in an LRU hash", !k.task_storage),
     ];
+    // Only the socket receive hook tells requests pipelined in one read apart.
+    let pipelined = "HTTP/1.x requests pipelined in one read not told apart";
     // `--check-kernel` names what the agents below then attach.
     assert_eq!(get("kernelcheckcode"), "0", "{}", show());
     let check = get("kernelcheck");
@@ -208,6 +210,13 @@ fn chain_carries_contexts(k: &Kernel) {
         for s in ["a", "b", "c"] {
             let attach = get(&format!("attach {phase} {s}"));
             assert!(attach.contains(hooks), "{phase} {s}: no `{hooks}`: {}", show());
+            assert_eq!(
+                attach.contains(pipelined),
+                !hooks.starts_with("socket receive hook"),
+                "{phase} {s}: `{pipelined}` on {}: {}",
+                k.what,
+                show()
+            );
             for (fallback, expected) in fallbacks {
                 assert_eq!(
                     attach.contains(fallback),

@@ -56,7 +56,12 @@ fn hooks(agent: &Agent) -> String {
                 .into()
         }
     };
-    format!("sockops, sk_msg, {}{cache}{threads}", agent.syscall_hooks())
+    let reads = if agent.one_request_per_read_check() {
+        ""
+    } else {
+        "; HTTP/1.x requests pipelined in one read not told apart: only the socket receive hook checks"
+    };
+    format!("sockops, sk_msg, {}{cache}{threads}{reads}", agent.syscall_hooks())
 }
 
 fn stop_flag(signals: &[i32]) -> Result<Arc<AtomicBool>, u8> {

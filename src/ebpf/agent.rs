@@ -633,6 +633,14 @@ impl Agent {
         self.features.task_storage
     }
 
+    /// Whether an HTTP/1.x read that brought a context is checked to hold
+    /// one request: only the socket receive hook checks (the syscall hooks'
+    /// programs, the fallback before Linux 6.4, leave it out, see
+    /// `on_exit` in the object).
+    pub fn one_request_per_read_check(&self) -> bool {
+        matches!(self.syscall_hooks, SyscallHooks::Socket)
+    }
+
     /// Which syscall hooks are attached, and why.
     pub fn syscall_hooks(&self) -> &SyscallHooks {
         &self.syscall_hooks

@@ -2,7 +2,8 @@
 about `x-copper-context`: it never copies a header.
 
     chain_service.py h1|h1-keepalive|h1-keepalive-in|h1-large|h2|h2-large|h2-fanout|h2-cut-send|h2-padded|h2-on-end|
-                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait|h1-poll|h1-poll-close|h1-read-ahead
+                     h2-trailers|h2-large-trailers|h1-async|h1-dontwait|h1-poll|h1-poll-close|h1-read-ahead|
+                     h1-pipelined
                      [--next HOST:PORT] [--send-context-if FILE]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. For each
@@ -17,7 +18,10 @@ socket. `h1-poll` is one thread on blocking sockets that reads a request,
 its connection's end, and a second connection's request before it calls
 the next hop for either (`h1-poll-close`: and closes the first connection
 when it reads its end); `h1-read-ahead` is a thread per connection that
-reads two requests of its connection before it handles the first.
+reads two requests of its connection before it handles the first;
+`h1-pipelined` is a thread per connection that reads through a buffer
+(pipelined requests come in one read) and handles its connection's
+requests one after the other, with bodies of a length or chunked.
 `h2-fanout` is `h2` that sends
 three requests to the next hop in one write on one connection and answers
 with the JSON list of their bodies; `h2-cut-send` sends them in three
@@ -538,6 +542,49 @@ def serve_h1_read_ahead(nxt):
     serve_threads(Handler)
 
 
+def read_request(rfile):
+    """The head (bytes) of the next HTTP/1.1 request of a buffered reader, after its body is
+    read (Content-Length or chunked), or None at the connection's end."""
+    head = b""
+    while True:
+        line = rfile.readline()
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            if head:
+                head += line
+                break
+            continue  # an empty line before a request line
+        head += line
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields.setdefault(name.strip().lower(), value.strip())
+    if b"transfer-encoding" in fields:
+        while True:
+            size = int(rfile.readline().split(b";")[0], 16)
+            rfile.read(size + 2)
+            if size == 0:
+                break
+    else:
+        rfile.read(int(fields.get(b"content-length", b"0")))
+    return head
+
+
+def serve_h1_pipelined(nxt):
+    """A thread per connection that reads its requests through a buffer (several of them in
+    one read when the client pipelines them) and handles them one after the other: for each,
+    it calls the next hop and answers with HTTP/1.1, keeping the connection."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            rfile = self.request.makefile("rb")
+            while (head := read_request(rfile)) is not None:
+                self.request.sendall(answer_h1(nxt, head).replace(b"HTTP/1.0", b"HTTP/1.1", 1))
+
+    serve_threads(Handler)
+
+
 def serve_h1_async(nxt):
     import asyncio
 
@@ -608,6 +655,7 @@ def main():
         "h1-poll": serve_h1_poll,
         "h1-poll-close": lambda n: serve_h1_poll(n, close_first=True),
         "h1-read-ahead": serve_h1_read_ahead,
+        "h1-pipelined": serve_h1_pipelined,
         "h2": serve_h2,
         "h2-fanout": lambda n: serve_h2(n, streams=3),
         "h2-cut-send": lambda n: serve_h2(n, streams=3, cut_send=True),
